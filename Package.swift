@@ -13,11 +13,6 @@ let package = Package(
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .executable(name: "zeromq-pingpong", targets: ["ZeroMQPingPong"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
-    ],
     targets: [
         // libzmq, found through pkg-config; Debian ships it as libzmq3-dev.
         .systemLibrary(

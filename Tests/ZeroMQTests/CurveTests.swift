@@ -43,11 +43,13 @@ struct CurveTests {
 
             let good = try client(serverKey: server.publicKey)
             try good.send([bytes("secret hello")])
+            defer { withExtendedLifetime(good) {} }
             #expect(try receive(router)?.frames.last == bytes("secret hello"))
 
             let impostor = try client(serverKey: try CurveKeyPair.generate().publicKey)
             try impostor.send([bytes("should never arrive")])
             #expect(try waitForEvent(routerMonitor) { $0.isHandshakeFailure } != nil)
+            defer { withExtendedLifetime(impostor) {} }
             #expect(try receive(router, within: .milliseconds(300)) == nil)
             #expect(try router.get(.curveServer))
         }

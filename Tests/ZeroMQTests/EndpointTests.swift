@@ -46,7 +46,8 @@ struct EndpointTests {
     func addressInUse() async throws {
         try await onSocketThread {
             let context = try Context()
-            let (_, endpoint) = try boundRouter(context)
+            let (first, endpoint) = try boundRouter(context)
+            defer { withExtendedLifetime(first) {} }
             let second = try Socket(.router, context: context)
             let error = #expect(throws: ZeroMQError.self) { try second.bind(endpoint) }
             #expect(error?.code == .addressInUse)

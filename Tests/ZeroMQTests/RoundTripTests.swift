@@ -49,6 +49,7 @@ struct RoundTripTests {
             try a.bind("inproc://multipart")
             try b.connect("inproc://multipart")
             try a.send(Message(frames))
+            defer { withExtendedLifetime(a) {} }
             #expect(try receive(b)?.frames == frames)
         }
     }
@@ -63,6 +64,7 @@ struct RoundTripTests {
             var payload = [UInt8](repeating: 0, count: 16 << 20)
             for index in stride(from: 0, to: payload.count, by: 4093) { payload[index] = UInt8(truncatingIfNeeded: index) }
             try dealer.send([payload])
+            defer { withExtendedLifetime(dealer) {} }
             let message = try #require(try receive(router))
             #expect(message.frames.count == 2)
             #expect(message.frames[1] == payload)
@@ -118,10 +120,11 @@ struct RoundTripTests {
             var accepted = 0
             let clock = ContinuousClock()
             let end = clock.now + .seconds(10)
-            while try dealer.trySend([[UInt8](repeating: 0, count: 64 << 10)]), clock.now < end { accepted += 1 }
+            try withExtendedLifetime(router) {
+                while try dealer.trySend([[UInt8](repeating: 0, count: 64 << 10)]), clock.now < end { accepted += 1 }
+            }
             #expect(accepted >= 5)
             #expect(accepted < 10_000, "trySend never reported would-block")
-            _ = router
         }
     }
 
