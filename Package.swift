@@ -26,6 +26,22 @@ let package = Package(
             dependencies: ["CZeroMQ"],
             swiftSettings: upcoming
         ),
+        // The on-disk spool: outbound logs, dead letters, inbound deduplication state.
+        .target(
+            name: "CourierSpool",
+            swiftSettings: upcoming
+        ),
+        // The reliable node: protocol, acknowledgements, retransmission, delivery.
+        .target(
+            name: "Courier",
+            dependencies: ["ZeroMQ", "CourierSpool"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CourierTests",
+            dependencies: ["Courier"],
+            swiftSettings: upcoming
+        ),
         .executableTarget(
             name: "ZeroMQPingPong",
             dependencies: ["ZeroMQ"],

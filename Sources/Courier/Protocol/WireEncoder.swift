@@ -1,0 +1,124 @@
+import CourierSpool
+
+/// Builds protocol frames (little-endian fields, CRC-32C trailer).
+///
+/// Data frames are built incrementally so the I/O thread can pack many spooled records
+/// into one frame without an intermediate array per record:
+///
+/// ```swift
+/// var encoder = WireEncoder.data(stream: id)
+/// encoder.appendRecord(sequence: 7, attempt: 1, isTombstone: false, expiry: 0, payload: bytes)
+/// let frame = encoder.finish()
+/// ```
+struct WireEncoder {
+    private var bytes: [UInt8]
+    private var countOffset: Int?
+    private(set) var recordCount = 0
+
+    private init(kind: WireFrame.Kind, capacity: Int) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+        bytes.append(Wire.magic.0)
+        bytes.append(Wire.magic.1)
+        bytes.append(Wire.version)
+        bytes.append(kind.rawValue)
+    }
+
+    /// The encoded size so far, trailer excluded.
+    var byteCount: Int { bytes.count }
+
+    /// Starts a data frame for `stream`.
+    static func data(stream: UInt64, capacity: Int = 4096) -> WireEncoder {
+        var encoder = WireEncoder(kind: .data, capacity: capacity)
+        encoder.u64(stream)
+        encoder.countOffset = encoder.bytes.count
+        encoder.u16(0)
+        return encoder
+    }
+
+    /// Adds one record to a data frame.
+    mutating func appendRecord(
+        sequence: UInt64, attempt: UInt32, isTombstone: Bool, expiry: Int64, payload: some Collection<UInt8>
+    ) {
+        u64(sequence)
+        u32(attempt)
+        bytes.append(isTombstone ? Wire.tombstoneFlag : 0)
+        u64(UInt64(bitPattern: expiry))
+        u32(UInt32(truncatingIfNeeded: isTombstone ? 0 : payload.count))
+        if !isTombstone { bytes.append(contentsOf: payload) }
+        recordCount += 1
+    }
+
+    /// Appends the checksum and returns the finished frame.
+    consuming func finish() -> [UInt8] {
+        if let countOffset {
+            bytes[countOffset] = UInt8(truncatingIfNeeded: recordCount)
+            bytes[countOffset + 1] = UInt8(truncatingIfNeeded: recordCount >> 8)
+        }
+        let crc = bytes.withUnsafeBytes { CRC32C.checksum($0) }
+        u32(crc)
+        return bytes
+    }
+
+    /// Encodes any frame in one call.
+    static func encode(_ frame: WireFrame) -> [UInt8] {
+        switch frame {
+        case .hello(let hello):
+            var encoder = WireEncoder(kind: .hello, capacity: 32)
+            encoder.u64(hello.stream)
+            encoder.u64(hello.firstUnacknowledged)
+            encoder.u64(hello.nextSequence)
+            return encoder.finish()
+        case .welcome(let welcome):
+            var encoder = WireEncoder(kind: .welcome, capacity: 32)
+            encoder.u64(welcome.stream)
+            encoder.u64(welcome.processedUpTo)
+            encoder.u64(welcome.receivedUpTo)
+            return encoder.finish()
+        case .data(let batch):
+            var encoder = WireEncoder.data(stream: batch.stream)
+            for record in batch.records {
+                encoder.appendRecord(sequence: record.sequence, attempt: record.attempt,
+                                     isTombstone: record.isTombstone, expiry: record.expiry,
+                                     payload: record.payload)
+            }
+            return encoder.finish()
+        case .ack(let ack):
+            var encoder = WireEncoder(kind: .ack, capacity: 36 + 16 * ack.processedRanges.count)
+            encoder.u64(ack.stream)
+            encoder.u64(ack.processedUpTo)
+            encoder.u64(ack.receivedUpTo)
+            encoder.u16(UInt16(truncatingIfNeeded: ack.processedRanges.count))
+            for range in ack.processedRanges {
+                encoder.u64(range.lowerBound)
+                encoder.u64(range.upperBound)
+            }
+            return encoder.finish()
+        case .outcomes(let outcomes):
+            var encoder = WireEncoder(kind: .outcomes, capacity: 64)
+            encoder.u64(outcomes.stream)
+            encoder.u16(UInt16(truncatingIfNeeded: outcomes.entries.count))
+            for entry in outcomes.entries {
+                let reason = Array(entry.reason.utf8.prefix(Wire.maxReasonBytes))
+                encoder.u64(entry.sequence)
+                encoder.bytes.append(entry.code.rawValue)
+                encoder.u16(UInt16(reason.count))
+                encoder.bytes.append(contentsOf: reason)
+            }
+            return encoder.finish()
+        }
+    }
+
+    private mutating func u16(_ value: UInt16) {
+        bytes.append(UInt8(truncatingIfNeeded: value))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+    }
+
+    private mutating func u32(_ value: UInt32) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func u64(_ value: UInt64) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+}

@@ -1,0 +1,100 @@
+/// The frames of Courier's wire protocol, version 1 (docs/PROTOCOL.md describes each byte).
+///
+/// Every frame travels as the single body frame of a ZeroMQ message between a sender's
+/// DEALER and a receiver's ROUTER; the ROUTER's routing-id frame names the sender.
+enum WireFrame: Equatable, Sendable {
+    /// Sender → receiver, on every new connection: where the sender's stream stands.
+    case hello(Hello)
+    /// Receiver → sender, in answer to a hello: where the receiver stands.
+    case welcome(Welcome)
+    /// Sender → receiver: one or more consecutive-or-not records of one stream.
+    case data(DataBatch)
+    /// Receiver → sender: cumulative and selective acknowledgement.
+    case ack(Ack)
+    /// Receiver → sender: messages that ended other than by being processed.
+    case outcomes(Outcomes)
+
+    struct Hello: Equatable, Sendable {
+        /// The sender's stream incarnation (nonzero).
+        var stream: UInt64
+        /// The lowest sequence number still pending at the sender (≥ 1).
+        var firstUnacknowledged: UInt64
+        /// The next sequence number the sender will assign (> every number it has used).
+        var nextSequence: UInt64
+    }
+
+    struct Welcome: Equatable, Sendable {
+        var stream: UInt64
+        /// Every sequence number up to this one is processed (durably recorded).
+        var processedUpTo: UInt64
+        /// Every sequence number up to this one has arrived and is held by the receiver.
+        var receivedUpTo: UInt64
+    }
+
+    struct DataBatch: Equatable, Sendable {
+        var stream: UInt64
+        var records: [DataRecord]
+    }
+
+    struct DataRecord: Equatable, Sendable {
+        var sequence: UInt64
+        /// 1 for the first transmission, counting up with each retransmission.
+        var attempt: UInt32
+        /// The sender gave the message up (expired or out of attempts); the receiver must
+        /// not deliver it, only record its number as done. Its payload is empty.
+        var isTombstone: Bool
+        /// Time-to-live deadline, nanoseconds since the Unix epoch; 0 for none.
+        var expiry: Int64
+        /// The application's bytes; a slice of the received frame, not a copy.
+        var payload: ArraySlice<UInt8>
+    }
+
+    struct Ack: Equatable, Sendable {
+        var stream: UInt64
+        var processedUpTo: UInt64
+        var receivedUpTo: UInt64
+        /// Processed numbers above `processedUpTo + 1`, as closed ranges, ascending and
+        /// disjoint (selective acknowledgement of out-of-order application acks).
+        var processedRanges: [ClosedRange<UInt64>]
+    }
+
+    struct Outcomes: Equatable, Sendable {
+        var stream: UInt64
+        var entries: [OutcomeEntry]
+    }
+
+    struct OutcomeEntry: Equatable, Sendable {
+        var sequence: UInt64
+        var code: OutcomeCode
+        /// Why, in UTF-8 (the application's rejection reason).
+        var reason: String
+    }
+
+    enum OutcomeCode: UInt8, Sendable {
+        /// The receiving application refused the message.
+        case rejected = 1
+        /// The receiver found the message expired on arrival and did not deliver it.
+        case expired = 2
+    }
+
+    enum Kind: UInt8, Sendable {
+        case hello = 1, welcome = 2, data = 3, ack = 4, outcomes = 5
+    }
+}
+
+/// Fixed facts of protocol version 1.
+enum Wire {
+    static let magic: (UInt8, UInt8) = (0x43, 0x52)  // "CR"
+    static let version: UInt8 = 1
+    /// magic (2) + version (1) + kind (1).
+    static let headerSize = 4
+    /// CRC-32C trailer.
+    static let trailerSize = 4
+    /// sequence (8) + attempt (4) + flags (1) + expiry (8) + length (4).
+    static let recordHeaderSize = 25
+    static let maxRecordsPerFrame = 4096
+    static let maxRanges = 256
+    static let maxOutcomesPerFrame = 1024
+    static let maxReasonBytes = 1024
+    static let tombstoneFlag: UInt8 = 0x01
+}
