@@ -13,6 +13,13 @@ let package = Package(
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .executable(name: "zeromq-pingpong", targets: ["ZeroMQPingPong"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
     targets: [
         // libzmq, found through pkg-config; Debian ships it as libzmq3-dev.
         .systemLibrary(
@@ -34,7 +41,12 @@ let package = Package(
         // The reliable node: protocol, acknowledgements, retransmission, delivery.
         .target(
             name: "Courier",
-            dependencies: ["ZeroMQ", "CourierSpool"],
+            dependencies: [
+                "ZeroMQ", "CourierSpool",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -1,0 +1,43 @@
+/// An error from Courier: what went wrong, what it concerns, and what to do.
+public struct CourierError: Error, Sendable, CustomStringConvertible {
+    /// The kind of failure. An open set.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let description: String
+        private init(_ name: String) { description = name }
+
+        /// The peer's spool is at its limit and the node is configured to throw.
+        public static let spoolFull = Code("spoolFull")
+        /// The disk failed or is full; nothing already stored was lost.
+        public static let storage = Code("storage")
+        /// Another process holds the data directory.
+        public static let dataDirectoryLocked = Code("dataDirectoryLocked")
+        /// No peer with that id is configured.
+        public static let unknownPeer = Code("unknownPeer")
+        /// The payload is above ``NodeConfiguration/maxMessageSize``.
+        public static let messageTooLarge = Code("messageTooLarge")
+        /// The node is shutting down or stopped.
+        public static let shutDown = Code("shutDown")
+        /// The configuration is unusable (bad id, bad endpoint, duplicate peer…).
+        public static let invalidConfiguration = Code("invalidConfiguration")
+        /// An endpoint could not be bound or connected.
+        public static let network = Code("network")
+    }
+
+    /// The kind of failure.
+    public var code: Code
+    /// What happened and what to do, in one sentence.
+    public var message: String
+    /// The underlying error, if any (a `SpoolError`, a `ZeroMQError`).
+    public var underlying: (any Error & Sendable)?
+
+    public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        if let underlying { return "\(message) (\(underlying))" }
+        return message
+    }
+}

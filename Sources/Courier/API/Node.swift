@@ -1,0 +1,112 @@
+public import ServiceLifecycle
+
+/// A Courier node: one process's endpoint for reliable messaging.
+///
+/// Start one per process and data directory; send to peers with ``send(_:to:timeToLive:)``;
+/// receive from ``messages``; watch ``events``. The node runs its own I/O thread (every
+/// ZeroMQ socket lives there) and its spool's sync thread, so nothing it does blocks Swift's
+/// cooperative thread pool.
+///
+/// ```swift
+/// let node = try await Node.start(configuration)
+/// let receipt = try await node.send(Array("hello".utf8), to: "ledger")
+/// print(try await receipt.outcome())      // processed
+/// for await message in node.messages { handle(message); message.acknowledge() }
+/// ```
+///
+/// As a `Service` it fits a ServiceLifecycle `ServiceGroup`: ``run()`` returns after a
+/// graceful shutdown (stop accepting sends, flush the spool, wait for outstanding
+/// acknowledgements up to ``shutdownGracePeriod``, close the sockets).
+public final class Node: Sendable, Service {
+    let core: NodeCore
+
+    /// How long a graceful shutdown waits for outstanding acknowledgements. Default: 5 s.
+    public let shutdownGracePeriod: Duration
+
+    private init(core: NodeCore, shutdownGracePeriod: Duration) {
+        self.core = core
+        self.shutdownGracePeriod = shutdownGracePeriod
+    }
+
+    /// Opens the data directory (locking it), recovers the spool, binds the listen endpoints
+    /// and connects to the peers.
+    ///
+    /// - Throws: ``CourierError/Code/dataDirectoryLocked`` naming the holder's pid when another
+    ///   process has the directory; ``CourierError/Code/invalidConfiguration`` or
+    ///   ``CourierError/Code/network`` for unusable ids or endpoints;
+    ///   ``CourierError/Code/storage`` when the directory cannot be read or written.
+    public static func start(
+        _ configuration: NodeConfiguration, shutdownGracePeriod: Duration = .seconds(5)
+    ) async throws(CourierError) -> Node {
+        Node(core: try await NodeCore.start(configuration), shutdownGracePeriod: shutdownGracePeriod)
+    }
+
+    /// This node's id.
+    public var id: String { core.configuration.id }
+
+    /// The endpoints the node listens on, with wildcard ports resolved.
+    public var boundEndpoints: [String] { core.boundEndpoints }
+
+    /// Stores `payload` for `peer` and returns once it is durable under the durability
+    /// policy; delivery then proceeds in the background, surviving crashes of either side.
+    ///
+    /// Suspends while the peer's spool is full, or throws ``CourierError/Code/spoolFull`` if
+    /// so configured. Throws ``CourierError/Code/storage`` when the disk fails (nothing
+    /// already stored is lost), ``CourierError/Code/unknownPeer``,
+    /// ``CourierError/Code/messageTooLarge`` and ``CourierError/Code/shutDown``.
+    ///
+    /// - Parameter timeToLive: after this long undelivered, the message expires; `nil` uses
+    ///   ``NodeConfiguration/defaultTimeToLive``.
+    public func send(_ payload: [UInt8], to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
+        try await core.send([payload], to: peer, timeToLive: timeToLive)[0]
+    }
+
+    /// Stores several messages for `peer` in one spool write (and one sync), in order.
+    public func send(batch payloads: [[UInt8]], to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> [Receipt] {
+        guard !payloads.isEmpty else { return [] }
+        return try await core.send(payloads, to: peer, timeToLive: timeToLive)
+    }
+
+    /// Messages delivered to this node, in order per stream. Iterate it from one task.
+    public var messages: IncomingMessages { core.incoming }
+
+    /// Peer connections, dead letters, corruption and refused frames, as they happen.
+    public var events: NodeEvents { core.eventStream }
+
+    /// Starts sending to a peer not in the configuration (or updates its endpoints).
+    public func addPeer(_ peer: PeerConfiguration) async throws(CourierError) {
+        try await core.addPeer(peer)
+    }
+
+    /// Stops sending to a peer. Its spool stays on disk; adding it again resumes delivery.
+    public func removePeer(_ id: String) async {
+        await core.removePeer(id)
+    }
+
+    /// A peer's delivery figures, or nil for an unknown peer.
+    public func statistics(for peer: String) -> PeerStatistics? {
+        core.statistics(for: peer)
+    }
+
+    /// Returns when `peer`'s spool holds nothing pending (messages from earlier runs
+    /// included): every message has an outcome.
+    public func waitUntilDelivered(to peer: String) async throws(CourierError) {
+        try await core.waitUntilDrained(peer)
+    }
+
+    /// Stops the node gracefully: refuses new sends, flushes the spool, waits up to
+    /// `timeout` for outstanding acknowledgements, then closes sockets and files and
+    /// releases the data directory. Idempotent.
+    public func shutdown(timeout: Duration? = nil) async {
+        await core.shutdown(timeout: timeout ?? shutdownGracePeriod)
+    }
+
+    /// Runs until a graceful shutdown is requested (ServiceLifecycle), then shuts down.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await core.waitUntilStopped()
+        } onGracefulShutdown: {
+            Task { await self.shutdown() }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+public import CourierSpool
+public import Logging
+
+/// Everything a ``Node`` needs: who it is, where it keeps its data, whom it talks to, and
+/// the limits and timings of delivery.
+///
+/// ```swift
+/// var configuration = NodeConfiguration(id: "billing", dataDirectory: "/var/lib/billing")
+/// configuration.listen = ["tcp://0.0.0.0:7001"]
+/// configuration.peers = [PeerConfiguration(id: "ledger", endpoints: ["tcp://ledger:7001"])]
+/// let node = try await Node.start(configuration)
+/// ```
+public struct NodeConfiguration: Sendable {
+    /// This node's id: UTF-8, 1–255 bytes, not starting with a zero byte. It is the ZeroMQ
+    /// routing id peers see, and must stay the same across restarts.
+    public var id: String
+    /// The directory holding the spool and deduplication state. One node at a time.
+    public var dataDirectory: String
+    /// Endpoints the node's ROUTER binds to receive (`tcp://HOST:PORT`, `ipc:///PATH`).
+    /// Default: none (a send-only node).
+    public var listen: [String] = []
+    /// The peers this node sends to. More can be added at run time with ``Node/addPeer(_:)``.
+    /// Default: none.
+    public var peers: [PeerConfiguration] = []
+    /// When an accepted message counts as stored. Default: ``DurabilityPolicy/groupCommit``.
+    public var durability: DurabilityPolicy = .groupCommit
+    /// Most messages per peer sent but not yet processed by the receiver; also the most a
+    /// receiver buffers per stream. Default: 1024.
+    public var inFlightWindow: Int = 1024
+    /// Most bytes pending per peer in the spool. Default: 1 GiB.
+    public var maxSpoolBytes: Int64 = 1 << 30
+    /// Most messages pending per peer in the spool. Default: 10,000,000.
+    public var maxSpoolMessages: Int = 10_000_000
+    /// What `send` does when a peer's spool is full: wait for room, or throw
+    /// ``CourierError/Code/spoolFull``. Default: ``SpoolFullBehavior/wait``.
+    public var whenSpoolFull: SpoolFullBehavior = .wait
+    /// Largest payload accepted, sent or received. Default: 1 MiB.
+    public var maxMessageSize: Int = 1 << 20
+    /// Retransmission timing. Default: see ``RetransmissionPolicy``.
+    public var retransmission = RetransmissionPolicy()
+    /// Time-to-live of messages sent without one; `nil`: messages never expire. Default: nil.
+    public var defaultTimeToLive: Duration? = nil
+    /// Transmissions of a message before it is dead-lettered; `nil`: no limit. Default: nil.
+    public var maxAttempts: Int? = nil
+    /// ZeroMQ connection heartbeats. Default: see ``HeartbeatConfiguration``.
+    public var heartbeat = HeartbeatConfiguration()
+    /// How acknowledgements are coalesced on the receiving side. Default: see ``AckCoalescing``.
+    public var ackCoalescing = AckCoalescing()
+    /// Where the node logs. Default: a logger labelled `courier`.
+    public var logger = Logger(label: "courier")
+
+    /// A configuration with defaults for everything but the node's identity and directory.
+    public init(id: String, dataDirectory: String) {
+        self.id = id
+        self.dataDirectory = dataDirectory
+    }
+}
+
+/// A peer this node sends to.
+public struct PeerConfiguration: Sendable, Hashable {
+    /// The peer's node id (its routing id).
+    public var id: String
+    /// Where its ROUTER listens; the DEALER connects to every one.
+    public var endpoints: [String]
+
+    public init(id: String, endpoints: [String]) {
+        self.id = id
+        self.endpoints = endpoints
+    }
+}
+
+/// Retransmission timing (RFC 6298 style, with exponential back-off and jitter).
+public struct RetransmissionPolicy: Sendable, Hashable {
+    /// The timeout before any round trip has been measured. Default: 500 ms.
+    public var initialTimeout: Duration = .milliseconds(500)
+    /// The smallest timeout, however fast the round trip. Default: 50 ms.
+    public var minimumTimeout: Duration = .milliseconds(50)
+    /// The cap of the back-off. Default: 10 s.
+    public var maximumTimeout: Duration = .seconds(10)
+
+    public init() {}
+}
+
+/// ZeroMQ heartbeats on every connection.
+public struct HeartbeatConfiguration: Sendable, Hashable {
+    /// How often an idle connection is pinged. Default: 1 s.
+    public var interval: Duration = .seconds(1)
+    /// How long without an answer before the connection is dropped. Default: 5 s.
+    public var timeout: Duration = .seconds(5)
+
+    public init() {}
+}
+
+/// When a receiver sends a coalesced acknowledgement.
+public struct AckCoalescing: Sendable, Hashable {
+    /// At most this long after the first unacknowledged processed message. Default: 2 ms.
+    public var delay: Duration = .milliseconds(2)
+    /// Or as soon as this many messages await acknowledgement. Default: 128.
+    public var count: Int = 128
+
+    public init() {}
+}

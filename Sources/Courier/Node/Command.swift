@@ -1,0 +1,49 @@
+import CourierSpool
+import Synchronization
+import ZeroMQ
+
+/// Work posted to the I/O thread by other threads: the application, the spool's threads.
+enum Command: Sendable {
+    /// Records up to `upTo` are durable in `peer`'s spool and may go on the wire.
+    case durable(peer: String, upTo: UInt64)
+    /// The application acknowledged (rejection nil) or rejected a delivered message.
+    case settle(sender: String, stream: UInt64, sequence: UInt64, rejection: String?)
+    /// The inbound store made processed marks durable: acknowledge them.
+    case settled(sender: String, stream: UInt64, sequences: [UInt64])
+    /// The inbound store made a reservation durable: hand messages out up to it.
+    case reserved(sender: String, stream: UInt64, upTo: UInt64)
+    /// The inbound store recorded a stream's start durably: answer its hello.
+    case streamReady(sender: String, stream: UInt64)
+    /// A durable-state write failed.
+    case storageFailed(SpoolError)
+    /// Start sending to a peer (or update its endpoints).
+    case addPeer(PeerConfiguration, OutboundLog, done: @Sendable (CourierError?) -> Void)
+    /// Stop sending to a peer.
+    case removePeer(String, done: @Sendable () -> Void)
+    /// Close everything and end the thread.
+    case stop
+}
+
+/// The I/O thread's inbox: a lock-protected queue plus the poller's waker.
+final class Mailbox: Sendable {
+    private let queue = Mutex<[Command]>([])
+    private let waker: Mutex<Waker?> = Mutex(nil)
+
+    func attach(_ waker: Waker) {
+        self.waker.withLock { $0 = waker }
+    }
+
+    /// Queues `command` and wakes the I/O thread.
+    func post(_ command: Command) {
+        queue.withLock { $0.append(command) }
+        waker.withLock { $0 }?.wake()
+    }
+
+    /// Everything queued so far, oldest first.
+    func drain() -> [Command] {
+        queue.withLock { queue in
+            defer { queue.removeAll(keepingCapacity: true) }
+            return queue
+        }
+    }
+}

@@ -1,0 +1,171 @@
+import CourierSpool
+import Logging
+import ZeroMQ
+
+/// The node's I/O thread: it owns every ZeroMQ socket (the ROUTER, each peer's DEALER and
+/// their monitors) and all delivery state, and runs one loop: take commands from the
+/// mailbox, send what may be sent, poll, handle what arrived, run timers.
+final class IOLoop {
+    private let core: NodeCore
+    private let context: Context
+    private let poller: Poller
+    private let inbound: InboundSide?
+    private var peers: [String: OutboundPeer] = [:]
+    private var running = true
+    private var statisticsDue = ContinuousClock.now
+
+    private init(core: NodeCore, context: Context, poller: Poller, inbound: InboundSide?) {
+        self.core = core
+        self.context = context
+        self.poller = poller
+        self.inbound = inbound
+    }
+
+    /// Runs the loop on the calling (dedicated) thread. `started` learns the bound
+    /// endpoints, or why the node could not start; it is called before the loop begins.
+    static func run(core: NodeCore, logs: [PeerConfiguration: OutboundLog],
+                    started: @Sendable (Result<[String], CourierError>) -> Void) {
+        let loop: IOLoop
+        var bound: [String] = []
+        do {
+            let context = try Context()
+            let poller = try Poller()
+            var inbound: InboundSide?
+            if !core.configuration.listen.isEmpty {
+                let router = try makeRouter(core: core, context: context)
+                for endpoint in core.configuration.listen {
+                    do { try router.bind(endpoint) } catch {
+                        let code: CourierError.Code = error.code == .invalidEndpoint || error.code == .protocolNotSupported
+                            ? .invalidConfiguration : .network
+                        throw CourierError(code, "cannot listen on \(endpoint): \(error.message)", underlying: error)
+                    }
+                    bound.append((try? router.lastEndpoint()) ?? endpoint)
+                }
+                poller.register(router)
+                inbound = InboundSide(router: router, core: core, store: core.directory.inbound)
+            }
+            loop = IOLoop(core: core, context: context, poller: poller, inbound: inbound)
+            core.mailbox.attach(poller.waker)
+            for (configuration, log) in logs.sorted(by: { $0.key.id < $1.key.id }) {
+                try loop.add(configuration, log: log)
+            }
+        } catch let error as CourierError {
+            started(.failure(error))
+            return
+        } catch {
+            started(.failure(CourierError(.network, "cannot start the I/O thread: \(error)", underlying: error as? ZeroMQError)))
+            return
+        }
+        started(.success(bound))
+        loop.loop()
+    }
+
+    private static func makeRouter(core: NodeCore, context: Context) throws -> Socket {
+        let configuration = core.configuration
+        let router = try Socket(.router, context: context)
+        try router.set(.routerHandover, true)
+        try router.set(.routerMandatory, true)
+        try router.set(.maxMessageSize, Int64(configuration.maxMessageSize) * 2 + (64 << 10))
+        try router.set(.receiveHighWaterMark, 10_000)
+        try router.set(.sendHighWaterMark, 10_000)
+        try router.set(.heartbeatInterval, configuration.heartbeat.interval)
+        try router.set(.heartbeatTimeout, configuration.heartbeat.timeout)
+        try router.set(.heartbeatTTL, configuration.heartbeat.timeout * 2)
+        return router
+    }
+
+    private func add(_ configuration: PeerConfiguration, log: OutboundLog) throws(CourierError) {
+        if let existing = peers[configuration.id] { remove(existing) }
+        let peer = try OutboundPeer(configuration: configuration, log: log, context: context, core: core)
+        peers[configuration.id] = peer
+        poller.register(peer.dealer)
+        poller.register(peer.monitor.socket)
+    }
+
+    private func remove(_ peer: OutboundPeer) {
+        poller.unregister(peer.dealer)
+        poller.unregister(peer.monitor.socket)
+        peer.close()
+        peers[peer.id] = nil
+    }
+
+    // MARK: The loop
+
+    private func loop() {
+        while running {
+            for command in core.mailbox.drain() { handle(command) }
+            guard running else { break }
+            let now = ContinuousClock.now
+            var deadline = now + .milliseconds(100)
+            for peer in peers.values {
+                peer.pump(now: now)
+                if let due = peer.tick(now: now) { deadline = min(deadline, due) }
+            }
+            if let due = inbound?.flush(now: now) { deadline = min(deadline, due) }
+            if now >= statisticsDue {
+                for peer in peers.values { peer.publishStatistics() }
+                statisticsDue = now + .milliseconds(100)
+            }
+            deadline = min(deadline, statisticsDue)
+            let result: PollResult
+            do {
+                result = try poller.poll(timeout: max(.zero, deadline - .now))
+            } catch {
+                core.logger.critical("the I/O thread's poll failed; stopping", metadata: ["error": "\(error)"])
+                break
+            }
+            if result.timedOut { continue }
+            if let inbound, result.isReadable(inbound.router) { drain(inbound.router, into: inbound.receive) }
+            for peer in peers.values {
+                if result.isReadable(peer.dealer) { drain(peer.dealer, into: peer.receive) }
+                if result.isReadable(peer.monitor.socket) {
+                    while let event = try? peer.monitor.tryReceive() { peer.handle(event) }
+                }
+            }
+        }
+        close()
+    }
+
+    /// Receives what is waiting, up to a bound so one busy socket cannot starve the rest.
+    private func drain(_ socket: Socket, into handler: (Message) -> Void) {
+        for _ in 0..<4096 {
+            let message: Message?
+            do { message = try socket.tryReceive() } catch {
+                core.logger.warning("receive failed", metadata: ["error": "\(error)"])
+                return
+            }
+            guard let message else { return }
+            handler(message)
+        }
+    }
+
+    private func handle(_ command: Command) {
+        switch command {
+        case .durable(let peer, let upTo):
+            if let peer = peers[peer] { peer.durableUpTo = max(peer.durableUpTo, upTo) }
+        case .settle(let sender, let stream, let sequence, let rejection):
+            inbound?.settle(sender: sender, stream: stream, sequence: sequence, rejection: rejection)
+        case .settled(let sender, let stream, let sequences):
+            inbound?.marked(sender: sender, stream: stream, sequences: sequences)
+        case .reserved(let sender, let stream, let upTo):
+            inbound?.reserved(sender: sender, stream: stream, upTo: upTo)
+        case .streamReady(let sender, let stream):
+            inbound?.streamReady(sender: sender, stream: stream)
+        case .storageFailed(let error):
+            core.logger.error("a deduplication record could not be stored", metadata: ["error": "\(error)"])
+        case .addPeer(let configuration, let log, let done):
+            do { try add(configuration, log: log); done(nil) } catch { done(error) }
+        case .removePeer(let id, let done):
+            if let peer = peers[id] { remove(peer) }
+            done()
+        case .stop:
+            running = false
+        }
+    }
+
+    private func close() {
+        for peer in peers.values { remove(peer) }
+        inbound?.router.close()
+        core.ioThreadStopped()
+    }
+}

@@ -1,0 +1,310 @@
+import CourierSpool
+import Logging
+import Synchronization
+import SystemPackage
+import ZeroMQ
+
+/// The node's shared heart, reachable from any task: configuration, the spool, the
+/// mailbox to the I/O thread, outcomes, and the streams handed to the application.
+final class NodeCore: Sendable {
+    let configuration: NodeConfiguration
+    let logger: Logger
+    let mailbox = Mailbox()
+    let outcomes = OutcomeBook()
+    let nodeMetrics = NodeMetrics()
+    let decoder: WireDecoder
+    let directory: DataDirectory
+    let incoming: IncomingMessages
+    let eventStream: NodeEvents
+    private let incomingContinuation: AsyncStream<IncomingMessage>.Continuation
+    private let events: AsyncStream<NodeEvent>.Continuation
+    private let state: Mutex<State>
+
+    private struct State {
+        var logs: [String: OutboundLog]
+        var accepting = true
+        var stopping = false
+        var stopped = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        var bound: [String] = []
+    }
+
+    private init(configuration: NodeConfiguration, directory: DataDirectory, logs: [String: OutboundLog],
+                 events: (NodeEvents, AsyncStream<NodeEvent>.Continuation)) {
+        self.configuration = configuration
+        self.logger = configuration.logger
+        self.directory = directory
+        self.decoder = WireDecoder(maxPayloadSize: configuration.maxMessageSize)
+        let (stream, continuation) = AsyncStream<IncomingMessage>.makeStream(bufferingPolicy: .unbounded)
+        self.incoming = IncomingMessages(stream: stream)
+        self.incomingContinuation = continuation
+        (self.eventStream, self.events) = events
+        self.state = Mutex(State(logs: logs))
+    }
+
+    // MARK: Starting
+
+    static func start(_ configuration: NodeConfiguration) async throws(CourierError) -> NodeCore {
+        try validate(configuration)
+        let (eventStream, eventContinuation) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        var spool = SpoolConfiguration()
+        spool.durability = configuration.durability
+        spool.maxPendingBytes = configuration.maxSpoolBytes
+        spool.maxPendingMessages = configuration.maxSpoolMessages
+        spool.whenFull = configuration.whenSpoolFull
+        spool.maxRecordSize = configuration.maxMessageSize + 4096
+        spool.logger = configuration.logger
+        spool.onEvent = { event in
+            if case .corruptionFound(let report) = event {
+                eventContinuation.yield(.corruptionFound(description: report.description))
+            }
+        }
+        let opened: Result<(DataDirectory, [PeerConfiguration: OutboundLog]), CourierError>
+        do {
+            opened = try await DedicatedThread.run(name: "courier-open") {
+                do {
+                    let directory = try DataDirectory(path: FilePath(configuration.dataDirectory), configuration: spool)
+                    var logs: [PeerConfiguration: OutboundLog] = [:]
+                    do {
+                        for peer in configuration.peers { logs[peer] = try directory.outboundLog(for: peer.id) }
+                    } catch {
+                        directory.close()
+                        throw error
+                    }
+                    return .success((directory, logs))
+                } catch {
+                    return .failure(CourierError(spoolError: error, doing: "opening \(configuration.dataDirectory)"))
+                }
+            }
+        } catch {
+            throw CourierError(.storage, "cannot start a thread to open the data directory", underlying: error as? ZeroMQError)
+        }
+        let (directory, logs) = try opened.get()
+        let core = NodeCore(configuration: configuration, directory: directory,
+                            logs: Dictionary(uniqueKeysWithValues: logs.map { ($0.key.id, $0.value) }),
+                            events: (NodeEvents(stream: eventStream), eventContinuation))
+        let result: Result<[String], CourierError> = await withCheckedContinuation { started in
+            do {
+                try DedicatedThread.start(name: "courier-io") {
+                    IOLoop.run(core: core, logs: logs) { started.resume(returning: $0) }
+                }
+            } catch {
+                started.resume(returning: .failure(CourierError(.network, "cannot start the I/O thread", underlying: error)))
+            }
+        }
+        switch result {
+        case .success(let bound):
+            core.state.withLock { $0.bound = bound }
+            configuration.logger.info("node started", metadata: [
+                "id": "\(configuration.id)", "listen": "\(bound)", "peers": "\(configuration.peers.map(\.id))"])
+            return core
+        case .failure(let error):
+            await core.closeDirectory()
+            throw error
+        }
+    }
+
+    private static func validate(_ configuration: NodeConfiguration) throws(CourierError) {
+        try validate(id: configuration.id, what: "node id")
+        var seen: Set<String> = []
+        for peer in configuration.peers {
+            try validate(id: peer.id, what: "peer id")
+            guard seen.insert(peer.id).inserted else {
+                throw CourierError(.invalidConfiguration, "peer \(peer.id) is listed twice; list each peer once with all its endpoints")
+            }
+            guard !peer.endpoints.isEmpty else {
+                throw CourierError(.invalidConfiguration, "peer \(peer.id) has no endpoint; give at least one, such as tcp://host:7001")
+            }
+        }
+        guard configuration.inFlightWindow >= 1, configuration.maxMessageSize >= 1 else {
+            throw CourierError(.invalidConfiguration, "the in-flight window and maximum message size must be at least 1")
+        }
+    }
+
+    static func validate(id: String, what: String) throws(CourierError) {
+        let bytes = Array(id.utf8)
+        guard (1...255).contains(bytes.count), bytes.first != 0 else {
+            throw CourierError(.invalidConfiguration, "the \(what) \"\(id)\" must be 1–255 bytes of UTF-8 and not start with a zero byte")
+        }
+    }
+
+    var boundEndpoints: [String] { state.withLock { $0.bound } }
+
+    // MARK: Sending
+
+    func send(_ payloads: [[UInt8]], to peer: String, timeToLive: Duration?) async throws(CourierError) -> [Receipt] {
+        let log: OutboundLog = try state.withLock { state throws(CourierError) in
+            guard state.accepting else { throw CourierError(.shutDown, "the node is shutting down and accepts no more sends") }
+            guard let log = state.logs[peer] else {
+                throw CourierError(.unknownPeer, "no peer \(peer) is configured; add it with addPeer first")
+            }
+            return log
+        }
+        if let large = payloads.first(where: { $0.count > configuration.maxMessageSize }) {
+            throw CourierError(.messageTooLarge, "a payload of \(large.count) bytes is above the maximum message size of \(configuration.maxMessageSize) bytes")
+        }
+        let expiry = (timeToLive ?? configuration.defaultTimeToLive).map { WallClock.deadline(after: $0) }
+        let entries = payloads.map { SpoolEntry(payload: $0, expiresAt: expiry) }
+        let mailbox = self.mailbox
+        let outcomes = self.outcomes
+        let result = await withCheckedContinuation { (done: CheckedContinuation<Result<ClosedRange<UInt64>, SpoolError>, Never>) in
+            log.append(contentsOf: entries) { result in
+                if case .success(let range) = result {
+                    outcomes.undrain(peer: peer)
+                    mailbox.post(.durable(peer: peer, upTo: range.upperBound))
+                }
+                done.resume(returning: result)
+            }
+        }
+        switch result {
+        case .success(let range):
+            return range.map { Receipt(id: MessageID(peer: peer, stream: log.streamID, sequence: $0), core: self) }
+        case .failure(let error):
+            throw CourierError(spoolError: error, doing: "spooling for \(peer)")
+        }
+    }
+
+    func outcome(of id: MessageID) async throws(CourierError) -> Outcome {
+        try await outcomes.outcome(of: id)
+    }
+
+    func settle(sender: String, stream: UInt64, sequence: UInt64, rejection: String?) {
+        mailbox.post(.settle(sender: sender, stream: stream, sequence: sequence, rejection: rejection))
+    }
+
+    // MARK: Peers
+
+    func addPeer(_ peer: PeerConfiguration) async throws(CourierError) {
+        try Self.validate(id: peer.id, what: "peer id")
+        guard !peer.endpoints.isEmpty else {
+            throw CourierError(.invalidConfiguration, "peer \(peer.id) has no endpoint")
+        }
+        let directory = self.directory
+        let opened: Result<OutboundLog, CourierError>
+        do {
+            opened = try await DedicatedThread.run(name: "courier-open") {
+                do { return .success(try directory.outboundLog(for: peer.id)) } catch {
+                    return .failure(CourierError(spoolError: error, doing: "opening the spool for \(peer.id)"))
+                }
+            }
+        } catch {
+            throw CourierError(.storage, "cannot start a thread to open the spool", underlying: error as? ZeroMQError)
+        }
+        let log = try opened.get()
+        try state.withLock { state throws(CourierError) in
+            guard !state.stopping else { throw CourierError(.shutDown, "the node is shutting down") }
+            state.logs[peer.id] = log
+        }
+        let mailbox = self.mailbox
+        let failure: CourierError? = await withCheckedContinuation { done in
+            mailbox.post(.addPeer(peer, log, done: { done.resume(returning: $0) }))
+        }
+        if let failure { throw failure }
+    }
+
+    func removePeer(_ id: String) async {
+        _ = state.withLock { $0.logs.removeValue(forKey: id) }
+        let mailbox = self.mailbox
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            mailbox.post(.removePeer(id, done: { done.resume() }))
+        }
+        outcomes.remove(peer: id)
+    }
+
+    func statistics(for peer: String) -> PeerStatistics? { outcomes.statistics(for: peer) }
+
+    func waitUntilDrained(_ peer: String) async throws(CourierError) {
+        try await outcomes.waitUntilDrained(peer)
+    }
+
+    // MARK: Called on the I/O thread
+
+    func emit(_ event: NodeEvent) { events.yield(event) }
+
+    func deliver(_ message: IncomingMessage) {
+        nodeMetrics.delivered.increment()
+        incomingContinuation.yield(message)
+    }
+
+    /// A frame from the network was refused: count it, log it, report it.
+    func refused(from peer: String, reason: String, label: String, hostile: Bool = true) {
+        nodeMetrics.refused(label)
+        if hostile {
+            logger.warning("refused a frame", metadata: ["from": "\(peer)", "reason": "\(reason)"])
+            emit(.hostileFrameDropped(from: peer, reason: reason))
+        } else {
+            logger.debug("ignored a frame", metadata: ["from": "\(peer)", "reason": "\(reason)"])
+        }
+    }
+
+    // MARK: Stopping
+
+    func shutdown(timeout: Duration) async {
+        let (first, logs) = state.withLock { state in
+            defer { state.accepting = false; state.stopping = true }
+            return (!state.stopping, Array(state.logs))
+        }
+        guard first else { return await waitUntilStopped() }
+        logger.info("node shutting down", metadata: ["id": "\(configuration.id)"])
+        for (_, log) in logs { try? await log.flush() }
+        let clock = ContinuousClock()
+        let end = clock.now + timeout
+        while clock.now < end, !logs.allSatisfy({ outcomes.isDrained($0.key) }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        mailbox.post(.stop)
+        await waitUntilStopped()
+    }
+
+    /// The I/O thread has closed its sockets: release the directory and end the streams.
+    func ioThreadStopped() {
+        outcomes.closeAll()
+        directory.close()
+        incomingContinuation.finish()
+        events.finish()
+        let waiters = state.withLock { state in
+            state.stopped = true
+            state.stopping = true
+            state.accepting = false
+            defer { state.stopWaiters = [] }
+            return state.stopWaiters
+        }
+        logger.info("node stopped", metadata: ["id": "\(configuration.id)"])
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func waitUntilStopped() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let stopped = state.withLock { state in
+                if !state.stopped { state.stopWaiters.append(waiter) }
+                return state.stopped
+            }
+            if stopped { waiter.resume() }
+        }
+    }
+
+    private func closeDirectory() async {
+        let directory = self.directory
+        _ = try? await DedicatedThread.run(name: "courier-close") { directory.close() }
+    }
+}
+
+extension NodeCore: Hashable {
+    static func == (lhs: NodeCore, rhs: NodeCore) -> Bool { lhs === rhs }
+    func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+
+extension CourierError {
+    /// Translates a spool failure into what the application should know.
+    init(spoolError error: SpoolError, doing what: String) {
+        let code: Code = switch error.code {
+        case .spoolFull: .spoolFull
+        case .locked: .dataDirectoryLocked
+        case .closed: .shutDown
+        case .recordTooLarge: .messageTooLarge
+        case .invalidArgument: .invalidConfiguration
+        default: .storage
+        }
+        self.init(code, "\(what): \(error.message)", underlying: error)
+    }
+}

@@ -1,0 +1,184 @@
+import Synchronization
+
+typealias OutcomeWaiter = CheckedContinuation<Result<Outcome, CourierError>, Never>
+typealias DrainWaiter = CheckedContinuation<Result<Void, CourierError>, Never>
+
+/// What the application may ask of outcomes from any task: where each peer's stream
+/// stands, the outcomes decided individually, and who is waiting. Written by the I/O thread
+/// once per acknowledgement frame, not once per message.
+final class OutcomeBook: Sendable {
+    private struct Peer {
+        var stream: UInt64
+        var processedUpTo: UInt64
+        /// Outcomes of numbers settled one by one (selective acks, rejections, expiries).
+        var individually: [UInt64: Outcome] = [:]
+        var waiters: [UInt64: [OutcomeWaiter]] = [:]
+        var drainWaiters: [DrainWaiter] = []
+        /// Bumped by every accepted send; a drained report from an older generation is stale.
+        var generation = 0
+        var drained = false
+        var statistics: PeerStatistics?
+    }
+
+    private struct State {
+        var peers: [String: Peer] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    /// How many individually settled outcomes are remembered per peer.
+    private let memory = 100_000
+
+    func open(peer: String, stream: UInt64, processedUpTo: UInt64) {
+        state.withLock { state in
+            if state.peers[peer]?.stream != stream {
+                state.peers[peer] = Peer(stream: stream, processedUpTo: processedUpTo)
+            }
+        }
+    }
+
+    /// Publishes settled outcomes and wakes their waiters.
+    func settle(peer: String, processedUpTo: UInt64, individually: [(UInt64, Outcome)]) {
+        var ready: [(OutcomeWaiter, Outcome)] = []
+        state.withLock { state in
+            guard var entry = state.peers[peer] else { return }
+            entry.processedUpTo = max(entry.processedUpTo, processedUpTo)
+            for (sequence, outcome) in individually where outcome != .processed || sequence > entry.processedUpTo {
+                entry.individually[sequence] = outcome
+            }
+            if entry.individually.count > memory {
+                let keep = entry.individually.keys.sorted().suffix(memory / 2)
+                entry.individually = entry.individually.filter { keep.contains($0.key) }
+            }
+            if !entry.waiters.isEmpty {
+                for (sequence, waiters) in entry.waiters {
+                    guard let outcome = Self.outcome(sequence, in: entry) else { continue }
+                    ready += waiters.map { ($0, outcome) }
+                    entry.waiters[sequence] = nil
+                }
+            }
+            state.peers[peer] = entry
+        }
+        for (continuation, outcome) in ready { continuation.resume(returning: .success(outcome)) }
+    }
+
+    private static func outcome(_ sequence: UInt64, in peer: Peer) -> Outcome? {
+        if let outcome = peer.individually[sequence] { return outcome }
+        return sequence <= peer.processedUpTo ? .processed : nil
+    }
+
+    /// The outcome of `id`, waiting for it if it is not known yet.
+    func outcome(of id: MessageID) async throws(CourierError) -> Outcome {
+        try await withCheckedContinuation { (waiter: OutcomeWaiter) in
+            let immediate: Result<Outcome, CourierError>? = state.withLock { state in
+                if state.closed {
+                    return .failure(CourierError(.shutDown, "the node stopped before the outcome of \(id) was known; it will be learned after the next start"))
+                }
+                guard var entry = state.peers[id.peer], entry.stream == id.stream else {
+                    return .failure(CourierError(.unknownPeer, "no stream \(String(id.stream, radix: 16)) to peer \(id.peer) in this node"))
+                }
+                if let outcome = Self.outcome(id.sequence, in: entry) { return .success(outcome) }
+                entry.waiters[id.sequence, default: []].append(waiter)
+                state.peers[id.peer] = entry
+                return nil
+            }
+            if let immediate { waiter.resume(returning: immediate) }
+        }.get()
+    }
+
+    // MARK: Draining
+
+    /// A send was accepted for `peer`: it is not drained until the I/O thread says so again.
+    func undrain(peer: String) {
+        state.withLock { state in
+            state.peers[peer]?.generation += 1
+            state.peers[peer]?.drained = false
+        }
+    }
+
+    func drainedFlag(_ peer: String) -> Bool {
+        state.withLock { $0.peers[peer]?.drained ?? true }
+    }
+
+    /// The current generation, read by the I/O thread before it checks for drained.
+    func generation(of peer: String) -> Int {
+        state.withLock { $0.peers[peer]?.generation ?? 0 }
+    }
+
+    /// The I/O thread saw nothing pending for `peer` as of `generation`.
+    func drained(peer: String, generation: Int) {
+        let waiters: [DrainWaiter] = state.withLock { state in
+            guard var entry = state.peers[peer], entry.generation == generation else { return [] }
+            entry.drained = true
+            let waiters = entry.drainWaiters
+            entry.drainWaiters = []
+            state.peers[peer] = entry
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: .success(())) }
+    }
+
+    /// Returns once `peer` has nothing pending.
+    func waitUntilDrained(_ peer: String) async throws(CourierError) {
+        let result = await withCheckedContinuation { (done: DrainWaiter) in
+            let immediate: Result<Void, CourierError>? = state.withLock { state in
+                if state.closed { return .failure(CourierError(.shutDown, "the node is stopped")) }
+                guard var entry = state.peers[peer] else { return .failure(CourierError(.unknownPeer, "no peer \(peer) is configured")) }
+                if entry.drained { return .success(()) }
+                entry.drainWaiters.append(done)
+                state.peers[peer] = entry
+                return nil
+            }
+            if let immediate { done.resume(returning: immediate) }
+        }
+        try result.get()
+    }
+
+    // MARK: Statistics and shutdown
+
+    func publish(_ statistics: PeerStatistics) {
+        state.withLock { $0.peers[statistics.peer]?.statistics = statistics }
+    }
+
+    func statistics(for peer: String) -> PeerStatistics? {
+        state.withLock { $0.peers[peer]?.statistics }
+    }
+
+    func remove(peer: String) {
+        close(peers: [peer])
+    }
+
+    /// Fails every waiter: the node is stopping.
+    func closeAll() {
+        let names = state.withLock { state in
+            state.closed = true
+            return Array(state.peers.keys)
+        }
+        close(peers: names)
+    }
+
+    private func close(peers names: [String]) {
+        let error = CourierError(.shutDown, "the node stopped before this was known; it will be learned after the next start")
+        let (outcomeWaiters, drainWaiters) = state.withLock { state in
+            var outcomes: [OutcomeWaiter] = []
+            var drains: [DrainWaiter] = []
+            for name in names {
+                guard let entry = state.peers[name] else { continue }
+                outcomes += entry.waiters.values.flatMap { $0 }
+                drains += entry.drainWaiters
+                state.peers[name]?.waiters = [:]
+                state.peers[name]?.drainWaiters = []
+            }
+            return (outcomes, drains)
+        }
+        for waiter in outcomeWaiters { waiter.resume(returning: .failure(error)) }
+        for waiter in drainWaiters { waiter.resume(returning: .failure(error)) }
+    }
+}
+
+extension OutcomeBook {
+    /// Whether the I/O thread last found `peer` with nothing pending.
+    func isDrained(_ peer: String) -> Bool {
+        drainedFlag(peer)
+    }
+}

@@ -1,0 +1,166 @@
+import CourierSpool
+import Logging
+import ZeroMQ
+
+/// Everything this node receives, owned by the I/O thread: the ROUTER socket and one
+/// ``InboundStream`` per (sender, stream).
+final class InboundSide {
+    private struct Key: Hashable {
+        var sender: String
+        var stream: UInt64
+    }
+
+    let router: Socket
+    private let core: NodeCore
+    private let store: InboundStore
+    private var streams: [Key: InboundStream] = [:]
+    /// The stream each sender last said hello on.
+    private var current: [String: UInt64] = [:]
+    private var touched: Set<Key> = []
+
+    init(router: Socket, core: NodeCore, store: InboundStore) {
+        self.router = router
+        self.core = core
+        self.store = store
+    }
+
+    // MARK: From the network
+
+    /// One message from the ROUTER: [routing id, frame].
+    func receive(_ message: Message) {
+        guard message.frames.count == 2, let sender = String(validating: message.frames[0], as: UTF8.self),
+              !sender.isEmpty else {
+            core.refused(from: String(decoding: message.frames.first ?? [], as: UTF8.self),
+                         reason: "\(message.frames.count - 1) frames instead of 1", label: "frame_count")
+            return
+        }
+        let frame: WireFrame
+        do { frame = try core.decoder.decode(message.frames[1]) } catch {
+            core.refused(from: sender, reason: error.description, label: error.metricLabel)
+            return
+        }
+        switch frame {
+        case .hello(let hello): handleHello(hello, from: sender)
+        case .data(let batch): handleData(batch, from: sender)
+        case .welcome, .ack, .outcomes:
+            core.refused(from: sender, reason: "a receiver's frame sent to a receiver", label: "wrong_direction")
+        }
+    }
+
+    private func handleHello(_ hello: WireFrame.Hello, from sender: String) {
+        let key = Key(sender: sender, stream: hello.stream)
+        let stream = streams[key] ?? InboundStream(sender: sender, stream: hello.stream,
+                                                   stored: store.state(sender: sender, streamID: hello.stream))
+        streams[key] = stream
+        if current[sender] != hello.stream {
+            if let previous = current[sender] {
+                core.logger.notice("sender started a new stream", metadata: [
+                    "sender": "\(sender)", "old-stream": "\(String(previous, radix: 16))", "stream": "\(String(hello.stream, radix: 16))"])
+            }
+            current[sender] = hello.stream
+        }
+        let mark = hello.firstUnacknowledged - 1
+        if !stream.ready || stream.processedUpTo < mark {
+            // Record the stream's start (or the sender's progress) durably before answering.
+            stream.welcomeOwed = true
+            let mailbox = core.mailbox
+            store.begin(sender: sender, streamID: hello.stream, processedUpTo: mark) { result in
+                switch result {
+                case .success: mailbox.post(.streamReady(sender: sender, stream: hello.stream))
+                case .failure(let error): mailbox.post(.storageFailed(error))
+                }
+            }
+            stream.advance(to: mark)
+            return
+        }
+        send(stream.welcomeFrame(), to: sender)
+    }
+
+    /// The stream's record is durable: answer the hello that asked.
+    func streamReady(sender: String, stream id: UInt64) {
+        guard let stream = streams[Key(sender: sender, stream: id)] else { return }
+        stream.ready = true
+        if stream.welcomeOwed {
+            stream.welcomeOwed = false
+            send(stream.welcomeFrame(), to: sender)
+        }
+    }
+
+    private func handleData(_ batch: WireFrame.DataBatch, from sender: String) {
+        let key = Key(sender: sender, stream: batch.stream)
+        guard let stream = streams[key], stream.ready, current[sender] == batch.stream else {
+            core.refused(from: sender, reason: "data for a stream without a hello", label: "unknown_stream", hostile: false)
+            return
+        }
+        stream.receive(batch.records, window: core.configuration.inFlightWindow, now: WallClock.nanoseconds, metrics: core.nodeMetrics)
+        touched.insert(key)
+    }
+
+    // MARK: From the application and the store
+
+    func settle(sender: String, stream id: UInt64, sequence: UInt64, rejection: String?) {
+        let key = Key(sender: sender, stream: id)
+        guard let stream = streams[key] else { return }
+        stream.settle(sequence, verdict: rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) })
+        touched.insert(key)
+    }
+
+    func marked(sender: String, stream id: UInt64, sequences: [UInt64]) {
+        let key = Key(sender: sender, stream: id)
+        streams[key]?.marked(sequences, coalescing: core.configuration.ackCoalescing, now: .now)
+        touched.insert(key)
+    }
+
+    func reserved(sender: String, stream id: UInt64, upTo mark: UInt64) {
+        let key = Key(sender: sender, stream: id)
+        streams[key]?.reserved(upTo: mark)
+        touched.insert(key)
+    }
+
+    // MARK: Each turn of the loop
+
+    /// Hands out what can be, submits durable writes, sends what is due. Returns the next
+    /// deadline (a coalesced acknowledgement).
+    func flush(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        let mailbox = core.mailbox
+        for key in touched {
+            guard let stream = streams[key] else { continue }
+            let (messages, reserve) = stream.handOut(window: core.configuration.inFlightWindow, core: core)
+            for message in messages { core.deliver(message) }
+            if let reserve {
+                store.reserve(sender: key.sender, streamID: key.stream, upTo: reserve) { result in
+                    switch result {
+                    case .success: mailbox.post(.reserved(sender: key.sender, stream: key.stream, upTo: reserve))
+                    case .failure(let error): mailbox.post(.storageFailed(error))
+                    }
+                }
+            }
+            let marks = stream.takeMarks()
+            if !marks.isEmpty {
+                store.markProcessed(sender: key.sender, streamID: key.stream, sequenceNumbers: marks) { result in
+                    switch result {
+                    case .success: mailbox.post(.settled(sender: key.sender, stream: key.stream, sequences: marks))
+                    case .failure(let error): mailbox.post(.storageFailed(error))
+                    }
+                }
+            }
+        }
+        touched.removeAll(keepingCapacity: true)
+        var next: ContinuousClock.Instant?
+        for (key, stream) in streams {
+            for frame in stream.dueFrames(now: now) { send(frame, to: key.sender) }
+            if let due = stream.nextDeadline { next = min(next ?? due, due) }
+        }
+        return next
+    }
+
+    private func send(_ frame: [UInt8], to sender: String) {
+        do {
+            _ = try router.trySend([Array(sender.utf8), frame])
+        } catch where error.code == .hostUnreachable {
+            // The sender is not connected now; it will say hello again and resynchronise.
+        } catch {
+            core.logger.warning("cannot answer sender", metadata: ["sender": "\(sender)", "error": "\(error)"])
+        }
+    }
+}

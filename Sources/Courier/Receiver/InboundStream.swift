@@ -1,0 +1,216 @@
+import CourierSpool
+import ZeroMQ
+
+/// The receiving side of one (sender, stream), owned by the I/O thread: the reorder
+/// buffer, what has been handed out, and the durable deduplication marks.
+///
+/// Invariants: messages are handed out in sequence order without gaps; a number is handed
+/// out only at or below the durable reservation; an acknowledgement or outcome goes to the
+/// sender only for numbers whose processed mark is durable.
+final class InboundStream {
+    enum Arrival {
+        case message(payload: [UInt8], attempt: UInt32)
+        case tombstone
+        case expired
+    }
+
+    let sender: String
+    let stream: UInt64
+    /// Whether the store holds a record of this stream (WELCOME may be sent).
+    var ready: Bool
+    /// A HELLO is waiting for the stream's record to be durable.
+    var welcomeOwed = false
+
+    /// Durable: every number up to here is processed.
+    private(set) var processedUpTo: UInt64
+    /// Durable: processed numbers above `processedUpTo`.
+    private(set) var processedAbove: Set<UInt64>
+    /// Durable: numbers up to here may have been handed out.
+    private var reservedUpTo: UInt64
+    /// The reservation found at load: unprocessed numbers at or below it were possibly seen.
+    private let redeliverUpTo: UInt64
+    /// Handed to the application (or finished internally) up to here.
+    private var deliveredUpTo: UInt64
+    private var buffer: [UInt64: Arrival] = [:]
+    private var reservationRequested: UInt64 = 0
+    /// Settled by the application, being made durable.
+    private var settling: Set<UInt64> = []
+    /// Settled and durable, with the verdict to tell the sender (nil: processed).
+    private var toMark: [UInt64] = []
+    private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
+    private var outcomesToSend: [WireFrame.OutcomeEntry] = []
+    private var unacknowledged = 0
+    private var ackDue: ContinuousClock.Instant?
+    private var ackNow = false
+
+    init(sender: String, stream: UInt64, stored: InboundStreamState?) {
+        self.sender = sender
+        self.stream = stream
+        self.ready = stored != nil
+        processedUpTo = stored?.processedUpTo ?? 0
+        processedAbove = stored?.processedAbove ?? []
+        reservedUpTo = stored?.reservedUpTo ?? 0
+        redeliverUpTo = stored?.reservedUpTo ?? 0
+        deliveredUpTo = processedUpTo
+    }
+
+    /// Where the stream stands, for WELCOME and ACK.
+    var receivedUpTo: UInt64 {
+        var mark = deliveredUpTo
+        while buffer[mark + 1] != nil || processedAbove.contains(mark + 1) || settling.contains(mark + 1) { mark += 1 }
+        return mark
+    }
+
+    /// The sender finished every number below `first` (a HELLO said so): move up to it.
+    func advance(to mark: UInt64) {
+        guard mark > processedUpTo else { return }
+        processedUpTo = mark
+        processedAbove = processedAbove.filter { $0 > mark }
+        deliveredUpTo = max(deliveredUpTo, mark)
+        buffer = buffer.filter { $0.key > mark }
+    }
+
+    // MARK: Arrivals
+
+    /// Takes the records of one DATA frame. Returns whether any was a duplicate (the sender
+    /// should hear an acknowledgement at once).
+    func receive(_ records: [WireFrame.DataRecord], window: Int, now wall: Int64, metrics: NodeMetrics) {
+        let limit = processedUpTo + UInt64(window)
+        for record in records {
+            let sequence = record.sequence
+            if sequence <= deliveredUpTo || processedAbove.contains(sequence) || settling.contains(sequence) || buffer[sequence] != nil {
+                metrics.duplicates.increment()
+                if sequence <= processedUpTo || processedAbove.contains(sequence) {
+                    ackNow = true
+                    if let verdict = verdicts[sequence] { outcomesToSend.append(verdict) }
+                }
+                continue
+            }
+            guard sequence <= limit else {
+                metrics.beyondWindow.increment()
+                continue
+            }
+            if record.isTombstone {
+                buffer[sequence] = .tombstone
+            } else if record.expiry != 0 && record.expiry < wall {
+                buffer[sequence] = .expired
+            } else {
+                buffer[sequence] = .message(payload: Array(record.payload), attempt: record.attempt)
+            }
+        }
+    }
+
+    /// Hands out what is in order and reserved. Returns the messages to deliver and, when
+    /// more must be reserved first, the mark to reserve up to.
+    func handOut(window: Int, core: NodeCore) -> (messages: [IncomingMessage], reserve: UInt64?) {
+        var messages: [IncomingMessage] = []
+        while true {
+            let sequence = deliveredUpTo + 1
+            if processedAbove.contains(sequence) || settling.contains(sequence) {
+                deliveredUpTo = sequence
+                buffer[sequence] = nil
+                continue
+            }
+            guard let arrival = buffer[sequence] else { break }
+            switch arrival {
+            case .tombstone:
+                settle(sequence, verdict: nil)
+            case .expired:
+                settle(sequence, verdict: .init(sequence: sequence, code: .expired, reason: "expired on arrival"))
+            case .message(let payload, let attempt):
+                guard sequence <= reservedUpTo else {
+                    let target = sequence + UInt64(max(window, 1))
+                    guard reservationRequested < sequence else { return (messages, nil) }
+                    reservationRequested = target
+                    return (messages, target)
+                }
+                messages.append(IncomingMessage(
+                    sender: sender, stream: stream, sequence: sequence,
+                    redelivered: sequence <= redeliverUpTo, attempt: Int(attempt), payload: payload, core: core))
+            }
+            buffer[sequence] = nil
+            deliveredUpTo = sequence
+        }
+        return (messages, nil)
+    }
+
+    /// The store made the reservation durable.
+    func reserved(upTo mark: UInt64) {
+        reservedUpTo = max(reservedUpTo, mark)
+    }
+
+    // MARK: Settling
+
+    /// The application finished `sequence` (verdict nil: processed).
+    func settle(_ sequence: UInt64, verdict: WireFrame.OutcomeEntry?) {
+        guard sequence > processedUpTo, sequence <= deliveredUpTo + 1, !processedAbove.contains(sequence),
+              settling.insert(sequence).inserted else { return }
+        if let verdict { verdicts[sequence] = verdict }
+        toMark.append(sequence)
+    }
+
+    /// Numbers to make durable now (taken: the caller submits them to the store).
+    func takeMarks() -> [UInt64] {
+        defer { toMark.removeAll() }
+        return toMark
+    }
+
+    /// The store made these processed marks durable.
+    func marked(_ sequences: [UInt64], coalescing: AckCoalescing, now: ContinuousClock.Instant) {
+        for sequence in sequences where settling.remove(sequence) != nil {
+            if sequence == processedUpTo + 1 {
+                processedUpTo = sequence
+                while processedAbove.remove(processedUpTo + 1) != nil { processedUpTo += 1 }
+            } else if sequence > processedUpTo {
+                processedAbove.insert(sequence)
+            }
+            if let verdict = verdicts[sequence] { outcomesToSend.append(verdict) }
+        }
+        if verdicts.count > 4096 { verdicts = verdicts.filter { $0.key > processedUpTo } }
+        unacknowledged += sequences.count
+        if unacknowledged >= coalescing.count || !outcomesToSend.isEmpty {
+            ackNow = true
+        } else if ackDue == nil {
+            ackDue = now + coalescing.delay
+        }
+    }
+
+    /// The frames to send the sender now (outcomes first, then the acknowledgement), if due.
+    func dueFrames(now: ContinuousClock.Instant) -> [[UInt8]] {
+        guard ready, ackNow || (ackDue.map { now >= $0 } ?? false) else { return [] }
+        var frames: [[UInt8]] = []
+        if !outcomesToSend.isEmpty {
+            for chunk in stride(from: 0, to: outcomesToSend.count, by: Wire.maxOutcomesPerFrame) {
+                let entries = Array(outcomesToSend[chunk..<min(chunk + Wire.maxOutcomesPerFrame, outcomesToSend.count)])
+                frames.append(WireEncoder.encode(.outcomes(.init(stream: stream, entries: entries))))
+            }
+            outcomesToSend.removeAll()
+        }
+        frames.append(ackFrame())
+        ackNow = false
+        ackDue = nil
+        unacknowledged = 0
+        return frames
+    }
+
+    /// When the next coalesced acknowledgement is due.
+    var nextDeadline: ContinuousClock.Instant? { ackDue }
+
+    func welcomeFrame() -> [UInt8] {
+        WireEncoder.encode(.welcome(.init(stream: stream, processedUpTo: processedUpTo, receivedUpTo: max(receivedUpTo, processedUpTo))))
+    }
+
+    private func ackFrame() -> [UInt8] {
+        var ranges: [ClosedRange<UInt64>] = []
+        for sequence in processedAbove.sorted() {
+            if let last = ranges.last, last.upperBound + 1 == sequence {
+                ranges[ranges.count - 1] = last.lowerBound...sequence
+            } else {
+                guard ranges.count < Wire.maxRanges else { break }
+                ranges.append(sequence...sequence)
+            }
+        }
+        return WireEncoder.encode(.ack(.init(stream: stream, processedUpTo: processedUpTo,
+                                             receivedUpTo: max(receivedUpTo, processedUpTo), processedRanges: ranges)))
+    }
+}

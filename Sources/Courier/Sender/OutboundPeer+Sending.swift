@@ -1,0 +1,159 @@
+import CourierSpool
+import ZeroMQ
+
+extension OutboundPeer {
+    /// Sends HELLO when due, then as many durable records as the window allows, packed
+    /// into DATA frames. Stops early when the socket's queue is full.
+    func pump(now: ContinuousClock.Instant) {
+        sendHelloIfDue(now)
+        guard welcomed else { return }
+        let window = UInt64(max(1, core.configuration.inFlightWindow))
+        while nextToSend <= durableUpTo {
+            let limit = min(durableUpTo, processedUpTo + window)
+            guard nextToSend <= limit else { break }
+            guard let (frame, batch, next) = buildFrame(upTo: limit) else { break }
+            if batch.isEmpty {
+                nextToSend = next
+                continue
+            }
+            let sent: Bool
+            do { sent = try dealer.trySend([frame]) } catch {
+                core.logger.warning("sending to peer failed", metadata: ["peer": "\(id)", "error": "\(error)"])
+                sent = false
+            }
+            guard sent else { break }
+            for (sequence, attempt) in batch {
+                attempts[sequence] = attempt
+                if attempt == 1 {
+                    firstSentAt[sequence] = now
+                } else {
+                    statistics.retransmitted += 1
+                    metricsRetransmitted()
+                }
+            }
+            metricsSent(batch.count)
+            highestSent = max(highestSent, next - 1)
+            nextToSend = next
+            if retransmitDue == nil { retransmitDue = now + rtt.jitteredTimeout(using: &random) }
+        }
+    }
+
+    /// Encodes the next DATA frame from `nextToSend` up to `limit`: records read from the
+    /// spool, tombstones for numbers given up or missing. Returns the frame, the numbers it
+    /// carries with their attempts, and the number after the last one handled; nil when the
+    /// spool could not be read.
+    private func buildFrame(upTo limit: UInt64) -> ([UInt8], [(UInt64, UInt32)], UInt64)? {
+        let wanted = Int(min(limit - nextToSend + 1, UInt64(Wire.maxRecordsPerFrame / 2)))
+        let records: [SpoolRecord]
+        do {
+            records = try log.readPending(from: nextToSend, limit: wanted, maxBytes: 256 << 10)
+        } catch {
+            core.logger.error("cannot read the spool", metadata: ["peer": "\(id)", "error": "\(error)"])
+            return nil
+        }
+        var encoder = WireEncoder.data(stream: stream, capacity: 1024 + records.reduce(0) { $0 + $1.payload.count + 25 })
+        var batch: [(UInt64, UInt32)] = []
+        var expected = nextToSend
+        let wallNow = WallClock.nanoseconds
+        let full = Wire.maxRecordsPerFrame - 1
+
+        func tombstone(_ sequence: UInt64) {
+            let attempt = (attempts[sequence] ?? 0) + 1
+            encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: true, expiry: 0, payload: EmptyCollection())
+            batch.append((sequence, attempt))
+        }
+        /// Numbers the spool no longer has (quarantined, or reserved and never used).
+        func skipMissing(before end: UInt64) {
+            while expected < end, encoder.recordCount < full {
+                if !processedAbove.contains(expected) {
+                    silent.insert(expected)
+                    tombstone(expected)
+                }
+                expected += 1
+            }
+        }
+
+        if records.isEmpty {
+            let acknowledged = log.acknowledgedUpTo
+            if nextToSend <= acknowledged { return ([], [], acknowledged + 1) }
+            skipMissing(before: limit + 1)
+        }
+        for record in records {
+            let sequence = record.sequenceNumber
+            guard sequence <= limit, encoder.recordCount < full else { break }
+            skipMissing(before: sequence)
+            guard expected == sequence else { break }
+            expected = sequence + 1
+            if processedAbove.contains(sequence) { continue }
+            let attempt = (attempts[sequence] ?? 0) + 1
+            if decided[sequence] != nil {
+                tombstone(sequence)
+            } else if let expiry = record.expiresAt, expiry <= wallNow {
+                decide(sequence, .expired, .expired, record: record)
+                tombstone(sequence)
+            } else if let maximum = core.configuration.maxAttempts, attempt > maximum {
+                let reason = "no acknowledgement after \(maximum) attempts"
+                decide(sequence, .deadLettered(reason: reason), .deadLettered(reason), record: record)
+                tombstone(sequence)
+            } else {
+                encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: false,
+                                     expiry: record.expiresAt ?? 0, payload: record.payload)
+                batch.append((sequence, attempt))
+            }
+        }
+        if batch.isEmpty { return ([], [], expected) }
+        return (encoder.finish(), batch, expected)
+    }
+
+    private func sendHelloIfDue(_ now: ContinuousClock.Instant) {
+        guard let due = helloDue, now >= due else { return }
+        let hello = WireFrame.hello(.init(stream: stream, firstUnacknowledged: processedUpTo + 1,
+                                          nextSequence: max(log.nextSequenceNumber, processedUpTo + 1)))
+        _ = try? dealer.trySend([WireEncoder.encode(hello)])
+        helloDue = now + rtt.jitteredTimeout(using: &random)
+    }
+
+    /// Timers: retransmission, lazy spool acknowledgement, drained waiters, statistics.
+    /// Returns when it next needs to run.
+    func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        if welcomed, let due = retransmitDue, now >= due {
+            if highestSent > receivedUpTo {
+                rtt.timedOut()
+                nextToSend = max(receivedUpTo, processedUpTo) + 1
+                helloDue = now
+                core.logger.debug("retransmission timeout", metadata: ["peer": "\(id)", "resume-at": "\(nextToSend)", "rto": "\(rtt.timeout)"])
+                retransmitDue = now + rtt.jitteredTimeout(using: &random)
+            } else {
+                retransmitDue = nil
+            }
+        }
+        let generation = core.outcomes.generation(of: id)
+        let everythingDone = processedUpTo + 1 >= log.nextSequenceNumber
+        if processedUpTo > spoolAcknowledgedUpTo, everythingDone || now - spoolAcknowledgedAt >= .milliseconds(100) {
+            do {
+                _ = try log.acknowledge(upTo: processedUpTo)
+                spoolAcknowledgedUpTo = processedUpTo
+                spoolAcknowledgedAt = now
+            } catch {
+                core.logger.error("cannot record the acknowledged mark", metadata: ["peer": "\(id)", "error": "\(error)"])
+            }
+        }
+        if everythingDone && spoolAcknowledgedUpTo >= processedUpTo {
+            core.outcomes.drained(peer: id, generation: generation)
+        }
+        return [retransmitDue, welcomed ? nil : helloDue].compactMap { $0 }.min()
+    }
+
+    /// Refreshes the published statistics.
+    func publishStatistics() {
+        let status = log.status
+        statistics.connected = welcomed
+        statistics.since = connectedSince
+        statistics.pending = status.pendingCount
+        statistics.pendingBytes = status.pendingBytes
+        statistics.inFlight = Int(min(highestSent, durableUpTo) &- min(processedUpTo, highestSent))
+        statistics.roundTripTime = rtt.smoothed
+        metricsGauges(status)
+        core.outcomes.publish(statistics)
+    }
+}

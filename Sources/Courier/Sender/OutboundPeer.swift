@@ -1,0 +1,253 @@
+import CourierSpool
+import Logging
+import ZeroMQ
+
+/// The sending side of one peer, owned by the I/O thread: its DEALER socket, its spool, and
+/// where its stream stands on the wire.
+///
+/// Invariants: only records at or below ``durableUpTo`` are ever sent; at most the in-flight
+/// window is outstanding beyond ``processedUpTo``; a number's outcome is published once, when
+/// an acknowledgement covers it.
+final class OutboundPeer {
+    let id: String
+    let log: OutboundLog
+    let stream: UInt64
+    private(set) var endpoints: [String]
+    let dealer: Socket
+    let monitor: Monitor
+    private let core: NodeCore
+    let metrics: PeerMetrics
+
+    // Connection state.
+    var welcomed = false
+    var helloDue: ContinuousClock.Instant? = .now
+    var connectedSince = ContinuousClock.now
+
+    // Stream state.
+    var durableUpTo: UInt64
+    private(set) var processedUpTo: UInt64
+    var processedAbove: Set<UInt64> = []
+    var receivedUpTo: UInt64 = 0
+    var nextToSend: UInt64
+    var highestSent: UInt64 = 0
+    var firstSentAt: [UInt64: ContinuousClock.Instant] = [:]
+    var attempts: [UInt64: UInt32] = [:]
+    /// Outcomes decided before the acknowledgement that finishes the number arrives.
+    var decided: [UInt64: Outcome] = [:]
+    /// Numbers never stored (sequence reservations after a crash): finished silently.
+    var silent: Set<UInt64> = []
+    var rtt: RoundTripEstimator
+    var retransmitDue: ContinuousClock.Instant?
+    var spoolAcknowledgedUpTo: UInt64
+    var spoolAcknowledgedAt = ContinuousClock.now
+    var random = SystemRandomNumberGenerator()
+    private(set) var statistics: PeerStatistics
+
+    init(configuration: PeerConfiguration, log: OutboundLog, context: Context, core: NodeCore) throws(CourierError) {
+        self.id = configuration.id
+        self.log = log
+        self.stream = log.streamID
+        self.endpoints = configuration.endpoints
+        self.core = core
+        self.metrics = PeerMetrics(peer: configuration.id)
+        let settings = core.configuration
+        do {
+            dealer = try Socket(.dealer, context: context)
+            try dealer.set(.routingID, Array(settings.id.utf8))
+            try dealer.set(.immediate, true)
+            try dealer.set(.sendHighWaterMark, 1000)
+            try dealer.set(.maxMessageSize, Int64(Wire.maxControlFrameSize))
+            try dealer.set(.reconnectInterval, .milliseconds(100))
+            try dealer.set(.reconnectIntervalMax, .seconds(2))
+            try dealer.set(.heartbeatInterval, settings.heartbeat.interval)
+            try dealer.set(.heartbeatTimeout, settings.heartbeat.timeout)
+            try dealer.set(.heartbeatTTL, settings.heartbeat.timeout * 2)
+            monitor = try dealer.monitor()
+            for endpoint in configuration.endpoints { try dealer.connect(endpoint) }
+        } catch {
+            throw CourierError(.network, "cannot set up the connection to peer \(configuration.id)", underlying: error)
+        }
+        durableUpTo = log.nextSequenceNumber - 1
+        processedUpTo = log.acknowledgedUpTo
+        spoolAcknowledgedUpTo = processedUpTo
+        nextToSend = processedUpTo + 1
+        rtt = RoundTripEstimator(policy: settings.retransmission)
+        statistics = PeerStatistics(
+            peer: id, connected: false, since: .now, stream: stream, pending: 0, pendingBytes: 0,
+            inFlight: 0, processed: 0, rejected: 0, expired: 0, deadLettered: 0, retransmitted: 0, roundTripTime: nil)
+        core.outcomes.open(peer: id, stream: stream, processedUpTo: processedUpTo)
+    }
+
+    func close() {
+        monitor.close()
+        dealer.close()
+    }
+
+    // MARK: Connection events
+
+    /// A monitor event for the DEALER.
+    func handle(_ event: MonitorEvent) {
+        switch event.kind {
+        case .handshakeSucceeded:
+            welcomed = false
+            helloDue = .now
+        case .disconnected:
+            if welcomed { core.emit(.peerDisconnected(peer: id)) }
+            if welcomed || statistics.connected { connectedSince = .now }
+            welcomed = false
+            helloDue = .now
+        case .handshakeFailedAuth, .handshakeFailedProtocol, .handshakeFailedNoDetail:
+            core.logger.warning("handshake with peer failed", metadata: ["peer": "\(id)", "event": "\(event)"])
+        default:
+            break
+        }
+    }
+
+    /// A frame that arrived on the DEALER (from the peer's ROUTER).
+    func receive(_ message: Message) {
+        guard message.frames.count == 1 else {
+            core.refused(from: id, reason: "\(message.frames.count) frames instead of 1", label: "frame_count")
+            return
+        }
+        let frame: WireFrame
+        do { frame = try core.decoder.decode(message.frames[0]) } catch {
+            core.refused(from: id, reason: error.description, label: error.metricLabel)
+            return
+        }
+        switch frame {
+        case .welcome(let welcome) where welcome.stream == stream: handleWelcome(welcome)
+        case .ack(let ack) where ack.stream == stream: handleAck(ack)
+        case .outcomes(let outcomes) where outcomes.stream == stream: handleOutcomes(outcomes)
+        case .welcome, .ack, .outcomes:
+            core.refused(from: id, reason: "answer for another stream", label: "wrong_stream")
+        case .hello, .data:
+            core.refused(from: id, reason: "a sender's frame sent to a sender", label: "wrong_direction")
+        }
+    }
+
+    private func handleWelcome(_ welcome: WireFrame.Welcome) {
+        guard welcome.receivedUpTo < log.nextSequenceNumber else {
+            core.refused(from: id, reason: "welcome claims numbers never sent", label: "impossible_ack")
+            return
+        }
+        // The receiver may have restarted: what it holds is exactly what it says now.
+        receivedUpTo = max(welcome.receivedUpTo, welcome.processedUpTo)
+        firstSentAt.removeAll()
+        advanceProcessed(to: welcome.processedUpTo, ranges: [])
+        nextToSend = max(receivedUpTo, processedUpTo) + 1
+        highestSent = max(highestSent, receivedUpTo)
+        if !welcomed {
+            welcomed = true
+            connectedSince = .now
+            core.emit(.peerConnected(peer: id))
+            core.logger.info("peer connected", metadata: ["peer": "\(id)", "resume-at": "\(nextToSend)"])
+        }
+        helloDue = nil
+        retransmitDue = nil
+    }
+
+    private func handleAck(_ ack: WireFrame.Ack) {
+        let last = ack.processedRanges.last?.upperBound ?? ack.receivedUpTo
+        guard max(ack.receivedUpTo, last) < log.nextSequenceNumber else {
+            core.refused(from: id, reason: "acknowledgement of numbers never sent", label: "impossible_ack")
+            return
+        }
+        let now = ContinuousClock.now
+        if ack.receivedUpTo > receivedUpTo {
+            // Karn's rule: sample only numbers sent once.
+            if let sentAt = firstSentAt[ack.receivedUpTo], attempts[ack.receivedUpTo] == 1 {
+                rtt.sample(now - sentAt)
+            } else {
+                rtt.progressed()
+            }
+            for sequence in (receivedUpTo + 1)...ack.receivedUpTo { firstSentAt[sequence] = nil }
+            receivedUpTo = ack.receivedUpTo
+            retransmitDue = highestSent > receivedUpTo ? now + rtt.jitteredTimeout(using: &random) : nil
+        }
+        nextToSend = max(nextToSend, receivedUpTo + 1)
+        advanceProcessed(to: ack.processedUpTo, ranges: ack.processedRanges)
+    }
+
+    private func handleOutcomes(_ outcomes: WireFrame.Outcomes) {
+        for entry in outcomes.entries where entry.sequence > processedUpTo && entry.sequence < log.nextSequenceNumber {
+            guard decided[entry.sequence] == nil else { continue }
+            let outcome: Outcome
+            let reason: DeadLetterReason
+            switch entry.code {
+            case .rejected: outcome = .rejected(reason: entry.reason); reason = .rejected(entry.reason)
+            case .expired: outcome = .expired; reason = .expired
+            }
+            decide(entry.sequence, outcome, reason, record: nil)
+        }
+    }
+
+    /// Moves the processed mark and publishes the outcomes it settles.
+    private func advanceProcessed(to mark: UInt64, ranges: [ClosedRange<UInt64>]) {
+        var settled: [(UInt64, Outcome)] = []
+        if mark > processedUpTo {
+            var individuallyCounted = 0
+            for sequence in processedAbove where sequence <= mark { individuallyCounted += 1 }
+            processedAbove = processedAbove.filter { $0 > mark }
+            var decidedCount = 0
+            var silentCount = 0
+            for (sequence, outcome) in decided where sequence <= mark {
+                settled.append((sequence, outcome))
+                decidedCount += 1
+            }
+            for sequence in silent where sequence <= mark { silentCount += 1 }
+            if silentCount > 0 { silent = silent.filter { $0 > mark } }
+            for (sequence, _) in settled { decided[sequence] = nil }
+            let plain = Int(mark - processedUpTo) - individuallyCounted - decidedCount - silentCount
+            count(processed: max(0, plain), settled: settled)
+            if attempts.count > 0 { attempts = attempts.filter { $0.key > mark } }
+            processedUpTo = mark
+            nextToSend = max(nextToSend, mark + 1)
+            receivedUpTo = max(receivedUpTo, mark)
+        }
+        var individually: [(UInt64, Outcome)] = []
+        for range in ranges {
+            for sequence in range where sequence > processedUpTo && !processedAbove.contains(sequence) {
+                processedAbove.insert(sequence)
+                if let outcome = decided[sequence] {
+                    individually.append((sequence, outcome))
+                } else if !silent.contains(sequence) {
+                    individually.append((sequence, .processed))
+                    count(processed: 1, settled: [])
+                }
+            }
+        }
+        for (sequence, _) in individually { decided[sequence] = nil }
+        if mark > spoolAcknowledgedUpTo || !settled.isEmpty || !individually.isEmpty {
+            core.outcomes.settle(peer: id, processedUpTo: processedUpTo, individually: settled + individually)
+        }
+    }
+
+    private func count(processed: Int, settled: [(UInt64, Outcome)]) {
+        statistics.processed += processed
+        metrics.processed.increment(by: processed)
+        for (_, outcome) in settled {
+            switch outcome {
+            case .processed: statistics.processed += 1; metrics.processed.increment()
+            case .rejected: statistics.rejected += 1; metrics.rejected.increment()
+            case .expired: statistics.expired += 1; metrics.expired.increment()
+            case .deadLettered: statistics.deadLettered += 1; metrics.deadLettered.increment()
+            }
+        }
+    }
+
+    /// Gives a number up (or records the receiver's verdict): dead-letters its record and
+    /// remembers the outcome until an acknowledgement finishes the number.
+    func decide(_ sequence: UInt64, _ outcome: Outcome, _ reason: DeadLetterReason, record: SpoolRecord?) {
+        decided[sequence] = outcome
+        var stored = record
+        if stored == nil, let read = try? log.readPending(from: sequence, limit: 1).first, read.sequenceNumber == sequence {
+            stored = read
+        }
+        if let stored {
+            do { _ = try log.deadLetters.add(stored, streamID: stream, reason: reason) } catch {
+                core.logger.error("cannot store a dead letter", metadata: ["peer": "\(id)", "sequence": "\(sequence)", "error": "\(error)"])
+            }
+        }
+        core.emit(.deadLettered(MessageID(peer: id, stream: stream, sequence: sequence), outcome))
+    }
+}
