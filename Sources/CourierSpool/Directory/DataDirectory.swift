@@ -114,7 +114,8 @@ public final class DataDirectory: Sendable {
     }
 
     /// Closes every log and the inbound store (finishing queued work) and releases the
-    /// lock. Blocks until done; idempotent.
+    /// lock. Blocks until done; idempotent. Logs obtained from this directory fail every
+    /// call afterwards with ``SpoolError/Code/closed``.
     public func close() {
         let wasClosed = closed.withLock { closed -> Bool in
             defer { closed = true }
@@ -123,6 +124,7 @@ public final class DataDirectory: Sendable {
         if wasClosed { return }
         for log in logs.withLock({ Array($0.values) }) { log.close() }
         inbound.close()
+        lock.release()
     }
 
     /// Runs blocking work on a fresh spool thread and returns its result.

@@ -5,13 +5,14 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 import SystemPackage
 
 /// The exclusive `flock` on a data directory's `LOCK` file, which holds the holder's pid.
 /// Held for as long as this object lives; a second opener fails at once.
 final class DirectoryLock: Sendable {
     let path: FilePath
-    private let fd: FileDescriptor
+    private let fd: Mutex<FileDescriptor?>
 
     init(path: FilePath) throws(SpoolError) {
         self.path = path
@@ -37,13 +38,20 @@ final class DirectoryLock: Sendable {
             try? fd.close()
             throw SpoolError.from(error, call: "write", path: path, doing: "recording the pid in the lock file")
         }
-        self.fd = fd
+        self.fd = Mutex(fd)
     }
 
-    deinit {
-        _ = flock(fd.rawValue, LOCK_UN)
-        try? fd.close()
+    /// Releases the lock; idempotent.
+    func release() {
+        fd.withLock { fd in
+            guard let held = fd else { return }
+            _ = flock(held.rawValue, LOCK_UN)
+            try? held.close()
+            fd = nil
+        }
     }
+
+    deinit { release() }
 }
 
 extension String {

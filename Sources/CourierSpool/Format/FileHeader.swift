@@ -58,7 +58,7 @@ struct FileHeader: Equatable {
         guard bytes.count >= size else { return .failure(.tooShort) }
         guard Array(bytes[0..<8]) == kind.magic else { return .failure(.badMagic) }
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<40]))
-        guard crc == bytes.u32(at: 40) else { return .failure(.checksum) }
+        guard crc == bytes.u32(at: 40), bytes.u32(at: 44) == 0 else { return .failure(.checksum) }
         let version = bytes.u16(at: 8)
         guard version == Self.version, bytes.u16(at: 10) == UInt16(size) else {
             return .failure(.unsupportedVersion(version))

@@ -121,6 +121,12 @@ struct LogRecovery {
         var highest = metaFile.current.acknowledgedUpTo
         for index in segments { highest = max(highest, index.lastSequence) }
         if let lastBase = bases.last { highest = max(highest, lastBase - 1) }
+        if bases.isEmpty && metaFile.current.reservedUpTo > 0 {
+            // Records were appended once, yet no segment is left (the newest is never
+            // deleted): files were lost, so trust only the reservation.
+            newestDamaged = true
+            logger.error("spool: every segment file is missing although records were appended; continuing above the reserved sequence numbers", metadata: ["peer": "\(peer)"])
+        }
         if newestDamaged {
             // Records after the damage may have been handed out: skip past the reservation.
             highest = max(highest, metaFile.current.reservedUpTo)

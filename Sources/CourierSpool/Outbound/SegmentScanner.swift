@@ -43,7 +43,7 @@ struct SegmentScanner {
     /// Scans; `visit` sees each good record (header, file offset, the bytes it occupies).
     func scan(
         _ fd: FileDescriptor,
-        visit: ((RecordFormat.Header, Int64, UnsafeRawBufferPointer) -> Void)? = nil
+        visit: (RecordFormat.Header, Int64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }
     ) throws(Errno) -> Result {
         var result = Result()
         result.fileSize = try fd.fileSize()
@@ -100,7 +100,7 @@ struct SegmentScanner {
                         }
                         if collectOffsets { result.offsets.append(UInt32(truncatingIfNeeded: position + Int64(consumed))) }
                         if result.firstEnqueuedAt == nil { result.firstEnqueuedAt = header.enqueuedAt }
-                        visit?(header, position + Int64(consumed), UnsafeRawBufferPointer(rebasing: raw[consumed..<(consumed + header.length)]))
+                        visit(header, position + Int64(consumed), UnsafeRawBufferPointer(rebasing: raw[consumed..<(consumed + header.length)]))
                         consumed += header.length
                         expected += 1
                     case .incomplete(let declared):
