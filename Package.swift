@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .executable(name: "zeromq-pingpong", targets: ["ZeroMQPingPong"]),
+        .library(name: "CourierSpool", targets: ["CourierSpool"]),
+        .executable(name: "spool-bench", targets: ["SpoolBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -63,6 +65,37 @@ let package = Package(
         .testTarget(
             name: "ZeroMQTests",
             dependencies: ["ZeroMQ"],
+            swiftSettings: upcoming
+        ),
+        // The on-disk spool: outbound logs, dead letters, inbound deduplication state.
+        // Depends on no ZeroMQ code.
+        .target(
+            name: "CourierSpool",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CourierSpoolTests",
+            dependencies: [
+                "CourierSpool",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "SpoolBench",
+            dependencies: [
+                "CourierSpool",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Benchmarks/SpoolBench",
             swiftSettings: upcoming
         ),
     ],

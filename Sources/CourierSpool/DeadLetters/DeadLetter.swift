@@ -1,0 +1,62 @@
+/// A record the sender gave up on, kept in the peer's dead-letter store.
+public struct DeadLetter: Sendable, Hashable {
+    /// The dead letter's id in its store (increasing; never reused within the store).
+    public var id: UInt64
+    /// The record as it was in the log (its original sequence number, times and payload).
+    public var record: SpoolRecord
+    /// The stream the record was sent on.
+    public var streamID: UInt64
+    /// Why it was given up on.
+    public var reason: DeadLetterReason
+    /// When it was put here, in nanoseconds since the Unix epoch.
+    public var deadLetteredAt: Int64
+
+    /// Creates a dead letter.
+    public init(id: UInt64, record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, deadLetteredAt: Int64) {
+        self.id = id
+        self.record = record
+        self.streamID = streamID
+        self.reason = reason
+        self.deadLetteredAt = deadLetteredAt
+    }
+
+    /// The body of a dead-letter record (see docs/SPOOL-FORMAT.md, "deadletters.log"):
+    /// `u64 original sequence, u64 stream id, i64 original enqueue time, u8 reason kind,
+    /// u16 reason length, reason (UTF-8), payload`.
+    func encodedBody() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64 + record.payload.count)
+        writer.u64(record.sequenceNumber)
+        writer.u64(streamID)
+        writer.i64(record.enqueuedAt)
+        writer.u8(reason.kind.code)
+        let text = Array(reason.text.utf8.prefix(Int(UInt16.max)))
+        writer.u16(UInt16(text.count))
+        writer.append(text)
+        writer.append(record.payload)
+        return writer.bytes
+    }
+
+    static func decode(header: RecordFormat.Header, body: [UInt8]) -> DeadLetter? {
+        body.withUnsafeBytes { raw -> DeadLetter? in
+            guard raw.count >= 27 else { return nil }
+            let textLength = Int(raw.u16(at: 25))
+            guard raw.count >= 27 + textLength else { return nil }
+            let text = String(decoding: raw[27..<(27 + textLength)], as: UTF8.self)
+            let record = SpoolRecord(
+                sequenceNumber: raw.u64(at: 0),
+                enqueuedAt: raw.i64(at: 16),
+                expiresAt: header.expiresAt == 0 ? nil : header.expiresAt,
+                attempt: header.attempt,
+                flags: header.flags,
+                payload: Array(raw[(27 + textLength)...])
+            )
+            return DeadLetter(
+                id: header.sequenceNumber,
+                record: record,
+                streamID: raw.u64(at: 8),
+                reason: DeadLetterReason(kind: DeadLetterReason.Kind(code: raw[24]), text: text),
+                deadLetteredAt: header.enqueuedAt
+            )
+        }
+    }
+}

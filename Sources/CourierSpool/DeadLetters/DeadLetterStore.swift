@@ -1,0 +1,187 @@
+import Logging
+import Synchronization
+import SystemPackage
+import CoreMetrics
+
+/// One peer's dead letters: records that were rejected, expired or ran out of attempts,
+/// each with its reason and time, in `deadletters.log` beside the peer's log.
+///
+/// The synchronous methods do their file work (and `fdatasync`) on the calling thread:
+/// call them from a thread that may block. The `async` and completion forms run it on the
+/// peer log's own thread.
+public final class DeadLetterStore: Sendable {
+    private struct Location {
+        var offset: Int64
+        var length: Int
+    }
+
+    private struct State {
+        var file: RecordFile
+        var live: [UInt64: Location]
+        var nextID: UInt64
+    }
+
+    /// The peer whose dead letters these are.
+    public let peer: String
+    private let state: Mutex<State>
+    private let configuration: SpoolConfiguration
+    private let log: Mutex<OutboundLogReference?> = Mutex(nil)
+
+    private struct OutboundLogReference: Sendable {
+        // The log owns this store; a strong reference back would be a cycle.
+        weak var log: OutboundLog?
+    }
+
+    init(peer: String, directory: FilePath, configuration: SpoolConfiguration, metrics: SpoolMetrics) throws(SpoolError) {
+        self.peer = peer
+        self.configuration = configuration
+        let opened = try RecordFile.open(
+            path: directory.appending("deadletters.log"), kind: .deadLetters, peer: peer,
+            quarantineDirectory: directory.appending("quarantine"), maxRecordSize: configuration.maxRecordSize + 1024
+        )
+        var live: [UInt64: Location] = [:]
+        var nextID: UInt64 = 1
+        for entry in opened.entries {
+            nextID = max(nextID, entry.header.sequenceNumber + 1)
+            switch entry.header.type {
+            case RecordFormat.RecordType.deadLetter.rawValue:
+                live[entry.header.sequenceNumber] = Location(offset: entry.offset, length: entry.header.length)
+            case RecordFormat.RecordType.deadLetterRemoval.rawValue:
+                live[entry.header.sequenceNumber] = nil
+            default:
+                break
+            }
+        }
+        for event in opened.events {
+            if case .corruptionFound = event { metrics.corruptions.increment() }
+            configuration.logger.error("spool: dead-letter store repaired on open", metadata: ["peer": "\(peer)", "event": "\(event)"])
+            configuration.onEvent?(event)
+        }
+        state = Mutex(State(file: opened.file, live: live, nextID: nextID))
+    }
+
+    func attach(to log: OutboundLog) {
+        self.log.withLock { $0 = OutboundLogReference(log: log) }
+    }
+
+    private var owner: OutboundLog? { log.withLock { $0?.log } }
+
+    /// How many dead letters the store holds. No I/O.
+    public var count: Int { state.withLock { $0.live.count } }
+
+    /// Stores `record` as a dead letter, durably (written and synced), and returns it.
+    @discardableResult
+    public func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) throws(SpoolError) -> DeadLetter {
+        try state.withLock { state throws(SpoolError) -> DeadLetter in
+            let letter = DeadLetter(id: state.nextID, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
+            var writer = ByteWriter(capacity: 128 + record.payload.count)
+            RecordFormat.encode(
+                into: &writer, type: .deadLetter, sequenceNumber: letter.id, enqueuedAt: letter.deadLetteredAt,
+                expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags, body: letter.encodedBody()
+            )
+            let offset = try state.file.append(writer.bytes, sync: true)
+            state.live[letter.id] = Location(offset: offset, length: writer.bytes.count)
+            state.nextID += 1
+            configuration.logger.info("spool: dead-lettered a record", metadata: ["peer": "\(peer)", "sequence": "\(record.sequenceNumber)", "reason": "\(reason)"])
+            return letter
+        }
+    }
+
+    /// Stores a dead letter on the log's thread; `completion` runs there.
+    public func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, completion: @escaping @Sendable (Result<DeadLetter, SpoolError>) -> Void) {
+        run(completion) { () throws(SpoolError) in try self.add(record, streamID: streamID, reason: reason) }
+    }
+
+    /// Stores a dead letter (the file work runs on the log's thread).
+    @discardableResult
+    public func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) async throws(SpoolError) -> DeadLetter {
+        try await withCheckedContinuation { (c: CheckedContinuation<Result<DeadLetter, SpoolError>, Never>) in
+            add(record, streamID: streamID, reason: reason) { c.resume(returning: $0) }
+        }.get()
+    }
+
+    /// Every dead letter held, oldest first. Reads the file on the calling thread.
+    public func list() throws(SpoolError) -> [DeadLetter] {
+        try state.withLock { state throws(SpoolError) -> [DeadLetter] in
+            var letters: [DeadLetter] = []
+            for (id, location) in state.live.sorted(by: { $0.key < $1.key }) {
+                if let letter = try Self.read(state.file, location, id: id, configuration: configuration) { letters.append(letter) }
+            }
+            return letters
+        }
+    }
+
+    /// Every dead letter held, oldest first (the file is read on the log's thread).
+    public func list() async throws(SpoolError) -> [DeadLetter] {
+        try await withCheckedContinuation { (c: CheckedContinuation<Result<[DeadLetter], SpoolError>, Never>) in
+            run({ c.resume(returning: $0) }) { () throws(SpoolError) in try self.list() }
+        }.get()
+    }
+
+    /// Appends the dead letter `id` to the live log again (a new sequence number, the
+    /// same payload, expiry, flags and attempt count), then removes it from the store.
+    /// A crash between the two steps leaves it in both (requeued twice if requeued again),
+    /// never in neither. Blocks the calling thread; never call it from a task.
+    public func requeue(_ id: UInt64) throws(SpoolError) -> UInt64 {
+        guard let log = owner else { throw SpoolError.closedError }
+        let letter = try letter(id)
+        let sequence = try log.appendAndWait(SpoolEntry(payload: letter.record.payload, expiresAt: letter.record.expiresAt, flags: letter.record.flags, attempt: letter.record.attempt))
+        try remove(id)
+        return sequence
+    }
+
+    /// Requeues the dead letter `id` and returns its new sequence number.
+    public func requeue(_ id: UInt64) async throws(SpoolError) -> UInt64 {
+        guard let log = owner else { throw SpoolError.closedError }
+        let letter = try await withCheckedContinuation { (c: CheckedContinuation<Result<DeadLetter, SpoolError>, Never>) in
+            run({ c.resume(returning: $0) }) { () throws(SpoolError) in try self.letter(id) }
+        }.get()
+        let sequence = try await log.append(SpoolEntry(payload: letter.record.payload, expiresAt: letter.record.expiresAt, flags: letter.record.flags, attempt: letter.record.attempt))
+        try await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SpoolError>, Never>) in
+            run({ c.resume(returning: $0) }) { () throws(SpoolError) in try self.remove(id) }
+        }.get()
+        return sequence
+    }
+
+    /// Deletes the dead letter `id` (durably). Blocks the calling thread.
+    public func remove(_ id: UInt64) throws(SpoolError) {
+        try state.withLock { state throws(SpoolError) in
+            guard state.live[id] != nil else {
+                throw SpoolError(code: .notFound, message: "no dead letter \(id) for peer \(peer)")
+            }
+            var writer = ByteWriter(capacity: RecordFormat.headerSize)
+            RecordFormat.encode(into: &writer, type: .deadLetterRemoval, sequenceNumber: id, enqueuedAt: wallClockNanoseconds(), expiresAt: nil, attempt: 0, flags: 0, body: [])
+            try state.file.append(writer.bytes, sync: true)
+            state.live[id] = nil
+        }
+    }
+
+    private func letter(_ id: UInt64) throws(SpoolError) -> DeadLetter {
+        try state.withLock { state throws(SpoolError) -> DeadLetter in
+            guard let location = state.live[id], let letter = try Self.read(state.file, location, id: id, configuration: configuration) else {
+                throw SpoolError(code: .notFound, message: "no dead letter \(id) for peer \(peer)")
+            }
+            return letter
+        }
+    }
+
+    private static func read(_ file: RecordFile, _ location: Location, id: UInt64, configuration: SpoolConfiguration) throws(SpoolError) -> DeadLetter? {
+        let bytes = try file.read(at: location.offset, count: location.length)
+        return bytes.withUnsafeBytes { raw -> DeadLetter? in
+            guard case .record(let header) = RecordFormat.decode(raw, at: 0, maxLength: Int.max), header.sequenceNumber == id else {
+                configuration.logger.error("spool: a dead letter failed verification on read; skipped", metadata: ["file": "\(file.path)", "offset": "\(location.offset)"])
+                return nil
+            }
+            return DeadLetter.decode(header: header, body: RecordFormat.body(raw, at: 0, length: header.length))
+        }
+    }
+
+    private func run<T: Sendable>(_ completion: @escaping @Sendable (Result<T, SpoolError>) -> Void, _ work: @escaping @Sendable () throws(SpoolError) -> T) {
+        guard let log = owner, log.enqueueJob({
+            do throws(SpoolError) { completion(.success(try work())) } catch { completion(.failure(error)) }
+        }) else {
+            completion(.failure(.closedError))
+            return
+        }
+    }
+}

@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// The few path-level file system calls the spool needs, with errors mapped to ``SpoolError``.
+enum FileOps {
+    /// fsyncs a directory so that a file created, renamed or deleted in it stays so.
+    static func syncDirectory(_ path: FilePath) throws(SpoolError) {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, .readOnly, options: [.directory])
+        } catch {
+            throw SpoolError.from(error, call: "open", path: path, doing: "opening the directory to sync it")
+        }
+        defer { try? fd.close() }
+        do {
+            try fd.fullSync()
+        } catch {
+            throw SpoolError.system("fsync", error, path: path, doing: "syncing the directory")
+        }
+    }
+
+    /// Creates a directory (and its parents) if missing; syncs each parent it created in.
+    static func makeDirectory(_ path: FilePath) throws(SpoolError) {
+        if isDirectory(path) { return }
+        var parent = path
+        parent.removeLastComponent()
+        if !parent.isEmpty, parent != path { try makeDirectory(parent) }
+        let result = path.withPlatformString { mkdir($0, 0o755) }
+        if result != 0 {
+            let error = Errno(rawValue: errno)
+            if error != .fileExists {
+                throw SpoolError.system("mkdir", error, path: path, doing: "creating the directory")
+            }
+        }
+        if !parent.isEmpty { try syncDirectory(parent) }
+    }
+
+    static func isDirectory(_ path: FilePath) -> Bool {
+        var info = stat()
+        let result = path.withPlatformString { stat($0, &info) }
+        return result == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func exists(_ path: FilePath) -> Bool {
+        var info = stat()
+        return path.withPlatformString { stat($0, &info) } == 0
+    }
+
+    /// The names in a directory, without "." and "..". ENOENT gives an empty list.
+    static func list(_ path: FilePath) throws(SpoolError) -> [String] {
+        guard let dir = path.withPlatformString({ opendir($0) }) else {
+            let error = Errno(rawValue: errno)
+            if error == .noSuchFileOrDirectory { return [] }
+            throw SpoolError.system("opendir", error, path: path, doing: "listing the directory")
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> String in
+                let bytes = raw.prefix { $0 != 0 }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    static func renameFile(_ from: FilePath, to: FilePath) throws(SpoolError) {
+        let result = from.withPlatformString { a in to.withPlatformString { b in rename(a, b) } }
+        if result != 0 {
+            throw SpoolError.system("rename", Errno(rawValue: errno), path: from, doing: "renaming to \(to)")
+        }
+    }
+
+    /// Deletes a file; a missing file is not an error.
+    static func unlinkFile(_ path: FilePath) throws(SpoolError) {
+        let result = path.withPlatformString { unlink($0) }
+        if result != 0 {
+            let error = Errno(rawValue: errno)
+            if error == .noSuchFileOrDirectory { return }
+            throw SpoolError.system("unlink", error, path: path, doing: "deleting the file")
+        }
+    }
+
+    /// Opens for reading; `nil` if the file does not exist.
+    static func openForReading(_ path: FilePath) throws(SpoolError) -> FileDescriptor? {
+        do {
+            return try FileDescriptor.open(path, .readOnly, options: [.closeOnExec])
+        } catch Errno.noSuchFileOrDirectory {
+            return nil
+        } catch {
+            throw SpoolError.from(error, call: "open", path: path, doing: "opening for reading")
+        }
+    }
+
+    /// Opens for reading and writing, creating the file if `create`.
+    static func openForWriting(_ path: FilePath, create: Bool) throws(SpoolError) -> FileDescriptor {
+        do {
+            return try FileDescriptor.open(
+                path, .readWrite,
+                options: create ? [.create, .closeOnExec] : [.closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead, .otherRead]
+            )
+        } catch {
+            throw SpoolError.from(error, call: "open", path: path, doing: "opening for writing")
+        }
+    }
+
+    /// Writes `bytes` to a new file at `path` through a temporary file, datasync and rename,
+    /// then syncs the directory: the file is either absent, old, or whole.
+    static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws(SpoolError) {
+        let temporary = FilePath(path.string + ".tmp")
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(
+                temporary, .writeOnly, options: [.create, .truncate, .closeOnExec],
+                permissions: [.ownerReadWrite, .groupRead, .otherRead]
+            )
+        } catch {
+            throw SpoolError.from(error, call: "open", path: temporary, doing: "creating a temporary file")
+        }
+        do {
+            _ = try fd.writeAll(bytes)
+            try fd.datasync()
+            try fd.close()
+        } catch {
+            try? fd.close()
+            try? unlinkFile(temporary)
+            throw SpoolError.from(error, call: "write", path: temporary, doing: "writing a temporary file")
+        }
+        try renameFile(temporary, to: path)
+        var directory = path
+        directory.removeLastComponent()
+        try syncDirectory(directory)
+    }
+}

@@ -1,0 +1,114 @@
+/// The receiver's deduplication record for one (sender, stream) (SPEC §2, guarantees 3–4).
+public struct InboundStreamState: Sendable, Hashable {
+    /// The sending node's id.
+    public var sender: String
+    /// The sender's stream id (its incarnation).
+    public var streamID: UInt64
+    /// Every sequence number up to and including this one has been processed.
+    public var processedUpTo: UInt64
+    /// Processed sequence numbers above ``processedUpTo`` (acknowledged out of order).
+    public var processedAbove: Set<UInt64>
+    /// Every sequence number up to this one may have been handed to the application.
+    public var reservedUpTo: UInt64
+    /// The last change, in nanoseconds since the Unix epoch.
+    public var lastActivity: Int64
+
+    /// Creates a state.
+    public init(sender: String, streamID: UInt64, processedUpTo: UInt64 = 0, processedAbove: Set<UInt64> = [], reservedUpTo: UInt64 = 0, lastActivity: Int64 = 0) {
+        self.sender = sender
+        self.streamID = streamID
+        self.processedUpTo = processedUpTo
+        self.processedAbove = processedAbove
+        self.reservedUpTo = reservedUpTo
+        self.lastActivity = lastActivity
+    }
+
+    /// What a receiver should do with an incoming sequence number.
+    public enum Disposition: Sendable, Hashable {
+        /// Already processed: drop it (and acknowledge again).
+        case duplicate
+        /// Not processed, but may have been handed out before a restart: hand it out
+        /// marked `redelivered`.
+        case redelivery
+        /// Never handed out.
+        case new
+    }
+
+    /// Whether `sequenceNumber` was processed.
+    public func isProcessed(_ sequenceNumber: UInt64) -> Bool {
+        sequenceNumber <= processedUpTo || processedAbove.contains(sequenceNumber)
+    }
+
+    /// What to do with `sequenceNumber`.
+    public func disposition(of sequenceNumber: UInt64) -> Disposition {
+        if isProcessed(sequenceNumber) { return .duplicate }
+        return sequenceNumber <= reservedUpTo ? .redelivery : .new
+    }
+
+    /// Applies "processed `sequenceNumber`"; returns false if the out-of-order set would
+    /// exceed `limit`.
+    mutating func markProcessed(_ sequenceNumber: UInt64, limit: Int) -> Bool {
+        if isProcessed(sequenceNumber) { return true }
+        if sequenceNumber == processedUpTo + 1 {
+            processedUpTo = sequenceNumber
+            while processedAbove.remove(processedUpTo + 1) != nil { processedUpTo += 1 }
+        } else {
+            guard processedAbove.count < limit else { return false }
+            processedAbove.insert(sequenceNumber)
+        }
+        reservedUpTo = max(reservedUpTo, processedUpTo)
+        return true
+    }
+
+    /// The journal body (see docs/SPOOL-FORMAT.md, "inbound.journal"): `u8 sender length,
+    /// sender (UTF-8), u64 stream id, u64 processed-up-to, u64 reserved-up-to, u32 count,
+    /// count × u64 processed numbers above the mark (ascending)`.
+    func encodedBody() -> [UInt8] {
+        var writer = ByteWriter(capacity: 40 + sender.utf8.count + processedAbove.count * 8)
+        let name = Array(sender.utf8.prefix(255))
+        writer.u8(UInt8(name.count))
+        writer.append(name)
+        writer.u64(streamID)
+        writer.u64(processedUpTo)
+        writer.u64(reservedUpTo)
+        writer.u32(UInt32(processedAbove.count))
+        for value in processedAbove.sorted() { writer.u64(value) }
+        return writer.bytes
+    }
+
+    static func decode(body: [UInt8], lastActivity: Int64) -> InboundStreamState? {
+        body.withUnsafeBytes { raw -> InboundStreamState? in
+            guard raw.count >= 1 else { return nil }
+            let nameLength = Int(raw[0])
+            let fixed = 1 + nameLength + 28
+            guard nameLength > 0, raw.count >= fixed else { return nil }
+            let count = Int(raw.u32(at: 1 + nameLength + 24))
+            guard raw.count == fixed + count * 8 else { return nil }
+            guard let sender = String(validating: raw[1..<(1 + nameLength)], as: UTF8.self) else { return nil }
+            var above = Set<UInt64>(minimumCapacity: count)
+            for i in 0..<count { above.insert(raw.u64(at: fixed + i * 8)) }
+            return InboundStreamState(
+                sender: sender,
+                streamID: raw.u64(at: 1 + nameLength),
+                processedUpTo: raw.u64(at: 1 + nameLength + 8),
+                processedAbove: above,
+                reservedUpTo: raw.u64(at: 1 + nameLength + 16),
+                lastActivity: lastActivity
+            )
+        }
+    }
+}
+
+/// Identifies an inbound stream.
+public struct InboundStreamKey: Sendable, Hashable {
+    /// The sending node's id.
+    public var sender: String
+    /// The sender's stream id.
+    public var streamID: UInt64
+
+    /// Creates a key.
+    public init(sender: String, streamID: UInt64) {
+        self.sender = sender
+        self.streamID = streamID
+    }
+}

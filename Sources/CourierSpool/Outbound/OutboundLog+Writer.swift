@@ -1,0 +1,390 @@
+import Synchronization
+import CoreMetrics
+import Logging
+import SystemPackage
+
+/// State only the log's writer thread touches (and the initializer, before the thread
+/// starts). `@unchecked Sendable` because it is handed to that one thread and never shared:
+/// every access is from `OutboundLog.runWriter` and the functions it calls.
+final class LogWriter: @unchecked Sendable {
+    let metaFile: LogMetaFile
+    /// A write or sync failed after bytes may have reached the file: truncate the active
+    /// segment back to its last good end before the next append.
+    var needsRepair = false
+    /// Bytes written but not yet synced (interval policy).
+    var unsynced = false
+    var lastSyncAt = monotonicNanoseconds()
+    var highestUnsynced: UInt64 = 0
+    var lastAcknowledgementPersistAt: Int64 = 0
+
+    init(metaFile: LogMetaFile) { self.metaFile = metaFile }
+}
+
+extension OutboundLog {
+    private struct Work {
+        var requests: [AppendRequest] = []
+        var rejected: [(AppendRequest, SpoolError)] = []
+        var jobs: [@Sendable () -> Void] = []
+        var flushWaiters: [@Sendable (Result<Void, SpoolError>) -> Void] = []
+        var acknowledge: UInt64?
+        var refreshOldest = false
+        var acknowledgementWaiting = false
+        var exit = false
+        var isEmpty: Bool {
+            requests.isEmpty && rejected.isEmpty && jobs.isEmpty && flushWaiters.isEmpty && acknowledge == nil && !refreshOldest
+        }
+    }
+
+    /// How long an acknowledgement may wait before its mark is written (marks are
+    /// coalesced; a lost mark only means records are sent again).
+    static var acknowledgementPersistPeriod: Int64 { 50_000_000 }
+
+    func runWriter() {
+        while true {
+            let now = monotonicNanoseconds()
+            let intervalDue = intervalSyncDue(now: now)
+            let ackRemaining = writer.lastAcknowledgementPersistAt + Self.acknowledgementPersistPeriod - now
+            let work = state.withLock { state -> Work in
+                takeWork(&state, intervalDue: intervalDue, acknowledgementDue: ackRemaining <= 0)
+            }
+            for (request, error) in work.rejected { request.completion(.failure(error)) }
+            for job in work.jobs { job() }
+            if !work.requests.isEmpty { write(work.requests) }
+            if intervalDue.due { syncForInterval() }
+            if !work.flushWaiters.isEmpty {
+                let result = flushNow()
+                for waiter in work.flushWaiters { waiter(result) }
+            }
+            if let target = work.acknowledge {
+                persistAcknowledgement(target)
+                writer.lastAcknowledgementPersistAt = monotonicNanoseconds()
+            }
+            if work.refreshOldest { refreshOldestIfNeeded() }
+            if work.exit {
+                if writer.unsynced { syncForInterval() }
+                return
+            }
+            if work.isEmpty && !intervalDue.due {
+                var timeout = intervalDue.sleep
+                if work.acknowledgementWaiting {
+                    timeout = min(timeout ?? .max, max(ackRemaining, 1_000_000))
+                }
+                signal.wait(timeoutNanoseconds: timeout)
+            }
+        }
+    }
+
+    private func intervalSyncDue(now: Int64) -> (due: Bool, sleep: Int64?) {
+        guard case .interval(let period) = configuration.durability.kind, writer.unsynced else { return (false, nil) }
+        let remaining = writer.lastSyncAt + period.nanoseconds - now
+        return remaining <= 0 ? (true, nil) : (false, remaining)
+    }
+
+    private func takeWork(_ state: inout OutboundLogState, intervalDue: (due: Bool, sleep: Int64?), acknowledgementDue: Bool) -> Work {
+        var work = Work()
+        swap(&work.jobs, &state.jobs)
+        swap(&work.flushWaiters, &state.flushWaiters)
+        if state.acknowledgedUpTo > state.persistedAcknowledgedUpTo {
+            let segmentFreed = state.segments.count > 1 && state.segments[0].lastSequence <= state.acknowledgedUpTo
+            if acknowledgementDue || segmentFreed || state.closed {
+                work.acknowledge = state.acknowledgedUpTo
+            } else {
+                work.acknowledgementWaiting = true
+            }
+        }
+        work.refreshOldest = state.oldestNeedsRefresh
+        var count = state.pendingCount
+        var bytes = state.pendingBytes
+        var taken = 0
+        for request in state.queue {
+            let fits = count + request.entries.count <= configuration.maxPendingMessages
+                && bytes + request.bytes <= configuration.maxPendingBytes
+            if fits {
+                work.requests.append(request)
+                count += request.entries.count
+                bytes += request.bytes
+            } else if request.entries.count > configuration.maxPendingMessages || request.bytes > configuration.maxPendingBytes {
+                work.rejected.append((request, SpoolError(code: .recordTooLarge, message: "an append of \(request.entries.count) records, \(request.bytes) bytes can never fit the spool limits (maxPendingMessages \(configuration.maxPendingMessages), maxPendingBytes \(configuration.maxPendingBytes))")))
+            } else if configuration.whenFull == .fail {
+                work.rejected.append((request, SpoolError(code: .spoolFull, message: "the spool for peer \(peer) is full (\(state.pendingCount) records, \(state.pendingBytes) bytes pending; limits \(configuration.maxPendingMessages) records, \(configuration.maxPendingBytes) bytes); wait for acknowledgements or raise the limits")))
+            } else if state.closed {
+                work.rejected.append((request, .closedError))
+            } else {
+                break  // wait for space, in order
+            }
+            taken += 1
+        }
+        state.queue.removeFirst(taken)
+        if state.closed && state.queue.isEmpty && work.requests.isEmpty && work.jobs.isEmpty && work.flushWaiters.isEmpty && work.acknowledge == nil {
+            work.exit = true
+        }
+        if work.isEmpty && !work.exit && !intervalDue.due {
+            state.writerSleeping = true
+        }
+        return work
+    }
+
+    // MARK: Appending
+
+    private func write(_ requests: [AppendRequest]) {
+        let logger = configuration.logger
+        var start = state.withLock { $0.nextSequence }
+        var pending: [(AppendRequest, ClosedRange<UInt64>)] = []
+        var buffer = ByteWriter(capacity: 64 * 1024)
+        var offsets: [UInt32] = []
+        var next = start
+        var firstEnqueuedAt: Int64?
+
+        func fail(_ error: SpoolError, _ requests: some Sequence<AppendRequest>) {
+            metrics.appendErrors.increment()
+            logger.error("spool: append failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            for request in requests { request.completion(.failure(error)) }
+        }
+
+        // Writes what is buffered to the active segment, syncs per policy, publishes.
+        func flushBuffer() -> SpoolError? {
+            guard !pending.isEmpty else { return nil }
+            defer {
+                pending.removeAll(keepingCapacity: true)
+                offsets.removeAll(keepingCapacity: true)
+                buffer.bytes.removeAll(keepingCapacity: true)
+                firstEnqueuedAt = nil
+            }
+            guard let active = state.withLock({ $0.segments.last }) else {
+                let error = SpoolError(code: .io, message: "internal: no active segment")
+                fail(error, pending.map(\.0))
+                next = start
+                return error
+            }
+            do {
+                _ = try active.segment.fd.writeAll(toAbsoluteOffset: active.end, buffer.bytes)
+                if configuration.durability.syncsEachBatch {
+                    try active.segment.fd.datasync()
+                }
+            } catch {
+                let call = (error as? Errno) != nil ? "pwrite/fdatasync" : "write"
+                let spoolError = SpoolError.from(error, call: call, path: active.segment.path, doing: "appending \(pending.count) record(s)")
+                writer.needsRepair = true
+                repair()
+                next = start
+                fail(spoolError, pending.map(\.0))
+                return spoolError
+            }
+            let last = next - 1
+            if configuration.durability.syncsEachBatch {
+                configuration.testHooks.afterSegmentSync?(last)
+                metrics.syncs.increment()
+                metrics.recordsPerSync.record(offsets.count)
+            } else {
+                writer.unsynced = true
+                writer.highestUnsynced = last
+            }
+            let written = Int64(buffer.bytes.count)
+            let counts = state.withLock { state -> (Int, Int64) in
+                let lastIndex = state.segments.count - 1
+                state.segments[lastIndex].offsets.append(contentsOf: offsets)
+                state.segments[lastIndex].end += written
+                state.nextSequence = next
+                if state.pendingCount == 0 { state.oldestPendingEnqueuedAt = firstEnqueuedAt }
+                state.pendingCount += offsets.count
+                state.pendingBytes += written
+                state.appendsCompleted += pending.count
+                if configuration.durability.syncsEachBatch {
+                    state.syncs += 1
+                    state.recordsSynced += offsets.count
+                }
+                return (state.pendingCount, state.pendingBytes)
+            }
+            start = next
+            metrics.appends.increment(by: Int64(offsets.count))
+            metrics.appendedBytes.increment(by: written)
+            metrics.pendingMessages.record(counts.0)
+            metrics.pendingBytes.record(counts.1)
+            for (request, range) in pending { request.completion(.success(range)) }
+            return nil
+        }
+
+        if writer.needsRepair && !repair() {
+            fail(SpoolError(code: .io, message: "the segment could not be truncated back to its last good record after an earlier failed write; retrying on the next append", path: state.withLock { $0.segments.last?.segment.path }), requests)
+            return
+        }
+        var remaining = requests[...]
+        while let request = remaining.popFirst() {
+            do throws(SpoolError) {
+                let active = state.withLock { $0.segments.last }
+                let activeSize = (active?.end ?? 0) + Int64(buffer.bytes.count)
+                let activeCount = (active?.count ?? 0) + offsets.count
+                if active == nil || (activeSize + request.bytes > Int64(configuration.segmentSize) && activeCount > 0) {
+                    if let error = flushBuffer() { throw error }
+                    try roll(base: next)
+                }
+                let top = next + UInt64(request.entries.count) - 1
+                if top > writer.metaFile.current.reservedUpTo {
+                    try writer.metaFile.write(
+                        acknowledgedUpTo: writer.metaFile.current.acknowledgedUpTo,
+                        reservedUpTo: top + configuration.sequenceReservationBlock,
+                        sync: configuration.durability.syncsAtAll
+                    )
+                }
+            } catch {
+                fail(error, [request])
+                continue
+            }
+            let now = wallClockNanoseconds()
+            if firstEnqueuedAt == nil { firstEnqueuedAt = now }
+            let base = state.withLock { $0.segments.last?.end ?? 0 }
+            let first = next
+            for entry in request.entries {
+                offsets.append(UInt32(truncatingIfNeeded: base + Int64(buffer.bytes.count)))
+                RecordFormat.encode(
+                    into: &buffer, type: .message, sequenceNumber: next, enqueuedAt: now,
+                    expiresAt: entry.expiresAt, attempt: entry.attempt, flags: entry.flags, body: entry.payload
+                )
+                next += 1
+            }
+            pending.append((request, first...(next - 1)))
+        }
+        _ = flushBuffer()
+    }
+
+    /// Truncates the active segment back to its last good end after a failed write.
+    @discardableResult
+    func repair() -> Bool {
+        guard writer.needsRepair else { return true }
+        guard let active = state.withLock({ $0.segments.last }) else {
+            writer.needsRepair = false
+            return true
+        }
+        do {
+            try active.segment.fd.resize(to: active.end)
+            writer.needsRepair = false
+            return true
+        } catch {
+            configuration.logger.error("spool: could not truncate a failed append; will retry", metadata: ["peer": "\(peer)", "file": "\(active.segment.path)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Seals the active segment (synced) and starts a new one whose first record is `base`.
+    private func roll(base: UInt64) throws(SpoolError) {
+        if writer.unsynced, configuration.durability.syncsAtAll, let active = state.withLock({ $0.segments.last }) {
+            do { try active.segment.fd.datasync() } catch {
+                throw SpoolError.system("fdatasync", error, path: active.segment.path, doing: "sealing the segment")
+            }
+            writer.unsynced = false
+        }
+        let path = directory.appending(Segment.fileName(baseSequence: base))
+        let fd = try FileOps.openForWriting(path, create: true)
+        do {
+            try fd.resize(to: 0)
+            let header = FileHeader(kind: .segment, streamID: streamID, baseSequence: base, createdAt: wallClockNanoseconds())
+            _ = try fd.writeAll(toAbsoluteOffset: 0, header.encoded())
+            if configuration.durability.syncsAtAll { try fd.datasync() }
+        } catch {
+            try? fd.close()
+            try? FileOps.unlinkFile(path)
+            throw SpoolError.from(error, call: "write", path: path, doing: "creating a segment")
+        }
+        do {
+            try FileOps.syncDirectory(directory)
+        } catch {
+            try? fd.close()
+            try? FileOps.unlinkFile(path)
+            throw error
+        }
+        let segment = Segment(baseSequence: base, path: path, fd: fd)
+        state.withLock { $0.segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size))) }
+    }
+
+    // MARK: Syncing
+
+    private func syncForInterval() {
+        guard writer.unsynced, let active = state.withLock({ $0.segments.last }) else { return }
+        do {
+            try active.segment.fd.datasync()
+            writer.unsynced = false
+            writer.lastSyncAt = monotonicNanoseconds()
+            configuration.testHooks.afterSegmentSync?(writer.highestUnsynced)
+            metrics.syncs.increment()
+            state.withLock { $0.syncs += 1 }
+        } catch {
+            writer.lastSyncAt = monotonicNanoseconds()
+            configuration.logger.error("spool: interval sync failed", metadata: ["peer": "\(peer)", "file": "\(active.segment.path)", "error": "\(error)"])
+        }
+    }
+
+    private func flushNow() -> Result<Void, SpoolError> {
+        if let active = state.withLock({ $0.segments.last }) {
+            do { try active.segment.fd.datasync() } catch {
+                return .failure(.system("fdatasync", error, path: active.segment.path, doing: "flushing the log"))
+            }
+            writer.unsynced = false
+            writer.lastSyncAt = monotonicNanoseconds()
+        }
+        let target = state.withLock { $0.acknowledgedUpTo }
+        if target > writer.metaFile.current.acknowledgedUpTo {
+            do throws(SpoolError) {
+                try writer.metaFile.write(acknowledgedUpTo: target, reservedUpTo: writer.metaFile.current.reservedUpTo, sync: true)
+                state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, target) }
+            } catch {
+                return .failure(error)
+            }
+        }
+        return .success(())
+    }
+
+    // MARK: Acknowledging
+
+    /// Writes the acknowledged mark and deletes the segments wholly below it.
+    private func persistAcknowledgement(_ target: UInt64) {
+        let doomed = state.withLock { state -> [SegmentIndex] in
+            var doomed: [SegmentIndex] = []
+            while state.segments.count > 1, state.segments[0].lastSequence <= target {
+                doomed.append(state.segments.removeFirst())
+            }
+            return doomed
+        }
+        do throws(SpoolError) {
+            if target > writer.metaFile.current.acknowledgedUpTo {
+                try writer.metaFile.write(
+                    acknowledgedUpTo: target,
+                    reservedUpTo: writer.metaFile.current.reservedUpTo,
+                    sync: configuration.durability.syncsAtAll || !doomed.isEmpty
+                )
+            }
+            state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, target) }
+            for index in doomed { try FileOps.unlinkFile(index.segment.path) }
+            if !doomed.isEmpty { try FileOps.syncDirectory(directory) }
+        } catch {
+            // Put back what was not deleted; the next acknowledgement retries.
+            let survivors = doomed.filter { FileOps.exists($0.segment.path) }
+            state.withLock { state in
+                state.segments.insert(contentsOf: survivors, at: 0)
+                state.persistedAcknowledgedUpTo = min(state.persistedAcknowledgedUpTo, writer.metaFile.current.acknowledgedUpTo)
+            }
+            configuration.logger.error("spool: could not write the acknowledged mark or delete acknowledged segments; will retry", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
+    }
+
+    /// Reads the enqueue time of the oldest pending record, after an acknowledgement.
+    func refreshOldestIfNeeded() {
+        let target = state.withLock { state -> (Segment, Int64, Int)? in
+            guard state.oldestNeedsRefresh else { return nil }
+            state.oldestNeedsRefresh = false
+            let i = state.firstSegment(holdingAtLeast: state.acknowledgedUpTo + 1)
+            guard i < state.segments.count else { return nil }
+            let index = state.segments[i]
+            let sequence = max(state.acknowledgedUpTo + 1, index.baseSequence)
+            return (index.segment, index.offset(of: sequence), Int(index.endOffset(of: sequence) - index.offset(of: sequence)))
+        }
+        guard let (segment, offset, length) = target else { return }
+        guard let bytes = try? segment.fd.readBytes(at: offset, count: length) else { return }
+        let enqueuedAt: Int64? = bytes.withUnsafeBytes { raw in
+            if case .record(let header) = RecordFormat.decode(raw, at: 0, maxLength: configuration.maxRecordSize) { return header.enqueuedAt }
+            return nil
+        }
+        state.withLock { state in
+            if !state.oldestNeedsRefresh && state.pendingCount > 0 { state.oldestPendingEnqueuedAt = enqueuedAt }
+        }
+    }
+}

@@ -1,0 +1,277 @@
+import CoreMetrics
+public import SystemPackage
+import Logging
+import Synchronization
+
+/// The durable, append-only log of messages to one peer: one stream, sequence numbers
+/// 1, 2, 3, … with no gaps, kept until acknowledged.
+///
+/// Get one from ``DataDirectory/outboundLog(for:)``. Every method may be called from any
+/// thread. Three ways to append:
+/// - with a completion callback (``append(_:completion:)``): never blocks; the completion
+///   runs on the log's own thread once the record is durable under the policy. This is the
+///   form for the node's I/O thread.
+/// - blocking (``appendAndWait(_:)``): for threads that may block; never from a task.
+/// - `async` (``append(_:)``): for applications.
+///
+/// Blocking file work (writes, `fdatasync`, segment deletion) runs on a thread the log
+/// owns, never on the Swift cooperative pool. ``readPending(from:limit:maxBytes:)`` reads
+/// the file on the caller's thread (a `pread` of only the records asked for), so call it
+/// from the node's I/O thread, not from a task.
+public final class OutboundLog: Sendable {
+    /// The peer this log sends to.
+    public let peer: String
+    /// The stream id: random, nonzero, created with the log and kept for its lifetime.
+    public let streamID: UInt64
+    /// The log's directory.
+    public let directory: FilePath
+    /// The records this peer's node gave up on.
+    public let deadLetters: DeadLetterStore
+
+    let configuration: SpoolConfiguration
+    let metrics: SpoolMetrics
+    let state: Mutex<OutboundLogState>
+    let signal = WakeSignal()
+    let writer: LogWriter
+    private let thread: Mutex<SpoolThread?> = Mutex(nil)
+    let reportedBadReads: Mutex<Set<UInt64>> = Mutex([])
+
+    init(peer: String, directory: FilePath, configuration: SpoolConfiguration) throws(SpoolError) {
+        self.peer = peer
+        self.directory = directory
+        self.configuration = configuration
+        self.metrics = SpoolMetrics(peer: peer)
+        let recovery = LogRecovery(directory: directory, peer: peer, configuration: configuration, metrics: metrics)
+        let recovered = try recovery.recover()
+        self.streamID = recovered.metaFile.current.streamID
+        var initial = OutboundLogState(
+            segments: recovered.segments,
+            nextSequence: recovered.nextSequence,
+            acknowledgedUpTo: recovered.metaFile.current.acknowledgedUpTo,
+            persistedAcknowledgedUpTo: recovered.metaFile.current.acknowledgedUpTo
+        )
+        let held = initial.held(after: initial.acknowledgedUpTo, upTo: initial.nextSequence - 1)
+        initial.pendingCount = held.count
+        initial.pendingBytes = held.bytes
+        initial.oldestNeedsRefresh = held.count > 0
+        self.state = Mutex(initial)
+        self.writer = LogWriter(metaFile: recovered.metaFile)
+        self.deadLetters = try DeadLetterStore(peer: peer, directory: directory, configuration: configuration, metrics: metrics)
+        for event in recovered.events { configuration.onEvent?(event) }
+        metrics.pendingMessages.record(held.count)
+        metrics.pendingBytes.record(held.bytes)
+        configuration.logger.info("spool: opened outbound log", metadata: [
+            "peer": "\(peer)", "stream": "\(hex(streamID))", "next": "\(initial.nextSequence)",
+            "acknowledgedUpTo": "\(initial.acknowledgedUpTo)", "pending": "\(held.count)",
+        ])
+        let started = SpoolThread(name: "spool-writer") { [self] in self.runWriter() }
+        thread.withLock { $0 = started }
+        deadLetters.attach(to: self)
+        refreshOldestIfNeeded()
+    }
+
+    // MARK: Appending
+
+    /// Appends one record; `completion` runs on the log's thread with its sequence number
+    /// once it is durable under the configured policy, or with the error.
+    public func append(_ entry: SpoolEntry, completion: @escaping @Sendable (Result<UInt64, SpoolError>) -> Void) {
+        append(contentsOf: [entry]) { result in completion(result.map(\.lowerBound)) }
+    }
+
+    /// Appends records in order, as one unit: they get consecutive sequence numbers and
+    /// are made durable together. `completion` gets the range of sequence numbers.
+    public func append(contentsOf entries: [SpoolEntry], completion: @escaping @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void) {
+        guard !entries.isEmpty else {
+            completion(.failure(SpoolError(code: .invalidArgument, message: "an append needs at least one record")))
+            return
+        }
+        var bytes: Int64 = 0
+        for entry in entries {
+            if entry.encodedSize > configuration.maxRecordSize {
+                completion(.failure(SpoolError(code: .recordTooLarge, message: "a record of \(entry.encodedSize) bytes exceeds maxRecordSize (\(configuration.maxRecordSize)); send smaller messages or raise the limit")))
+                return
+            }
+            bytes += Int64(entry.encodedSize)
+        }
+        let request = AppendRequest(entries: entries, bytes: bytes, completion: completion)
+        let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
+            if state.closed { return (false, false) }
+            state.queue.append(request)
+            return (true, state.wake())
+        }
+        if !outcome.accepted {
+            completion(.failure(.closedError))
+        } else if outcome.wake {
+            signal.signal()
+        }
+    }
+
+    /// Appends one record and returns its sequence number once durable.
+    public func append(_ entry: SpoolEntry) async throws(SpoolError) -> UInt64 {
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<UInt64, SpoolError>, Never>) in
+            append(entry) { continuation.resume(returning: $0) }
+        }.get()
+    }
+
+    /// Appends a payload with default options and returns its sequence number once durable.
+    public func append(_ payload: [UInt8]) async throws(SpoolError) -> UInt64 {
+        try await append(SpoolEntry(payload: payload))
+    }
+
+    /// Appends records as one unit and returns their sequence numbers once durable.
+    public func append(contentsOf entries: [SpoolEntry]) async throws(SpoolError) -> ClosedRange<UInt64> {
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<ClosedRange<UInt64>, SpoolError>, Never>) in
+            append(contentsOf: entries) { continuation.resume(returning: $0) }
+        }.get()
+    }
+
+    /// Appends one record, blocking the calling thread until it is durable. Never call
+    /// this from a Swift task; use ``append(_:)`` there.
+    public func appendAndWait(_ entry: SpoolEntry) throws(SpoolError) -> UInt64 {
+        let box = BlockingResult<UInt64>()
+        append(entry) { box.set($0) }
+        return try box.wait()
+    }
+
+    /// Appends records as one unit, blocking the calling thread until durable.
+    public func appendAndWait(contentsOf entries: [SpoolEntry]) throws(SpoolError) -> ClosedRange<UInt64> {
+        let box = BlockingResult<ClosedRange<UInt64>>()
+        append(contentsOf: entries) { box.set($0) }
+        return try box.wait()
+    }
+
+    // MARK: Acknowledging
+
+    /// Marks every record up to and including `sequenceNumber` acknowledged (cumulative).
+    ///
+    /// Takes effect in memory at once (pending counts, space for waiting appends, reads);
+    /// the mark is written to disk by the log's thread shortly after (coalesced), and whole
+    /// segments below it are deleted then. A lost mark after a crash only means records are
+    /// sent again, which the receiver's deduplication absorbs. A mark at or below the current
+    /// one is ignored. Returns how many records this freed.
+    @discardableResult
+    public func acknowledge(upTo sequenceNumber: UInt64) throws(SpoolError) -> Int {
+        let result = state.withLock { state -> Result<(freed: Int, wake: Bool, count: Int, bytes: Int64), SpoolError> in
+            if sequenceNumber >= state.nextSequence {
+                return .failure(SpoolError(code: .invalidArgument, message: "cannot acknowledge \(sequenceNumber): the highest durable sequence number is \(state.nextSequence - 1)"))
+            }
+            if sequenceNumber <= state.acknowledgedUpTo { return .success((0, false, state.pendingCount, state.pendingBytes)) }
+            let held = state.held(after: state.acknowledgedUpTo, upTo: sequenceNumber)
+            state.acknowledgedUpTo = sequenceNumber
+            state.pendingCount -= held.count
+            state.pendingBytes -= held.bytes
+            if state.pendingCount == 0 {
+                state.oldestPendingEnqueuedAt = nil
+                state.oldestNeedsRefresh = false
+            } else {
+                state.oldestNeedsRefresh = true
+            }
+            return .success((held.count, state.wake(), state.pendingCount, state.pendingBytes))
+        }
+        let value = try result.get()
+        if value.wake { signal.signal() }
+        if value.freed > 0 {
+            metrics.pendingMessages.record(value.count)
+            metrics.pendingBytes.record(value.bytes)
+        }
+        return value.freed
+    }
+
+    // MARK: Flushing and status
+
+    /// Makes everything appended so far durable (an `fdatasync`, whatever the policy) and
+    /// writes the acknowledged mark; `completion` runs on the log's thread.
+    public func flush(completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+        let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
+            if state.closed { return (false, false) }
+            state.flushWaiters.append(completion)
+            return (true, state.wake())
+        }
+        if !outcome.accepted { completion(.failure(.closedError)) } else if outcome.wake { signal.signal() }
+    }
+
+    /// Makes everything appended so far durable and writes the acknowledged mark.
+    public func flush() async throws(SpoolError) {
+        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, SpoolError>, Never>) in
+            flush { continuation.resume(returning: $0) }
+        }.get()
+    }
+
+    /// The log's counters. Cheap: no I/O.
+    public var status: OutboundLogStatus {
+        state.withLock { state in
+            OutboundLogStatus(
+                peer: peer,
+                streamID: streamID,
+                nextSequenceNumber: state.nextSequence,
+                acknowledgedUpTo: state.acknowledgedUpTo,
+                pendingCount: state.pendingCount,
+                pendingBytes: state.pendingBytes,
+                oldestPendingEnqueuedAt: state.oldestPendingEnqueuedAt,
+                missingRanges: state.missingRanges(),
+                segmentCount: state.segments.count,
+                queuedAppends: state.queue.count,
+                appendsCompleted: state.appendsCompleted,
+                syncs: state.syncs,
+                recordsSynced: state.recordsSynced
+            )
+        }
+    }
+
+    /// The sequence number the next append will get.
+    public var nextSequenceNumber: UInt64 { state.withLock { $0.nextSequence } }
+
+    /// Every sequence number up to this one is acknowledged.
+    public var acknowledgedUpTo: UInt64 { state.withLock { $0.acknowledgedUpTo } }
+
+    // MARK: Closing
+
+    /// Stops accepting work, finishes what was queued (appends waiting for space fail with
+    /// ``SpoolError/Code/closed``), writes the acknowledged mark and stops the log's thread.
+    /// Blocks until then; idempotent. ``DataDirectory/close()`` calls it for every log.
+    public func close() {
+        let wake = state.withLock { state -> Bool in
+            state.closed = true
+            return state.wake()
+        }
+        if wake { signal.signal() }
+        let running = thread.withLock { thread -> SpoolThread? in
+            defer { thread = nil }
+            return thread
+        }
+        running?.join()
+    }
+
+    /// Runs `job` on the log's thread (used by the dead-letter store for its file work).
+    func enqueueJob(_ job: @escaping @Sendable () -> Void) -> Bool {
+        let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
+            if state.closed { return (false, false) }
+            state.jobs.append(job)
+            return (true, state.wake())
+        }
+        if outcome.wake { signal.signal() }
+        return outcome.accepted
+    }
+
+    func report(_ event: SpoolEvent) {
+        configuration.onEvent?(event)
+    }
+}
+
+/// A one-shot result that a thread can block on.
+final class BlockingResult<Value: Sendable>: Sendable {
+    private let value: Mutex<Result<Value, SpoolError>?> = Mutex(nil)
+    private let signal = WakeSignal()
+
+    func set(_ result: Result<Value, SpoolError>) {
+        value.withLock { $0 = result }
+        signal.signal()
+    }
+
+    func wait() throws(SpoolError) -> Value {
+        signal.wait(timeoutNanoseconds: nil)
+        let result = value.withLock { $0 }
+        guard let result else { throw SpoolError(code: .io, message: "internal: woken without a result") }
+        return try result.get()
+    }
+}
