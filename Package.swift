@@ -35,11 +35,6 @@ let package = Package(
             dependencies: ["CZeroMQ"],
             swiftSettings: upcoming
         ),
-        // The on-disk spool: outbound logs, dead letters, inbound deduplication state.
-        .target(
-            name: "CourierSpool",
-            swiftSettings: upcoming
-        ),
         // The reliable node: protocol, acknowledgements, retransmission, delivery.
         .target(
             name: "Courier",

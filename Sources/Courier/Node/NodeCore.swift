@@ -1,3 +1,4 @@
+import CoreMetrics
 import CourierSpool
 import Logging
 import Synchronization
@@ -59,13 +60,14 @@ final class NodeCore: Sendable {
                 eventContinuation.yield(.corruptionFound(description: report.description))
             }
         }
+        let spoolConfiguration = spool
         let opened: Result<(DataDirectory, [PeerConfiguration: OutboundLog]), CourierError>
         do {
             opened = try await DedicatedThread.run(name: "courier-open") {
-                do {
-                    let directory = try DataDirectory(path: FilePath(configuration.dataDirectory), configuration: spool)
+                do throws(SpoolError) {
+                    let directory = try DataDirectory(path: FilePath(configuration.dataDirectory), configuration: spoolConfiguration)
                     var logs: [PeerConfiguration: OutboundLog] = [:]
-                    do {
+                    do throws(SpoolError) {
                         for peer in configuration.peers { logs[peer] = try directory.outboundLog(for: peer.id) }
                     } catch {
                         directory.close()
@@ -183,7 +185,7 @@ final class NodeCore: Sendable {
         let opened: Result<OutboundLog, CourierError>
         do {
             opened = try await DedicatedThread.run(name: "courier-open") {
-                do { return .success(try directory.outboundLog(for: peer.id)) } catch {
+                do throws(SpoolError) { return .success(try directory.outboundLog(for: peer.id)) } catch {
                     return .failure(CourierError(spoolError: error, doing: "opening the spool for \(peer.id)"))
                 }
             }

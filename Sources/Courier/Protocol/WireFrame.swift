@@ -96,5 +96,7 @@ enum Wire {
     static let maxRanges = 256
     static let maxOutcomesPerFrame = 1024
     static let maxReasonBytes = 1024
+    /// The largest frame a receiver sends back (outcomes with long reasons).
+    static let maxControlFrameSize = 2 << 20
     static let tombstoneFlag: UInt8 = 0x01
 }

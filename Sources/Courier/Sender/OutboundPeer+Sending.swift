@@ -1,4 +1,6 @@
+import CoreMetrics
 import CourierSpool
+import Logging
 import ZeroMQ
 
 extension OutboundPeer {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import CourierSpool
 import Logging
 import ZeroMQ
@@ -15,7 +16,7 @@ final class OutboundPeer {
     private(set) var endpoints: [String]
     let dealer: Socket
     let monitor: Monitor
-    private let core: NodeCore
+    let core: NodeCore
     let metrics: PeerMetrics
 
     // Connection state.
@@ -41,7 +42,7 @@ final class OutboundPeer {
     var spoolAcknowledgedUpTo: UInt64
     var spoolAcknowledgedAt = ContinuousClock.now
     var random = SystemRandomNumberGenerator()
-    private(set) var statistics: PeerStatistics
+    var statistics: PeerStatistics
 
     init(configuration: PeerConfiguration, log: OutboundLog, context: Context, core: NodeCore) throws(CourierError) {
         self.id = configuration.id

@@ -120,6 +120,21 @@ public final class InboundStore: Sendable {
         }
     }
 
+    /// Records that every number up to `processedUpTo` is finished for this stream, creating
+    /// the stream's record if there is none (a receiver learns a new stream's starting point
+    /// from the sender's hello). Never moves the mark down. `completion` runs once durable.
+    public func begin(sender: String, streamID: UInt64, processedUpTo mark: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+        change(sender: sender, streamID: streamID, completion: completion) { stream in
+            if mark > stream.processedUpTo {
+                stream.processedUpTo = mark
+                stream.processedAbove = stream.processedAbove.filter { $0 > mark }
+                while stream.processedAbove.remove(stream.processedUpTo + 1) != nil { stream.processedUpTo += 1 }
+            }
+            stream.reservedUpTo = max(stream.reservedUpTo, stream.processedUpTo)
+            return nil
+        }
+    }
+
     /// Reserves up to `sequenceNumber`; returns once durable.
     public func reserve(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) async throws(SpoolError) {
         try await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SpoolError>, Never>) in

@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+@testable import Courier
+
+@Suite("Two nodes in one process", .timeLimit(.minutes(2)))
+struct NodeDeliveryTests {
+    @Test("messages arrive once, in order, and every receipt reports processed")
+    func inOrderDelivery() async throws {
+        let directory = TemporaryDirectory("delivery")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await Node.start(configuration(id: "receiver", directory: directory.sub("r"), listen: [endpoint]))
+        let sender = try await Node.start(configuration(id: "sender", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "receiver", endpoints: [endpoint])]))
+        let count = 500
+        let collector = Task { await receive(count, from: receiver) }
+        var receipts: [Receipt] = []
+        for n in 1...count {
+            receipts.append(try await sender.send(Array("message \(n)".utf8), to: "receiver"))
+        }
+        let received = try await within(.seconds(30), "delivery of \(count) messages") { await collector.value }
+        #expect(received.map { String(decoding: $0.payload, as: UTF8.self) } == (1...count).map { "message \($0)" })
+        #expect(received.map(\.sequence) == (1...UInt64(count)).map { $0 })
+        #expect(received.allSatisfy { !$0.redelivered && $0.sender == "sender" })
+        for receipt in receipts.suffix(10) {
+            #expect(try await within(.seconds(10), "outcome") { try await receipt.outcome() } == .processed)
+        }
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "receiver") }
+        let statistics = try #require(sender.statistics(for: "receiver"))
+        #expect(statistics.stream == receipts[0].id.stream)
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+}

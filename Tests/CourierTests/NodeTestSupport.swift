@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+@testable import Courier
+
+/// A fresh data directory under /tmp, removed by `cleanup()`.
+struct TemporaryDirectory {
+    let path: String
+    init(_ name: String = "node") {
+        path = NSTemporaryDirectory() + "courier-test-\(name)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+    func sub(_ name: String) -> String { path + "/" + name }
+}
+
+/// A port nobody listens on right now, for tcp://127.0.0.1.
+func freeLoopbackEndpoint() -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+            _ = bind(fd, raw, length)
+            _ = getsockname(fd, raw, &length)
+        }
+    }
+    return "tcp://127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+}
+
+func configuration(id: String, directory: String, listen: [String] = [], peers: [PeerConfiguration] = []) -> NodeConfiguration {
+    var configuration = NodeConfiguration(id: id, dataDirectory: directory)
+    configuration.listen = listen
+    configuration.peers = peers
+    configuration.retransmission.initialTimeout = .milliseconds(200)
+    configuration.retransmission.maximumTimeout = .seconds(1)
+    return configuration
+}
+
+/// Runs `body` against a deadline; fails the test if it does not finish in time.
+func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        guard let first = try await group.next(), let value = first else {
+            group.cancelAll()
+            throw DeadlineExceeded(what: what, limit: limit)
+        }
+        group.cancelAll()
+        return value
+    }
+}
+
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    var what: String
+    var limit: Duration
+    var description: String { "\(what) did not happen within \(limit)" }
+}
+
+/// Collects `count` messages from `node`, acknowledging each (or handling it with `handle`).
+func receive(_ count: Int, from node: Node, handle: @escaping @Sendable (IncomingMessage) -> Void = { $0.acknowledge() }) async -> [IncomingMessage] {
+    var received: [IncomingMessage] = []
+    for await message in node.messages {
+        handle(message)
+        received.append(message)
+        if received.count == count { break }
+    }
+    return received
+}
