@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 @testable import Courier
 
@@ -37,6 +38,7 @@ func configuration(id: String, directory: String, listen: [String] = [], peers: 
     configuration.peers = peers
     configuration.retransmission.initialTimeout = .milliseconds(200)
     configuration.retransmission.maximumTimeout = .seconds(1)
+    configuration.logger.logLevel = .warning
     return configuration
 }
 

@@ -1,4 +1,3 @@
-public import CourierSpool
 public import Logging
 
 /// Everything a ``Node`` needs: who it is, where it keeps its data, whom it talks to, and
@@ -22,8 +21,8 @@ public struct NodeConfiguration: Sendable {
     /// The peers this node sends to. More can be added at run time with ``Node/addPeer(_:)``.
     /// Default: none.
     public var peers: [PeerConfiguration] = []
-    /// When an accepted message counts as stored. Default: ``DurabilityPolicy/groupCommit``.
-    public var durability: DurabilityPolicy = .groupCommit
+    /// When an accepted message counts as stored. Default: ``Durability/groupCommit``.
+    public var durability: Durability = .groupCommit
     /// Most messages per peer sent but not yet processed by the receiver; also the most a
     /// receiver buffers per stream. Default: 1024.
     public var inFlightWindow: Int = 1024
@@ -32,8 +31,8 @@ public struct NodeConfiguration: Sendable {
     /// Most messages pending per peer in the spool. Default: 10,000,000.
     public var maxSpoolMessages: Int = 10_000_000
     /// What `send` does when a peer's spool is full: wait for room, or throw
-    /// ``CourierError/Code/spoolFull``. Default: ``SpoolFullBehavior/wait``.
-    public var whenSpoolFull: SpoolFullBehavior = .wait
+    /// ``CourierError/Code/spoolFull``. Default: ``WhenSpoolFull/wait``.
+    public var whenSpoolFull: WhenSpoolFull = .wait
     /// Largest payload accepted, sent or received. Default: 1 MiB.
     public var maxMessageSize: Int = 1 << 20
     /// Retransmission timing. Default: see ``RetransmissionPolicy``.

@@ -49,10 +49,10 @@ final class NodeCore: Sendable {
         try validate(configuration)
         let (eventStream, eventContinuation) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         var spool = SpoolConfiguration()
-        spool.durability = configuration.durability
+        spool.durability = configuration.durability.policy
         spool.maxPendingBytes = configuration.maxSpoolBytes
         spool.maxPendingMessages = configuration.maxSpoolMessages
-        spool.whenFull = configuration.whenSpoolFull
+        spool.whenFull = configuration.whenSpoolFull.behavior
         spool.maxRecordSize = configuration.maxMessageSize + 4096
         spool.logger = configuration.logger
         spool.onEvent = { event in

@@ -140,7 +140,10 @@ extension OutboundPeer {
                 core.logger.error("cannot record the acknowledged mark", metadata: ["peer": "\(id)", "error": "\(error)"])
             }
         }
-        if everythingDone && spoolAcknowledgedUpTo >= processedUpTo {
+        if everythingDone && spoolAcknowledgedUpTo >= processedUpTo, drainedGeneration != generation {
+            // Figures are current when waiters for the drain wake.
+            publishStatistics()
+            drainedGeneration = generation
             core.outcomes.drained(peer: id, generation: generation)
         }
         return [retransmitDue, welcomed ? nil : helloDue].compactMap { $0 }.min()

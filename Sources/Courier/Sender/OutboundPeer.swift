@@ -43,6 +43,7 @@ final class OutboundPeer {
     var spoolAcknowledgedAt = ContinuousClock.now
     var random = SystemRandomNumberGenerator()
     var statistics: PeerStatistics
+    var drainedGeneration = -1
 
     init(configuration: PeerConfiguration, log: OutboundLog, context: Context, core: NodeCore) throws(CourierError) {
         self.id = configuration.id
