@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+@testable import Courier
+
+@Suite("Restarts keep streams and deduplication", .timeLimit(.minutes(2)))
+struct NodeRestartTests {
+    @Test("a restarted receiver never redelivers what was acknowledged and flags what was handed out")
+    func receiverRestart() async throws {
+        let directory = TemporaryDirectory("receiver-restart")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receipts = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
+        let first = try await within(.seconds(20), "first delivery") {
+            await receive(20, from: receiver) { if $0.sequence <= 10 { $0.acknowledge() } }
+        }
+        #expect(first.map(\.sequence) == Array(1...20))
+        #expect(first.allSatisfy { !$0.redelivered })
+        for receipt in receipts.prefix(10) {
+            #expect(try await within(.seconds(10), "outcome") { try await receipt.outcome() } == .processed)
+        }
+        await receiver.shutdown()
+
+        let restarted = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let again = try await within(.seconds(20), "redelivery") { await receive(10, from: restarted) }
+        #expect(again.map(\.sequence) == Array(11...20))
+        #expect(again.allSatisfy { $0.redelivered }, "handed out before the restart, so flagged")
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        for receipt in receipts {
+            #expect(try await within(.seconds(10), "outcome") { try await receipt.outcome() } == .processed)
+        }
+        await sender.shutdown()
+        await restarted.shutdown()
+    }
+
+    @Test("a restarted sender resumes its stream where it was")
+    func senderRestart() async throws {
+        let directory = TemporaryDirectory("sender-restart")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let peers = [PeerConfiguration(id: "r", endpoints: [endpoint])]
+        let first = try await Node.start(configuration(id: "s", directory: directory.sub("s"), peers: peers))
+        let before = try await first.send(batch: (1...5).map { Array("m\($0)".utf8) }, to: "r")
+        await first.shutdown(timeout: .zero)
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"), peers: peers))
+        let after = try await sender.send(batch: (6...10).map { Array("m\($0)".utf8) }, to: "r")
+        #expect(Set((before + after).map(\.id.stream)).count == 1)
+        #expect((before + after).map(\.id.sequence) == Array(1...10))
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let received = try await within(.seconds(20), "delivery") { await receive(10, from: receiver) }
+        #expect(received.map { String(decoding: $0.payload, as: UTF8.self) } == (1...10).map { "m\($0)" })
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+
+    @Test("a sender whose spool was wiped starts a new stream that the receiver keeps apart")
+    func wipedSender() async throws {
+        let directory = TemporaryDirectory("wiped")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let peers = [PeerConfiguration(id: "r", endpoints: [endpoint])]
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let original = try await Node.start(configuration(id: "s", directory: directory.sub("s"), peers: peers))
+        let old = try await original.send(batch: (1...3).map { Array("old\($0)".utf8) }, to: "r")
+        let first = try await within(.seconds(20), "old stream") { await receive(3, from: receiver) }
+        try await within(.seconds(10), "drain") { try await original.waitUntilDelivered(to: "r") }
+        await original.shutdown()
+        try FileManager.default.removeItem(atPath: directory.sub("s"))
+
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"), peers: peers))
+        let new = try await sender.send(batch: (1...3).map { Array("new\($0)".utf8) }, to: "r")
+        #expect(new[0].id.stream != old[0].id.stream)
+        let second = try await within(.seconds(20), "new stream") { await receive(3, from: receiver) }
+        #expect(second.map { String(decoding: $0.payload, as: UTF8.self) } == ["new1", "new2", "new3"])
+        #expect(second.map(\.sequence) == [1, 2, 3])
+        #expect(second.allSatisfy { $0.stream == new[0].id.stream && !$0.redelivered })
+        #expect(first.allSatisfy { $0.stream == old[0].id.stream })
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+}
