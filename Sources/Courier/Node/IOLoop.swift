@@ -105,6 +105,8 @@ final class IOLoop {
             if now >= statisticsDue {
                 for peer in peers.values { peer.publishStatistics() }
                 statisticsDue = now + .milliseconds(100)
+            } else {
+                for peer in peers.values { peer.publishCounters() }
             }
             deadline = min(deadline, statisticsDue)
             let result: PollResult

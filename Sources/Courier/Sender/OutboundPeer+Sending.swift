@@ -149,7 +149,14 @@ extension OutboundPeer {
         return [retransmitDue, welcomed ? nil : helloDue].compactMap { $0 }.min()
     }
 
-    /// Refreshes the published statistics.
+    /// Publishes changed counters (cheap; every turn of the loop).
+    func publishCounters() {
+        guard statistics != publishedStatistics else { return }
+        core.outcomes.publish(statistics)
+        publishedStatistics = statistics
+    }
+
+    /// Refreshes every published figure, spool status included.
     func publishStatistics() {
         let status = log.status
         statistics.connected = welcomed
@@ -160,5 +167,6 @@ extension OutboundPeer {
         statistics.roundTripTime = rtt.smoothed
         metricsGauges(status)
         core.outcomes.publish(statistics)
+        publishedStatistics = statistics
     }
 }

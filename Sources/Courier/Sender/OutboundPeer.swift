@@ -33,7 +33,7 @@ final class OutboundPeer {
     var highestSent: UInt64 = 0
     var firstSentAt: [UInt64: ContinuousClock.Instant] = [:]
     var attempts: [UInt64: UInt32] = [:]
-    /// Outcomes decided before the acknowledgement that finishes the number arrives.
+    /// Outcomes decided (and published) before an acknowledgement finishes the number.
     var decided: [UInt64: Outcome] = [:]
     /// Numbers never stored (sequence reservations after a crash): finished silently.
     var silent: Set<UInt64> = []
@@ -43,6 +43,7 @@ final class OutboundPeer {
     var spoolAcknowledgedAt = ContinuousClock.now
     var random = SystemRandomNumberGenerator()
     var statistics: PeerStatistics
+    var publishedStatistics: PeerStatistics?
     var drainedGeneration = -1
 
     init(configuration: PeerConfiguration, log: OutboundLog, context: Context, core: NodeCore) throws(CourierError) {
@@ -183,64 +184,56 @@ final class OutboundPeer {
         }
     }
 
-    /// Moves the processed mark and publishes the outcomes it settles.
+    /// Moves the processed mark and publishes the outcomes it settles. Numbers decided
+    /// earlier (rejected, expired, dead-lettered) were published and counted then.
     private func advanceProcessed(to mark: UInt64, ranges: [ClosedRange<UInt64>]) {
-        var settled: [(UInt64, Outcome)] = []
+        var individually: [(UInt64, Outcome)] = []
         if mark > processedUpTo {
-            var individuallyCounted = 0
-            for sequence in processedAbove where sequence <= mark { individuallyCounted += 1 }
-            processedAbove = processedAbove.filter { $0 > mark }
-            var decidedCount = 0
-            var silentCount = 0
-            for (sequence, outcome) in decided where sequence <= mark {
-                settled.append((sequence, outcome))
-                decidedCount += 1
-            }
-            for sequence in silent where sequence <= mark { silentCount += 1 }
-            if silentCount > 0 { silent = silent.filter { $0 > mark } }
-            for (sequence, _) in settled { decided[sequence] = nil }
-            let plain = Int(mark - processedUpTo) - individuallyCounted - decidedCount - silentCount
-            count(processed: max(0, plain), settled: settled)
-            if attempts.count > 0 { attempts = attempts.filter { $0.key > mark } }
+            var alreadyCounted = 0
+            for sequence in processedAbove where sequence <= mark { alreadyCounted += 1 }
+            if alreadyCounted > 0 { processedAbove = processedAbove.filter { $0 > mark } }
+            let decidedBelow = decided.keys.filter { $0 <= mark }
+            for sequence in decidedBelow { decided[sequence] = nil }
+            let silentBelow = silent.filter { $0 <= mark }
+            if !silentBelow.isEmpty { silent.subtract(silentBelow) }
+            countProcessed(Int(mark - processedUpTo) - alreadyCounted - decidedBelow.count - silentBelow.count)
+            if !attempts.isEmpty { attempts = attempts.filter { $0.key > mark } }
             processedUpTo = mark
             nextToSend = max(nextToSend, mark + 1)
             receivedUpTo = max(receivedUpTo, mark)
         }
-        var individually: [(UInt64, Outcome)] = []
         for range in ranges {
             for sequence in range where sequence > processedUpTo && !processedAbove.contains(sequence) {
                 processedAbove.insert(sequence)
-                if let outcome = decided[sequence] {
-                    individually.append((sequence, outcome))
-                } else if !silent.contains(sequence) {
+                if decided[sequence] == nil && !silent.contains(sequence) {
                     individually.append((sequence, .processed))
-                    count(processed: 1, settled: [])
                 }
             }
         }
-        for (sequence, _) in individually { decided[sequence] = nil }
-        if mark > spoolAcknowledgedUpTo || !settled.isEmpty || !individually.isEmpty {
-            core.outcomes.settle(peer: id, processedUpTo: processedUpTo, individually: settled + individually)
-        }
+        countProcessed(individually.count)
+        core.outcomes.settle(peer: id, processedUpTo: processedUpTo, individually: individually)
     }
 
-    private func count(processed: Int, settled: [(UInt64, Outcome)]) {
-        statistics.processed += processed
-        metrics.processed.increment(by: processed)
-        for (_, outcome) in settled {
-            switch outcome {
-            case .processed: statistics.processed += 1; metrics.processed.increment()
-            case .rejected: statistics.rejected += 1; metrics.rejected.increment()
-            case .expired: statistics.expired += 1; metrics.expired.increment()
-            case .deadLettered: statistics.deadLettered += 1; metrics.deadLettered.increment()
-            }
-        }
+    private func countProcessed(_ count: Int) {
+        guard count > 0 else { return }
+        statistics.processed += count
+        metrics.processed.increment(by: count)
     }
 
     /// Gives a number up (or records the receiver's verdict): dead-letters its record and
     /// remembers the outcome until an acknowledgement finishes the number.
     func decide(_ sequence: UInt64, _ outcome: Outcome, _ reason: DeadLetterReason, record: SpoolRecord?) {
+        guard decided[sequence] == nil else { return }
         decided[sequence] = outcome
+        switch outcome {
+        case .processed: break
+        case .rejected: statistics.rejected += 1; metrics.rejected.increment()
+        case .expired: statistics.expired += 1; metrics.expired.increment()
+        case .deadLettered: statistics.deadLettered += 1; metrics.deadLettered.increment()
+        }
+        // The outcome is final now; the acknowledgement that follows only frees the number.
+        publishCounters()
+        core.outcomes.settle(peer: id, processedUpTo: processedUpTo, individually: [(sequence, outcome)])
         var stored = record
         if stored == nil, let read = try? log.readPending(from: sequence, limit: 1).first, read.sequenceNumber == sequence {
             stored = read

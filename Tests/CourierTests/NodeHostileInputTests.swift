@@ -1,0 +1,115 @@
+import Foundation
+import Synchronization
+import Testing
+import ZeroMQ
+@testable import Courier
+
+@Suite("Hostile and silent peers", .timeLimit(.minutes(2)))
+struct NodeHostileInputTests {
+    @Test("a receiver that never acknowledges: retransmitted with rising attempts, then dead-lettered")
+    func attemptsExhausted() async throws {
+        let directory = TemporaryDirectory("attempts")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let seen = Mutex<[UInt32]>([])
+        let stop = Mutex(false)
+        let fake = Task {
+            try await DedicatedThread.run(name: "fake-receiver") {
+                // Answers hellos, takes data, never acknowledges.
+                let context = try Context()
+                let router = try Socket(.router, context: context)
+                try router.bind(endpoint)
+                let poller = try Poller()
+                poller.register(router)
+                let decoder = WireDecoder(maxPayloadSize: 1 << 20)
+                while !stop.withLock({ $0 }) {
+                    _ = try poller.poll(timeout: .milliseconds(20))
+                    while let message = try router.tryReceive() {
+                        guard let frame = try? decoder.decode(message.frames[1]) else { continue }
+                        switch frame {
+                        case .hello(let hello):
+                            let welcome = WireFrame.welcome(.init(stream: hello.stream, processedUpTo: hello.firstUnacknowledged - 1,
+                                                                  receivedUpTo: hello.firstUnacknowledged - 1))
+                            _ = try router.trySend([message.frames[0], WireEncoder.encode(welcome)])
+                        case .data(let batch):
+                            seen.withLock { $0 += batch.records.filter { !$0.isTombstone }.map(\.attempt) }
+                        default: break
+                        }
+                    }
+                }
+            }
+        }
+        var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
+        settings.maxAttempts = 3
+        settings.retransmission.initialTimeout = .milliseconds(50)
+        settings.retransmission.minimumTimeout = .milliseconds(20)
+        settings.retransmission.maximumTimeout = .milliseconds(200)
+        let sender = try await Node.start(settings)
+        let receipt = try await sender.send(Array("into the void".utf8), to: "r")
+        let outcome = try await within(.seconds(20), "dead-lettering") { try await receipt.outcome() }
+        #expect(outcome == .deadLettered(reason: "no acknowledgement after 3 attempts"))
+        #expect(seen.withLock { $0 }.prefix(3) == [1, 2, 3])
+        #expect(try #require(sender.statistics(for: "r")).deadLettered == 1)
+        stop.withLock { $0 = true }
+        try await fake.value
+        await sender.shutdown(timeout: .zero)
+    }
+
+    @Test("malformed, mutated and oversized frames are dropped and reported; the real stream is untouched")
+    func hostileFrames() async throws {
+        let directory = TemporaryDirectory("hostile")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        var receiverSettings = configuration(id: "r", directory: directory.sub("r"), listen: [endpoint])
+        receiverSettings.maxMessageSize = 4096
+        let receiver = try await Node.start(receiverSettings)
+        let events = Task {
+            var dropped = 0
+            for await event in receiver.events {
+                if case .hostileFrameDropped = event { dropped += 1 }
+                if dropped >= 8 { break }
+            }
+            return dropped
+        }
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let collector = Task { await receive(200, from: receiver) }
+        _ = try await sender.send(batch: (1...100).map { Array("real \($0)".utf8) }, to: "r")
+
+        try await DedicatedThread.run(name: "mallory") {
+            let context = try Context()
+            let mallory = try Socket(.dealer, context: context)
+            try mallory.set(.routingID, Array("mallory".utf8))
+            try mallory.connect(endpoint)
+            var random = SplitMix(seed: 7)
+            let hello = WireEncoder.encode(.hello(.init(stream: 99, firstUnacknowledged: 1, nextSequence: 5)))
+            var data = WireEncoder.data(stream: 99)
+            data.appendRecord(sequence: 1, attempt: 1, isTombstone: false, expiry: 0, payload: Array("forged".utf8))
+            let validData = data.finish()
+            var frames: [[[UInt8]]] = [
+                [(0..<64).map { _ in UInt8(truncatingIfNeeded: random.next()) }],     // noise
+                [Array(hello.prefix(10))],                                              // truncated
+                [[0x43, 0x52, 9, 1] + Array(hello.dropFirst(4))],                      // unknown version
+                [hello, hello],                                                         // two parts
+                [seal(frameBody(kind: 3, fields: [u64(7), u16(1), record(seq: 1, statedLength: 1 << 20)]))], // lying length
+            ]
+            var flipped = validData
+            flipped[20] ^= 0x10
+            frames.append([flipped])                                                    // bit flip in data
+            frames.append([Array(validData.dropLast(1))])                              // truncated data
+            frames.append([seal(frameBody(kind: 4, fields: [u64(1), u64(0), u64(0), u16(0)]))]) // an ack to a receiver
+            frames.append([[UInt8](repeating: 0x41, count: 1 << 20)])                  // oversized: connection dropped
+            for parts in frames { try mallory.send(Message(parts)) }
+            _ = try? mallory.trySend([validData])                                       // data without a hello
+        }
+        let dropped = try await within(.seconds(20), "hostile frames reported") { await events.value }
+        #expect(dropped >= 8)
+        _ = try await sender.send(batch: (101...200).map { Array("real \($0)".utf8) }, to: "r")
+        let received = try await within(.seconds(30), "real stream") { await collector.value }
+        #expect(received.map { String(decoding: $0.payload, as: UTF8.self) } == (1...200).map { "real \($0)" })
+        #expect(received.allSatisfy { $0.sender == "s" })
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+}
