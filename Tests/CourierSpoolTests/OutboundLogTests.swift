@@ -57,6 +57,13 @@ struct OutboundLogTests {
         let done = BlockingBox()
         log.append(SpoolEntry(payload: [4])) { result in done.put(try? result.get()) }
         #expect(done.take() == 4)
+        // Dead letters, blocking forms (what the node's I/O thread would call).
+        let record = try #require(try log.readPending(from: 2, limit: 1).first)
+        let letter = try log.deadLetters.add(record, streamID: log.streamID, reason: .expired)
+        #expect(try log.deadLetters.list().map(\.id) == [letter.id])
+        #expect(try log.deadLetters.requeue(letter.id) == 5)
+        #expect(try log.deadLetters.list().isEmpty)
+        #expect(try log.readPending(from: 5, limit: 1).first?.payload == [2])
     }
 
     @Test("reads respect limit and byte budget, across segments")
