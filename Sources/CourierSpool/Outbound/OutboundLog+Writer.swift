@@ -150,7 +150,7 @@ extension OutboundLog {
                 buffer.bytes.removeAll(keepingCapacity: true)
                 firstEnqueuedAt = nil
             }
-            guard let active = state.withLock({ $0.segments.last }) else {
+            guard let active = state.withLock({ $0.active }) else {
                 let error = SpoolError(code: .io, message: "internal: no active segment")
                 fail(error, pending.map(\.0))
                 next = start
@@ -205,18 +205,21 @@ extension OutboundLog {
         }
 
         if writer.needsRepair && !repair() {
-            fail(SpoolError(code: .io, message: "the segment could not be truncated back to its last good record after an earlier failed write; retrying on the next append", path: state.withLock { $0.segments.last?.segment.path }), requests)
+            fail(SpoolError(code: .io, message: "the segment could not be truncated back to its last good record after an earlier failed write; retrying on the next append", path: state.withLock { $0.active?.segment.path }), requests)
             return
         }
+        var active = state.withLock { $0.active }
         var remaining = requests[...]
         while let request = remaining.popFirst() {
             do throws(SpoolError) {
-                let active = state.withLock { $0.segments.last }
                 let activeSize = (active?.end ?? 0) + Int64(buffer.bytes.count)
                 let activeCount = (active?.count ?? 0) + offsets.count
                 if active == nil || (activeSize + request.bytes > Int64(configuration.segmentSize) && activeCount > 0) {
-                    if let error = flushBuffer() { throw error }
+                    let flushError = flushBuffer()
+                    active = state.withLock { $0.active }
+                    if let flushError { throw flushError }
                     try roll(base: next)
+                    active = state.withLock { $0.active }
                 }
                 let top = next + UInt64(request.entries.count) - 1
                 if top > writer.metaFile.current.reservedUpTo {
@@ -232,7 +235,7 @@ extension OutboundLog {
             }
             let now = wallClockNanoseconds()
             if firstEnqueuedAt == nil { firstEnqueuedAt = now }
-            let base = state.withLock { $0.segments.last?.end ?? 0 }
+            let base = active?.end ?? 0
             let first = next
             for entry in request.entries {
                 offsets.append(UInt32(truncatingIfNeeded: base + Int64(buffer.bytes.count)))
@@ -251,7 +254,7 @@ extension OutboundLog {
     @discardableResult
     func repair() -> Bool {
         guard writer.needsRepair else { return true }
-        guard let active = state.withLock({ $0.segments.last }) else {
+        guard let active = state.withLock({ $0.active }) else {
             writer.needsRepair = false
             return true
         }
@@ -267,7 +270,7 @@ extension OutboundLog {
 
     /// Seals the active segment (synced) and starts a new one whose first record is `base`.
     private func roll(base: UInt64) throws(SpoolError) {
-        if writer.unsynced, configuration.durability.syncsAtAll, let active = state.withLock({ $0.segments.last }) {
+        if writer.unsynced, configuration.durability.syncsAtAll, let active = state.withLock({ $0.active }) {
             do { try active.segment.fd.datasync() } catch {
                 throw SpoolError.system("fdatasync", error, path: active.segment.path, doing: "sealing the segment")
             }
@@ -299,7 +302,7 @@ extension OutboundLog {
     // MARK: Syncing
 
     private func syncForInterval() {
-        guard writer.unsynced, let active = state.withLock({ $0.segments.last }) else { return }
+        guard writer.unsynced, let active = state.withLock({ $0.active }) else { return }
         do {
             try active.segment.fd.datasync()
             writer.unsynced = false
@@ -314,7 +317,7 @@ extension OutboundLog {
     }
 
     private func flushNow() -> Result<Void, SpoolError> {
-        if let active = state.withLock({ $0.segments.last }) {
+        if let active = state.withLock({ $0.active }) {
             do { try active.segment.fd.datasync() } catch {
                 return .failure(.system("fdatasync", error, path: active.segment.path, doing: "flushing the log"))
             }

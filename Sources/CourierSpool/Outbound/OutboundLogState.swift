@@ -28,6 +28,13 @@ struct OutboundLogState {
     var syncs = 0
     var recordsSynced = 0
 
+    /// The newest segment, without its offsets: copying a `SegmentIndex` out of the lock
+    /// would share its offsets array and make the next append copy it whole.
+    var active: ActiveSegment? {
+        guard let last = segments.last else { return nil }
+        return ActiveSegment(segment: last.segment, end: last.end, count: last.count)
+    }
+
     /// Marks the writer awake; returns whether the caller must signal it.
     mutating func wake() -> Bool {
         if writerSleeping {
@@ -83,4 +90,11 @@ struct OutboundLogState {
         if nextSequence > expected { ranges.append(expected...(nextSequence - 1)) }
         return ranges
     }
+}
+
+/// The newest segment's file and where its next record goes.
+struct ActiveSegment {
+    let segment: Segment
+    let end: Int64
+    let count: Int
 }
