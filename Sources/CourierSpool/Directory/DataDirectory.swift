@@ -135,7 +135,7 @@ public final class DataDirectory: Sendable {
                     continuation.resume(returning: .failure(error))
                 }
             }
-            _ = thread  // detached: it finishes on its own
+            thread.detach()
         }.get()
     }
 }

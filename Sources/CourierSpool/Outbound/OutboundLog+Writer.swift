@@ -214,7 +214,11 @@ extension OutboundLog {
             do throws(SpoolError) {
                 let activeSize = (active?.end ?? 0) + Int64(buffer.bytes.count)
                 let activeCount = (active?.count ?? 0) + offsets.count
-                if active == nil || (activeSize + request.bytes > Int64(configuration.segmentSize) && activeCount > 0) {
+                // A new segment when the active one is full, or when the next number does
+                // not follow its last record (after recovery skipped quarantined numbers):
+                // record i of a segment always holds base + i.
+                let misaligned = active.map { $0.nextSequence + UInt64(offsets.count) != next } ?? true
+                if misaligned || (activeSize + request.bytes > Int64(configuration.segmentSize) && activeCount > 0) {
                     let flushError = flushBuffer()
                     active = state.withLock { $0.active }
                     if let flushError { throw flushError }

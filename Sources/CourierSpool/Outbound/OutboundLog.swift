@@ -152,6 +152,7 @@ public final class OutboundLog: Sendable {
     @discardableResult
     public func acknowledge(upTo sequenceNumber: UInt64) throws(SpoolError) -> Int {
         let result = state.withLock { state -> Result<(freed: Int, wake: Bool, count: Int, bytes: Int64), SpoolError> in
+            if state.closed { return .failure(.closedError) }
             if sequenceNumber >= state.nextSequence {
                 return .failure(SpoolError(code: .invalidArgument, message: "cannot acknowledge \(sequenceNumber): the highest durable sequence number is \(state.nextSequence - 1)"))
             }

@@ -97,4 +97,7 @@ struct ActiveSegment {
     let segment: Segment
     let end: Int64
     let count: Int
+
+    /// The sequence number the next record in this segment must have.
+    var nextSequence: UInt64 { segment.baseSequence + UInt64(count) }
 }
