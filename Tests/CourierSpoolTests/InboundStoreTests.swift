@@ -127,4 +127,27 @@ struct InboundStoreTests {
         #expect(directory.inbound.state(sender: "a", streamID: 1)?.processedUpTo == 4)
         #expect(events.tornTails == 1)
     }
+
+    @Test("a journal cut inside its header starts afresh and keeps working")
+    func tornHeader() async throws {
+        let temp = TemporaryDirectory("inbound-header")
+        let path = temp.sub("data")
+        do {
+            let directory = try await DataDirectory.open(path: path, configuration: configuration())
+            directory.close()
+        }
+        let journal = path.appending("inbound").appending("inbound.journal")
+        try writeFile(journal, Array(try readFile(journal).prefix(20)))
+        do {
+            let directory = try await DataDirectory.open(path: path, configuration: configuration())
+            #expect(directory.inbound.allStreams.isEmpty)
+            try await directory.inbound.markProcessed(sender: "a", streamID: 1, sequenceNumbers: [1])
+            directory.close()
+        }
+        let events = EventCollector()
+        let directory = try await DataDirectory.open(path: path, configuration: configuration(events: events))
+        defer { directory.close() }
+        #expect(events.all.isEmpty)
+        #expect(directory.inbound.state(sender: "a", streamID: 1)?.processedUpTo == 1)
+    }
 }
