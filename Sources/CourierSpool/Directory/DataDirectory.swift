@@ -127,6 +127,8 @@ public final class DataDirectory: Sendable {
         lock.release()
     }
 
+    deinit { close() }
+
     /// Runs blocking work on a fresh spool thread and returns its result.
     static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws(SpoolError) -> T) async throws(SpoolError) -> T {
         try await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, SpoolError>, Never>) in

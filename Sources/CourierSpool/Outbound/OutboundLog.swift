@@ -74,6 +74,10 @@ public final class OutboundLog: Sendable {
 
     /// Appends one record; `completion` runs on the log's thread with its sequence number
     /// once it is durable under the configured policy, or with the error.
+    ///
+    /// Completions run in append order on the log's own thread: keep them short, and never
+    /// wait in one for the log (``appendAndWait(_:)``, the blocking `DeadLetterStore.requeue(_:)`),
+    /// which would wait for itself. Hand the result to your own thread instead.
     public func append(_ entry: SpoolEntry, completion: @escaping @Sendable (Result<UInt64, SpoolError>) -> Void) {
         append(contentsOf: [entry]) { result in completion(result.map(\.lowerBound)) }
     }
