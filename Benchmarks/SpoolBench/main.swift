@@ -17,6 +17,7 @@ struct Options {
     var pending = 1_000_000
     var reopenOnly: String?
     var baselineDirectory: String?
+    var crashWriter: String?
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -27,6 +28,7 @@ struct Options {
             case "--pending": pending = Int(iterator.next() ?? "") ?? pending
             case "--reopen-only": reopenOnly = iterator.next()
             case "--baseline": baselineDirectory = iterator.next()
+            case "--crash-writer": crashWriter = iterator.next()
             case "--help", "-h":
                 print("usage: spool-bench [--dir PATH] [--seconds S] [--pending N]")
                 exit(0)
@@ -180,7 +182,28 @@ func reopenOnly(_ path: String, baseline: String) throws {
     empty.close()
 }
 
+/// For the crash test (CourierSpoolTests): appends forever under group commit, payload
+/// "p-<sequence number>", printing each sequence number once its append has completed.
+/// The test kills it with SIGKILL at an arbitrary moment and checks what survived.
+func crashWriter(_ path: String) throws -> Never {
+    let directory = try DataDirectory(path: FilePath(path))
+    let log = try directory.outboundLog(for: "crash-peer")
+    let inFlight = DispatchSemaphore(value: 64)
+    var next = log.nextSequenceNumber
+    while true {
+        inFlight.wait()
+        log.append(SpoolEntry(payload: Array("p-\(next)".utf8))) { result in
+            if case .success(let sequence) = result {
+                FileHandle.standardOutput.write(Data("\(sequence)\n".utf8))  // unbuffered: a kill loses no line
+            }
+            inFlight.signal()
+        }
+        next += 1
+    }
+}
+
 let options = Options(CommandLine.arguments)
+if let path = options.crashWriter { try crashWriter(path) }
 if let path = options.reopenOnly {
     try reopenOnly(path, baseline: options.baselineDirectory ?? path + "-baseline")
     exit(0)
