@@ -168,6 +168,20 @@ struct OutboundLogTests {
         #expect(done.get() == 0)
         try log.acknowledge(upTo: 2)
         #expect(await eventually { done.get() == 4 })
+
+        // An async append waiting for space is withdrawn when its task is cancelled.
+        #expect(try await log.append([UInt8](repeating: 9, count: 10)) == 5)  // full again
+        let waiting = Task { try await log.append([UInt8](repeating: 9, count: 10)) }
+        #expect(await eventually { log.status.queuedAppends == 1 })
+        waiting.cancel()
+        do {
+            _ = try await waiting.value
+            Issue.record("the cancelled append completed")
+        } catch let error as SpoolError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(log.status.queuedAppends == 0)
+        #expect(log.nextSequenceNumber == 6)
     }
 
     @Test("a record over maxRecordSize is refused")

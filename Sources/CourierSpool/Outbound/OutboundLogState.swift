@@ -1,5 +1,7 @@
 /// An append waiting for the writer thread.
 struct AppendRequest {
+    /// Nonzero for appends that can be cancelled (the `async` forms).
+    var id: UInt64
     var entries: [SpoolEntry]
     var bytes: Int64
     var completion: @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void
