@@ -57,6 +57,13 @@ struct OutboundLogTests {
         let done = BlockingBox()
         log.append(SpoolEntry(payload: [4])) { result in done.put(try? result.get()) }
         #expect(done.take() == 4)
+        // Dead letters, blocking forms (what the node's I/O thread would call).
+        let record = try #require(try log.readPending(from: 2, limit: 1).first)
+        let letter = try log.deadLetters.add(record, streamID: log.streamID, reason: .expired)
+        #expect(try log.deadLetters.list().map(\.id) == [letter.id])
+        #expect(try log.deadLetters.requeue(letter.id) == 5)
+        #expect(try log.deadLetters.list().isEmpty)
+        #expect(try log.readPending(from: 5, limit: 1).first?.payload == [2])
     }
 
     @Test("reads respect limit and byte budget, across segments")
@@ -75,7 +82,8 @@ struct OutboundLogTests {
         let before = log.status.segmentCount
         try log.acknowledge(upTo: 150)
         #expect(await eventually { log.status.segmentCount < before })
-        #expect(try segmentFiles(peerDirectory(temp.path, "peer")).count == log.status.segmentCount)
+        // Files go shortly after the index drops them.
+        #expect(await eventually { (try? segmentFiles(peerDirectory(temp.path, "peer")).count) == log.status.segmentCount })
         #expect(try allPending(log).map(\.sequenceNumber) == Array(151...200))
     }
 
@@ -160,6 +168,20 @@ struct OutboundLogTests {
         #expect(done.get() == 0)
         try log.acknowledge(upTo: 2)
         #expect(await eventually { done.get() == 4 })
+
+        // An async append waiting for space is withdrawn when its task is cancelled.
+        #expect(try await log.append([UInt8](repeating: 9, count: 10)) == 5)  // full again
+        let waiting = Task { try await log.append([UInt8](repeating: 9, count: 10)) }
+        #expect(await eventually { log.status.queuedAppends == 1 })
+        waiting.cancel()
+        do {
+            _ = try await waiting.value
+            Issue.record("the cancelled append completed")
+        } catch let error as SpoolError {
+            #expect(error.code == .cancelled)
+        }
+        #expect(log.status.queuedAppends == 0)
+        #expect(log.nextSequenceNumber == 6)
     }
 
     @Test("a record over maxRecordSize is refused")

@@ -148,14 +148,24 @@ struct RecoveryTests {
         try writeFile(segment, bytes)
         let events = EventCollector()
         let directory = try DataDirectory(path: path2, configuration: configuration(events: events))
-        defer { directory.close() }
         let log = try await directory.outboundLog(for: "peer")
         #expect(events.corruptions.count == 1)
         #expect(try allPending(log).map(\.sequenceNumber) == Array(1...9))
         #expect(log.nextSequenceNumber > 20)
         let status = log.status
         #expect(status.missingRanges.first?.lowerBound == 10)
-        #expect(try log.appendAndWait(SpoolEntry(payload: [1])) > 20)
+        let jumped = try log.appendAndWait(SpoolEntry(payload: [1]))
+        #expect(jumped > 20)
+        #expect(try log.readPending(from: jumped, limit: 1).first?.payload == [1])
+        directory.close()
+        // The records after the jump live in their own segment and read back cleanly.
+        let reopenedEvents = EventCollector()
+        let reopened = try DataDirectory(path: path2, configuration: configuration(events: reopenedEvents))
+        defer { reopened.close() }
+        let again = try await reopened.outboundLog(for: "peer")
+        #expect(reopenedEvents.all.isEmpty)
+        #expect(try allPending(again).map(\.sequenceNumber) == Array(1...9) + [jumped])
+        #expect(again.nextSequenceNumber == jumped + 1)
     }
 
     @Test("damage in an older segment quarantines its rest; the log goes on from the next segment")

@@ -20,7 +20,8 @@ public struct SpoolConfiguration: Sendable {
     public var whenFull: SpoolFullBehavior = .wait
 
     /// The size at which a segment file is closed and a new one started. Whole segments are
-    /// deleted once acknowledged, so smaller segments free disk sooner.
+    /// deleted once acknowledged, so smaller segments free disk sooner. Between 256 bytes
+    /// and 2 GiB.
     /// Default: 64 MiB.
     public var segmentSize: Int = 64 << 20
 

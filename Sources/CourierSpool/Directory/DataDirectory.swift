@@ -35,6 +35,13 @@ public final class DataDirectory: Sendable {
         guard configuration.maxRecordSize >= RecordFormat.headerSize + 1, configuration.maxRecordSize <= 256 << 20 else {
             throw SpoolError(code: .invalidArgument, message: "maxRecordSize must be between 41 bytes and 256 MiB")
         }
+        // Offsets within a segment are kept as 32-bit numbers.
+        guard configuration.segmentSize >= 256, configuration.segmentSize <= 2 << 30 else {
+            throw SpoolError(code: .invalidArgument, message: "segmentSize must be between 256 bytes and 2 GiB")
+        }
+        guard configuration.maxPendingMessages > 0, configuration.maxPendingBytes > 0, configuration.sequenceReservationBlock > 0 else {
+            throw SpoolError(code: .invalidArgument, message: "maxPendingMessages, maxPendingBytes and sequenceReservationBlock must be positive")
+        }
         self.path = path
         self.configuration = configuration
         try FileOps.makeDirectory(path)
@@ -127,6 +134,8 @@ public final class DataDirectory: Sendable {
         lock.release()
     }
 
+    deinit { close() }
+
     /// Runs blocking work on a fresh spool thread and returns its result.
     static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws(SpoolError) -> T) async throws(SpoolError) -> T {
         try await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, SpoolError>, Never>) in
@@ -135,7 +144,7 @@ public final class DataDirectory: Sendable {
                     continuation.resume(returning: .failure(error))
                 }
             }
-            _ = thread  // detached: it finishes on its own
+            thread.detach()
         }.get()
     }
 }

@@ -23,6 +23,9 @@ public struct SpoolError: Error, Sendable, CustomStringConvertible {
         public static let locked = Code(name: "locked")
         /// Data on disk failed its checksum or had an impossible layout.
         public static let corruption = Code(name: "corruption")
+        /// The task awaiting an append was cancelled while the append was still queued;
+        /// nothing was written.
+        public static let cancelled = Code(name: "cancelled")
         /// The spool was closed.
         public static let closed = Code(name: "closed")
         /// An argument was out of range (an empty or over-long peer id, an acknowledgement

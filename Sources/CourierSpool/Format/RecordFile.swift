@@ -55,7 +55,14 @@ final class RecordFile {
             var events: [SpoolEvent] = []
             if let failure = scan.failure {
                 if failure.kind == .tornTail {
-                    try fd.resize(to: failure.offset)
+                    if failure.offset < Int64(FileHeader.size) {
+                        // Cut short before its header was whole: start the file afresh.
+                        try fd.resize(to: 0)
+                        let header = FileHeader(kind: kind, streamID: 0, baseSequence: 0, createdAt: wallClockNanoseconds())
+                        _ = try fd.writeAll(toAbsoluteOffset: 0, header.encoded())
+                    } else {
+                        try fd.resize(to: failure.offset)
+                    }
                     try fd.datasync()
                     events.append(.tornTailTruncated(path: path, offset: failure.offset, bytes: size - failure.offset))
                 } else {

@@ -69,7 +69,7 @@ public final class InboundStore: Sendable {
         if corrupt > 0 {
             configuration.logger.error("spool: inbound journal records with a valid checksum but an impossible layout were ignored", metadata: ["count": "\(corrupt)"])
         }
-        state = Mutex(State(streams: streams))
+        state = Mutex(State(streams: Self.pruned(streams, retain: configuration.inbound.retainOldStreamsFor)))
         journal = Journal(file: opened.file)
         let started = SpoolThread(name: "spool-inbound") { [self] in self.runWriter() }
         thread.withLock { $0 = started }
@@ -283,16 +283,22 @@ public final class InboundStore: Sendable {
         journal.lastSyncAt = monotonicNanoseconds()
     }
 
+    /// Drops streams idle for longer than `retain` that are not their sender's most recently
+    /// active stream.
+    private static func pruned(_ streams: [InboundStreamKey: InboundStreamState], retain: Duration) -> [InboundStreamKey: InboundStreamState] {
+        let now = wallClockNanoseconds()
+        var newest: [String: Int64] = [:]
+        for stream in streams.values { newest[stream.sender] = max(newest[stream.sender] ?? .min, stream.lastActivity) }
+        return streams.filter { _, stream in
+            stream.lastActivity == newest[stream.sender] || now - stream.lastActivity < retain.nanoseconds
+        }
+    }
+
     /// Rewrites the journal with one snapshot per live stream, dropping idle old incarnations.
     private func compact() throws(SpoolError) {
         let now = wallClockNanoseconds()
-        let retain = configuration.inbound.retainOldStreamsFor.nanoseconds
         let live = state.withLock { state -> [InboundStreamState] in
-            var newest: [String: Int64] = [:]
-            for stream in state.streams.values { newest[stream.sender] = max(newest[stream.sender] ?? .min, stream.lastActivity) }
-            state.streams = state.streams.filter { _, stream in
-                stream.lastActivity == newest[stream.sender] || now - stream.lastActivity < retain
-            }
+            state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
             return Array(state.streams.values)
         }
         var writer = ByteWriter(capacity: FileHeader.size + live.count * 64)

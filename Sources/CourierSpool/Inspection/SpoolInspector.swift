@@ -199,12 +199,21 @@ public struct SpoolInspector: Sendable {
             let path = directory.appending(Segment.fileName(baseSequence: base))
             guard let fd = try FileOps.openForReading(path) else { continue }  // deleted meanwhile
             defer { try? fd.close() }
-            let scanner = SegmentScanner(maxRecordSize: maxRecordSize, expectedStreamID: streamID, expectedBase: base, isLast: position == bases.count - 1, collectOffsets: false)
-            let result: SegmentScanner.Result
+            let isLast = position == bases.count - 1
+            let scanner = SegmentScanner(maxRecordSize: maxRecordSize, expectedStreamID: streamID, expectedBase: base, isLast: isLast, collectOffsets: false)
+            var result: SegmentScanner.Result
             do {
                 result = try scanner.scan(fd) { header, offset, raw in
                     let body = keepBodies ? RecordFormat.body(raw, at: 0, length: header.length) : []
                     record(header, Location(path: path, offset: offset, body: body), header.length)
+                }
+                if isLast, let failure = result.failure, failure.kind == .corrupt {
+                    // A reader may catch the node's write half done. Look again: damage that
+                    // is still there at the same offset is real; anything else was in flight.
+                    let second = try scanner.scan(fd)
+                    if second.failure?.kind != .corrupt || second.failure?.offset != failure.offset {
+                        result.failure = SegmentScanner.Failure(kind: .tornTail, offset: failure.offset, reason: "record being written")
+                    }
                 }
             } catch {
                 throw SpoolError.system("pread", error, path: path, doing: "reading the segment")

@@ -150,7 +150,7 @@ extension OutboundLog {
                 buffer.bytes.removeAll(keepingCapacity: true)
                 firstEnqueuedAt = nil
             }
-            guard let active = state.withLock({ $0.segments.last }) else {
+            guard let active = state.withLock({ $0.active }) else {
                 let error = SpoolError(code: .io, message: "internal: no active segment")
                 fail(error, pending.map(\.0))
                 next = start
@@ -205,18 +205,25 @@ extension OutboundLog {
         }
 
         if writer.needsRepair && !repair() {
-            fail(SpoolError(code: .io, message: "the segment could not be truncated back to its last good record after an earlier failed write; retrying on the next append", path: state.withLock { $0.segments.last?.segment.path }), requests)
+            fail(SpoolError(code: .io, message: "the segment could not be truncated back to its last good record after an earlier failed write; retrying on the next append", path: state.withLock { $0.active?.segment.path }), requests)
             return
         }
+        var active = state.withLock { $0.active }
         var remaining = requests[...]
         while let request = remaining.popFirst() {
             do throws(SpoolError) {
-                let active = state.withLock { $0.segments.last }
                 let activeSize = (active?.end ?? 0) + Int64(buffer.bytes.count)
                 let activeCount = (active?.count ?? 0) + offsets.count
-                if active == nil || (activeSize + request.bytes > Int64(configuration.segmentSize) && activeCount > 0) {
-                    if let error = flushBuffer() { throw error }
+                // A new segment when the active one is full, or when the next number does
+                // not follow its last record (after recovery skipped quarantined numbers):
+                // record i of a segment always holds base + i.
+                let misaligned = active.map { $0.nextSequence + UInt64(offsets.count) != next } ?? true
+                if misaligned || (activeSize + request.bytes > Int64(configuration.segmentSize) && activeCount > 0) {
+                    let flushError = flushBuffer()
+                    active = state.withLock { $0.active }
+                    if let flushError { throw flushError }
                     try roll(base: next)
+                    active = state.withLock { $0.active }
                 }
                 let top = next + UInt64(request.entries.count) - 1
                 if top > writer.metaFile.current.reservedUpTo {
@@ -232,7 +239,7 @@ extension OutboundLog {
             }
             let now = wallClockNanoseconds()
             if firstEnqueuedAt == nil { firstEnqueuedAt = now }
-            let base = state.withLock { $0.segments.last?.end ?? 0 }
+            let base = active?.end ?? 0
             let first = next
             for entry in request.entries {
                 offsets.append(UInt32(truncatingIfNeeded: base + Int64(buffer.bytes.count)))
@@ -251,7 +258,7 @@ extension OutboundLog {
     @discardableResult
     func repair() -> Bool {
         guard writer.needsRepair else { return true }
-        guard let active = state.withLock({ $0.segments.last }) else {
+        guard let active = state.withLock({ $0.active }) else {
             writer.needsRepair = false
             return true
         }
@@ -267,7 +274,7 @@ extension OutboundLog {
 
     /// Seals the active segment (synced) and starts a new one whose first record is `base`.
     private func roll(base: UInt64) throws(SpoolError) {
-        if writer.unsynced, configuration.durability.syncsAtAll, let active = state.withLock({ $0.segments.last }) {
+        if writer.unsynced, configuration.durability.syncsAtAll, let active = state.withLock({ $0.active }) {
             do { try active.segment.fd.datasync() } catch {
                 throw SpoolError.system("fdatasync", error, path: active.segment.path, doing: "sealing the segment")
             }
@@ -294,97 +301,5 @@ extension OutboundLog {
         }
         let segment = Segment(baseSequence: base, path: path, fd: fd)
         state.withLock { $0.segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size))) }
-    }
-
-    // MARK: Syncing
-
-    private func syncForInterval() {
-        guard writer.unsynced, let active = state.withLock({ $0.segments.last }) else { return }
-        do {
-            try active.segment.fd.datasync()
-            writer.unsynced = false
-            writer.lastSyncAt = monotonicNanoseconds()
-            configuration.testHooks.afterSegmentSync?(writer.highestUnsynced)
-            metrics.syncs.increment()
-            state.withLock { $0.syncs += 1 }
-        } catch {
-            writer.lastSyncAt = monotonicNanoseconds()
-            configuration.logger.error("spool: interval sync failed", metadata: ["peer": "\(peer)", "file": "\(active.segment.path)", "error": "\(error)"])
-        }
-    }
-
-    private func flushNow() -> Result<Void, SpoolError> {
-        if let active = state.withLock({ $0.segments.last }) {
-            do { try active.segment.fd.datasync() } catch {
-                return .failure(.system("fdatasync", error, path: active.segment.path, doing: "flushing the log"))
-            }
-            writer.unsynced = false
-            writer.lastSyncAt = monotonicNanoseconds()
-        }
-        let target = state.withLock { $0.acknowledgedUpTo }
-        if target > writer.metaFile.current.acknowledgedUpTo {
-            do throws(SpoolError) {
-                try writer.metaFile.write(acknowledgedUpTo: target, reservedUpTo: writer.metaFile.current.reservedUpTo, sync: true)
-                state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, target) }
-            } catch {
-                return .failure(error)
-            }
-        }
-        return .success(())
-    }
-
-    // MARK: Acknowledging
-
-    /// Writes the acknowledged mark and deletes the segments wholly below it.
-    private func persistAcknowledgement(_ target: UInt64) {
-        let doomed = state.withLock { state -> [SegmentIndex] in
-            var doomed: [SegmentIndex] = []
-            while state.segments.count > 1, state.segments[0].lastSequence <= target {
-                doomed.append(state.segments.removeFirst())
-            }
-            return doomed
-        }
-        do throws(SpoolError) {
-            if target > writer.metaFile.current.acknowledgedUpTo {
-                try writer.metaFile.write(
-                    acknowledgedUpTo: target,
-                    reservedUpTo: writer.metaFile.current.reservedUpTo,
-                    sync: configuration.durability.syncsAtAll || !doomed.isEmpty
-                )
-            }
-            state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, target) }
-            for index in doomed { try FileOps.unlinkFile(index.segment.path) }
-            if !doomed.isEmpty { try FileOps.syncDirectory(directory) }
-        } catch {
-            // Put back what was not deleted; the next acknowledgement retries.
-            let survivors = doomed.filter { FileOps.exists($0.segment.path) }
-            state.withLock { state in
-                state.segments.insert(contentsOf: survivors, at: 0)
-                state.persistedAcknowledgedUpTo = min(state.persistedAcknowledgedUpTo, writer.metaFile.current.acknowledgedUpTo)
-            }
-            configuration.logger.error("spool: could not write the acknowledged mark or delete acknowledged segments; will retry", metadata: ["peer": "\(peer)", "error": "\(error)"])
-        }
-    }
-
-    /// Reads the enqueue time of the oldest pending record, after an acknowledgement.
-    func refreshOldestIfNeeded() {
-        let target = state.withLock { state -> (Segment, Int64, Int)? in
-            guard state.oldestNeedsRefresh else { return nil }
-            state.oldestNeedsRefresh = false
-            let i = state.firstSegment(holdingAtLeast: state.acknowledgedUpTo + 1)
-            guard i < state.segments.count else { return nil }
-            let index = state.segments[i]
-            let sequence = max(state.acknowledgedUpTo + 1, index.baseSequence)
-            return (index.segment, index.offset(of: sequence), Int(index.endOffset(of: sequence) - index.offset(of: sequence)))
-        }
-        guard let (segment, offset, length) = target else { return }
-        guard let bytes = try? segment.fd.readBytes(at: offset, count: length) else { return }
-        let enqueuedAt: Int64? = bytes.withUnsafeBytes { raw in
-            if case .record(let header) = RecordFormat.decode(raw, at: 0, maxLength: configuration.maxRecordSize) { return header.enqueuedAt }
-            return nil
-        }
-        state.withLock { state in
-            if !state.oldestNeedsRefresh && state.pendingCount > 0 { state.oldestPendingEnqueuedAt = enqueuedAt }
-        }
     }
 }

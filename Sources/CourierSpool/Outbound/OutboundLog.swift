@@ -35,6 +35,7 @@ public final class OutboundLog: Sendable {
     let writer: LogWriter
     private let thread: Mutex<SpoolThread?> = Mutex(nil)
     let reportedBadReads: Mutex<Set<UInt64>> = Mutex([])
+    private let nextRequestID = Atomic<UInt64>(0)
 
     init(peer: String, directory: FilePath, configuration: SpoolConfiguration) throws(SpoolError) {
         self.peer = peer
@@ -74,6 +75,10 @@ public final class OutboundLog: Sendable {
 
     /// Appends one record; `completion` runs on the log's thread with its sequence number
     /// once it is durable under the configured policy, or with the error.
+    ///
+    /// Completions run in append order on the log's own thread: keep them short, and never
+    /// wait in one for the log (``appendAndWait(_:)``, the blocking `DeadLetterStore.requeue(_:)`),
+    /// which would wait for itself. Hand the result to your own thread instead.
     public func append(_ entry: SpoolEntry, completion: @escaping @Sendable (Result<UInt64, SpoolError>) -> Void) {
         append(contentsOf: [entry]) { result in completion(result.map(\.lowerBound)) }
     }
@@ -81,6 +86,11 @@ public final class OutboundLog: Sendable {
     /// Appends records in order, as one unit: they get consecutive sequence numbers and
     /// are made durable together. `completion` gets the range of sequence numbers.
     public func append(contentsOf entries: [SpoolEntry], completion: @escaping @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void) {
+        enqueue(entries, id: 0, completion: completion)
+    }
+
+    /// Queues an append; `id` (nonzero) lets ``cancelQueued(_:)`` find it.
+    private func enqueue(_ entries: [SpoolEntry], id: UInt64, completion: @escaping @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void) {
         guard !entries.isEmpty else {
             completion(.failure(SpoolError(code: .invalidArgument, message: "an append needs at least one record")))
             return
@@ -93,7 +103,7 @@ public final class OutboundLog: Sendable {
             }
             bytes += Int64(entry.encodedSize)
         }
-        let request = AppendRequest(entries: entries, bytes: bytes, completion: completion)
+        let request = AppendRequest(id: id, entries: entries, bytes: bytes, completion: completion)
         let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
             if state.closed { return (false, false) }
             state.queue.append(request)
@@ -107,10 +117,13 @@ public final class OutboundLog: Sendable {
     }
 
     /// Appends one record and returns its sequence number once durable.
+    ///
+    /// When the spool is full and ``SpoolConfiguration/whenFull`` is ``SpoolFullBehavior/wait``,
+    /// this suspends until space is freed. Cancelling the task while the append is still
+    /// queued withdraws it (it throws ``SpoolError/Code/cancelled`` and gets no sequence
+    /// number); once the writer has taken it, it completes normally.
     public func append(_ entry: SpoolEntry) async throws(SpoolError) -> UInt64 {
-        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<UInt64, SpoolError>, Never>) in
-            append(entry) { continuation.resume(returning: $0) }
-        }.get()
+        try await append(contentsOf: [entry]).lowerBound
     }
 
     /// Appends a payload with default options and returns its sequence number once durable.
@@ -119,10 +132,25 @@ public final class OutboundLog: Sendable {
     }
 
     /// Appends records as one unit and returns their sequence numbers once durable.
+    /// Cancellation works as for ``append(_:)-(SpoolEntry)``.
     public func append(contentsOf entries: [SpoolEntry]) async throws(SpoolError) -> ClosedRange<UInt64> {
-        try await withCheckedContinuation { (continuation: CheckedContinuation<Result<ClosedRange<UInt64>, SpoolError>, Never>) in
-            append(contentsOf: entries) { continuation.resume(returning: $0) }
+        let id = nextRequestID.add(1, ordering: .relaxed).newValue
+        return try await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<ClosedRange<UInt64>, SpoolError>, Never>) in
+                enqueue(entries, id: id) { continuation.resume(returning: $0) }
+            }
+        } onCancel: {
+            cancelQueued(id)
         }.get()
+    }
+
+    /// Withdraws the queued append `id`, if the writer has not taken it yet.
+    private func cancelQueued(_ id: UInt64) {
+        let withdrawn = state.withLock { state -> AppendRequest? in
+            guard let index = state.queue.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.queue.remove(at: index)
+        }
+        withdrawn?.completion(.failure(SpoolError(code: .cancelled, message: "the append was cancelled while it waited in the queue; it was not written")))
     }
 
     /// Appends one record, blocking the calling thread until it is durable. Never call
@@ -152,6 +180,7 @@ public final class OutboundLog: Sendable {
     @discardableResult
     public func acknowledge(upTo sequenceNumber: UInt64) throws(SpoolError) -> Int {
         let result = state.withLock { state -> Result<(freed: Int, wake: Bool, count: Int, bytes: Int64), SpoolError> in
+            if state.closed { return .failure(.closedError) }
             if sequenceNumber >= state.nextSequence {
                 return .failure(SpoolError(code: .invalidArgument, message: "cannot acknowledge \(sequenceNumber): the highest durable sequence number is \(state.nextSequence - 1)"))
             }

@@ -1,5 +1,7 @@
 /// An append waiting for the writer thread.
 struct AppendRequest {
+    /// Nonzero for appends that can be cancelled (the `async` forms).
+    var id: UInt64
     var entries: [SpoolEntry]
     var bytes: Int64
     var completion: @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void
@@ -27,6 +29,13 @@ struct OutboundLogState {
     var appendsCompleted = 0
     var syncs = 0
     var recordsSynced = 0
+
+    /// The newest segment, without its offsets: copying a `SegmentIndex` out of the lock
+    /// would share its offsets array and make the next append copy it whole.
+    var active: ActiveSegment? {
+        guard let last = segments.last else { return nil }
+        return ActiveSegment(segment: last.segment, end: last.end, count: last.count)
+    }
 
     /// Marks the writer awake; returns whether the caller must signal it.
     mutating func wake() -> Bool {
@@ -83,4 +92,14 @@ struct OutboundLogState {
         if nextSequence > expected { ranges.append(expected...(nextSequence - 1)) }
         return ranges
     }
+}
+
+/// The newest segment's file and where its next record goes.
+struct ActiveSegment {
+    let segment: Segment
+    let end: Int64
+    let count: Int
+
+    /// The sequence number the next record in this segment must have.
+    var nextSequence: UInt64 { segment.baseSequence + UInt64(count) }
 }

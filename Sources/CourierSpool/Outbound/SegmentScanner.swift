@@ -82,7 +82,8 @@ struct SegmentScanner {
         var expected = expectedBase
         var wanted = Self.chunkSize
         while position < result.fileSize {
-            let chunk = try fd.readBytes(at: position, count: min(Int64(wanted), result.fileSize - position).clamped)
+            let requested = min(Int64(wanted), result.fileSize - position).clamped
+            let chunk = try fd.readBytes(at: position, count: requested)
             if chunk.isEmpty { break }  // the file shrank underneath us
             wanted = Self.chunkSize
             var consumed = 0
@@ -130,7 +131,11 @@ struct SegmentScanner {
                 result.failure = failure
                 break
             }
-            if !needMore && consumed == 0 { break }
+            if consumed == 0 && (!needMore || chunk.count < requested) {
+                // No progress: the file shrank underneath a reader.
+                result.failure = Failure(kind: .tornTail, offset: position, reason: "file shorter than when the scan started")
+                break
+            }
         }
         result.end = position
         return result

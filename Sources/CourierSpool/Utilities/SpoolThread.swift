@@ -48,9 +48,15 @@ final class SpoolThread: Sendable {
         #endif
     }
 
-    /// Waits for the thread to finish. Call once.
+    /// Waits for the thread to finish. Call once, and not after ``detach()``.
     func join() {
         _ = pthread_join(thread, nil)
+    }
+
+    /// Lets the thread finish on its own (its resources are freed when it ends). Call once,
+    /// and not after ``join()``.
+    func detach() {
+        _ = pthread_detach(thread)
     }
 }
 

@@ -1,0 +1,58 @@
+import CoreMetrics
+import Foundation
+import InMemoryLogging
+import Logging
+import Metrics
+import MetricsTestKit
+import SystemPackage
+import Testing
+@testable import CourierSpool
+
+/// The process-wide test metrics factory (swift-metrics bootstraps once per process).
+let testMetrics: TestMetrics = {
+    let metrics = TestMetrics()
+    MetricsSystem.bootstrap(metrics)
+    return metrics
+}()
+
+@Suite("Observability")
+struct ObservabilityTests {
+    @Test("appends and syncs are counted; corruption is logged with file and offset, counted and reported")
+    func logsAndMetrics() throws {
+        let metrics = testMetrics
+        let peer = "observed-peer"
+        let dimensions = [("peer", peer)]
+        let temp = TemporaryDirectory("observe")
+        let path = temp.sub("data")
+        do {
+            let directory = try DataDirectory(path: path, configuration: configuration { $0.segmentSize = 400 })
+            let log = try directory.outboundLog(for: peer)
+            for i in 1...20 { _ = try log.appendAndWait(SpoolEntry(payload: payload(i, size: 40))) }
+            directory.close()
+        }
+        #expect(try metrics.expectCounter("courier_spool_appends_total", dimensions).totalValue == 20)
+        #expect(try metrics.expectCounter("courier_spool_syncs_total", dimensions).totalValue == 20)
+        #expect(try metrics.expectCounter("courier_spool_appended_bytes_total", dimensions).totalValue == 20 * 80)
+
+        let segments = try segmentFiles(peerDirectory(path, peer))
+        var bytes = try readFile(segments[0])
+        bytes[48 + 20] ^= 0x40
+        try writeFile(segments[0], bytes)
+
+        let handler = InMemoryLogHandler()
+        let events = EventCollector()
+        let directory = try DataDirectory(path: path, configuration: configuration(events: events) {
+            $0.segmentSize = 400
+            $0.logger = Logger(label: "test", factory: { _ in handler })
+        })
+        defer { directory.close() }
+        _ = try directory.outboundLog(for: peer)
+        let errors = handler.entries.filter { $0.level == .error }
+        #expect(errors.count == 1)
+        #expect(errors.first?.metadata["offset"] == "48")
+        #expect(errors.first?.metadata["file"]?.description == segments[0].string)
+        #expect(events.corruptions.map(\.offset) == [48])
+        #expect(events.corruptions.first?.quarantinedTo != nil)
+        #expect(try metrics.expectCounter("courier_spool_corruptions_total", dimensions).totalValue == 1)
+    }
+}

@@ -1,0 +1,1 @@
+// LOCAL PLACEHOLDER (not committed)
