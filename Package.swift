@@ -14,6 +14,8 @@ let package = Package(
         .executable(name: "zeromq-pingpong", targets: ["ZeroMQPingPong"]),
         .library(name: "CourierSpool", targets: ["CourierSpool"]),
         .executable(name: "spool-bench", targets: ["SpoolBench"]),
+        .executable(name: "courier-producer", targets: ["CourierProducer"]),
+        .executable(name: "courier-consumer", targets: ["CourierConsumer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -93,6 +95,45 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             path: "Benchmarks/SpoolBench",
+            swiftSettings: upcoming
+        ),
+        // The example programs (SPEC §5) and what they share: command-line checks, exit
+        // codes, unbuffered output, a standard-input reader on its own thread.
+        .target(
+            name: "CourierExampleSupport",
+            dependencies: [
+                "Courier",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/CourierExampleSupport",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "CourierProducer",
+            dependencies: [
+                "Courier", "CourierExampleSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/CourierProducer",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "CourierConsumer",
+            dependencies: [
+                "Courier", "CourierExampleSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/CourierConsumer",
+            swiftSettings: upcoming
+        ),
+        // The example programs as real processes over loopback; needs them built
+        // (`swift build --build-tests` builds them).
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [],
             swiftSettings: upcoming
         ),
     ],

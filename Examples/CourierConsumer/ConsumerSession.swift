@@ -1,0 +1,142 @@
+import Courier
+import CourierExampleSupport
+import Dispatch
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One run of the consumer: prints and settles every delivered message until it has seen
+/// enough (`--exit-after`) or is told to stop (SIGTERM, SIGINT).
+struct ConsumerSession {
+    let node: Node
+    let exitAfter: Int?
+    let rejectPattern: String?
+    private let program = "courier-consumer"
+
+    init(node: Node, exitAfter: Int?, rejectPattern: String?) {
+        self.node = node
+        self.exitAfter = exitAfter
+        self.rejectPattern = rejectPattern
+    }
+
+    /// Runs to the end and returns the exit code.
+    func run() async -> Int32 {
+        let signals = stopOnSignals()
+        defer { signals.forEach { $0.cancel() } }
+        // Validated by the command; compiled here so that no Regex crosses tasks.
+        let pattern = rejectPattern.flatMap { try? Regex($0) }
+        var seen = 0
+        var status = ExitStatus.success
+        for await message in node.messages {
+            let rejected = pattern.map { matches(message.payload, $0) } ?? false
+            // The line is out of the process before the message is settled.
+            guard OutputStream.standardOutput.write(JSONLine.render(message, rejected: rejected)) else {
+                complain(program, "standard output is closed; stopping (unacknowledged messages will be redelivered)")
+                status = ExitStatus.failure
+                break
+            }
+            if rejected {
+                message.reject(reason: "payload matches --reject-matching \(rejectPattern ?? "")")
+            } else {
+                message.acknowledge()
+            }
+            seen += 1
+            if let exitAfter, seen >= exitAfter { break }
+        }
+        // Graceful: the acknowledgements reach the senders before the sockets close.
+        await node.shutdown()
+        return status
+    }
+
+    private func matches(_ payload: [UInt8], _ pattern: Regex<AnyRegexOutput>) -> Bool {
+        let text = String(decoding: payload, as: UTF8.self)
+        return (try? pattern.firstMatch(in: text)) != nil
+    }
+
+    /// SIGTERM and SIGINT start a graceful shutdown, which ends `node.messages`.
+    private func stopOnSignals() -> [any DispatchSourceSignal] {
+        [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            let node = self.node
+            source.setEventHandler {
+                Task { await node.shutdown() }
+            }
+            source.resume()
+            return source
+        }
+    }
+}
+
+/// The consumer's output format: one JSON object per message.
+enum JSONLine {
+    static func render(_ message: IncomingMessage, rejected: Bool) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(message.payload.count + 128)
+        line += Array(#"{"from":"#.utf8)
+        appendString(Array(message.sender.utf8), to: &line)
+        line += Array(#","stream":""#.utf8)
+        line += Array(String(message.stream, radix: 16).utf8)
+        line += Array(#"","seq":"#.utf8)
+        line += Array(String(message.sequence).utf8)
+        line += Array(#","redelivered":"#.utf8)
+        line += Array((message.redelivered ? "true" : "false").utf8)
+        line += Array(#","attempt":"#.utf8)
+        line += Array(String(message.attempt).utf8)
+        if String(validating: message.payload, as: UTF8.self) != nil {
+            line += Array(#","payload":"#.utf8)
+            appendString(message.payload, to: &line)
+        } else {
+            line += Array(#","payload_base64":""#.utf8)
+            line += Base64.encode(message.payload)
+            line.append(UInt8(ascii: "\""))
+        }
+        if rejected { line += Array(#","rejected":true"#.utf8) }
+        line += Array("}\n".utf8)
+        return line
+    }
+
+    /// Appends `utf8` (valid UTF-8) as a JSON string literal.
+    private static func appendString(_ utf8: [UInt8], to line: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        line.append(UInt8(ascii: "\""))
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): line += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): line += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "\n"): line += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): line += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case UInt8(ascii: "\t"): line += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20, 0x7F:
+                line += Array(#"\u00"#.utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: line.append(byte)
+            }
+        }
+        line.append(UInt8(ascii: "\""))
+    }
+}
+
+/// Standard base64 (RFC 4648, with padding), for payloads that are not UTF-8.
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var index = 0
+        while index < bytes.count {
+            let b0 = Int(bytes[index])
+            let b1 = index + 1 < bytes.count ? Int(bytes[index + 1]) : 0
+            let b2 = index + 2 < bytes.count ? Int(bytes[index + 2]) : 0
+            output.append(alphabet[b0 >> 2])
+            output.append(alphabet[((b0 & 0x3) << 4) | (b1 >> 4)])
+            output.append(index + 1 < bytes.count ? alphabet[((b1 & 0xF) << 2) | (b2 >> 6)] : UInt8(ascii: "="))
+            output.append(index + 2 < bytes.count ? alphabet[b2 & 0x3F] : UInt8(ascii: "="))
+            index += 3
+        }
+        return output
+    }
+}

@@ -1,0 +1,164 @@
+import Courier
+import CourierExampleSupport
+
+/// One run of the producer: sends the messages (generated or read), then either leaves
+/// them to the spool or waits for their outcomes.
+struct ProducerSession {
+    let node: Node
+    let options: Producer
+    private let program = "courier-producer"
+
+    init(node: Node, options: Producer) {
+        self.node = node
+        self.options = options
+    }
+
+    /// Runs to the end and returns the exit code.
+    func run() async -> Int32 {
+        let peer = options.target.id
+        let progress = Progress(
+            enabled: OutputStream.standardError.isTerminal && (options.wait || options.count != nil),
+            total: options.count, node: node, peer: peer)
+        do {
+            if let count = options.count {
+                try await sendGenerated(count, progress: progress)
+            } else {
+                try await sendStandardInput(progress: progress)
+            }
+        } catch {
+            await progress.stop()
+            complain(program, "\(error)")
+            await node.shutdown(timeout: .zero)
+            return ExitStatus.failure
+        }
+        guard options.wait else {
+            await progress.stop()
+            // Everything is spooled; delivery continues the next time a node runs here.
+            await node.shutdown(timeout: .zero)
+            return ExitStatus.success
+        }
+        progress.waiting()
+        do {
+            try await node.waitUntilDelivered(to: peer)
+        } catch {
+            await progress.stop()
+            complain(program, "\(error)")
+            await node.shutdown(timeout: .zero)
+            return ExitStatus.failure
+        }
+        await progress.stop()
+        let status = summarize(peer: peer)
+        await node.shutdown()
+        return status
+    }
+
+    // MARK: Sending
+
+    private func sendGenerated(_ count: Int, progress: Progress) async throws {
+        let prefix = Array("\(options.id)-".utf8)
+        let size = options.size ?? 0
+        var pacer = Pacer(rate: options.rate)
+        var next = 1
+        while next <= count {
+            let take = await pacer.admit(min(options.batch, count - next + 1))
+            var payloads: [[UInt8]] = []
+            payloads.reserveCapacity(take)
+            for n in next..<(next + take) {
+                var payload = prefix + Array(String(n).utf8)
+                if payload.count < size {
+                    payload += repeatElement(UInt8(ascii: "."), count: size - payload.count)
+                }
+                payloads.append(payload)
+            }
+            try await send(payloads, progress: progress)
+            pacer.record(take)
+            next += take
+        }
+    }
+
+    private func sendStandardInput(progress: Progress) async throws {
+        let reader = LineReader(limit: max(options.batch * 4, 1024))
+        var pacer = Pacer(rate: options.rate)
+        while true {
+            let allowed = await pacer.admit(options.batch)
+            guard let lines = await reader.next(maximum: allowed) else { return }
+            try await send(lines, progress: progress)
+            pacer.record(lines.count)
+        }
+    }
+
+    /// Sends `payloads` in one spool write, then (with --print-spooled) prints them: each is
+    /// printed only after `send` returned for it.
+    private func send(_ payloads: [[UInt8]], progress: Progress) async throws {
+        let timeToLive = options.ttl.flatMap(duration(seconds:))
+        let peer = options.target.id
+        if payloads.count == 1 {
+            _ = try await node.send(payloads[0], to: peer, timeToLive: timeToLive)
+        } else {
+            _ = try await node.send(batch: payloads, to: peer, timeToLive: timeToLive)
+        }
+        progress.spooled(payloads.count)
+        if options.printSpooled {
+            var output: [UInt8] = []
+            output.reserveCapacity(payloads.reduce(0) { $0 + $1.count + 1 })
+            for payload in payloads {
+                output += payload
+                output.append(UInt8(ascii: "\n"))
+            }
+            guard OutputStream.standardOutput.write(output) else {
+                throw OutputClosed()
+            }
+        }
+    }
+
+    // MARK: Summary
+
+    /// Prints the outcomes on standard error; exit code 0 only if every one was processed.
+    private func summarize(peer: String) -> Int32 {
+        guard let statistics = node.statistics(for: peer) else {
+            complain(program, "no statistics for peer \(peer)")
+            return ExitStatus.failure
+        }
+        let failed = statistics.rejected + statistics.expired + statistics.deadLettered
+        var line = "delivered to \(peer): \(statistics.processed) processed, \(statistics.rejected) rejected, "
+            + "\(statistics.expired) expired, \(statistics.deadLettered) dead-lettered; \(statistics.pending) pending"
+        if failed > 0 {
+            line += " (the failed ones are in the dead letters: courier-spool dead-letters \(options.dataDirectory) --peer \(peer))"
+        }
+        complain(program, line)
+        return failed == 0 ? ExitStatus.success : ExitStatus.failure
+    }
+}
+
+/// Standard output was closed (with --print-spooled); the messages are still spooled.
+struct OutputClosed: Error, CustomStringConvertible {
+    var description: String { "standard output is closed; the messages sent so far are spooled and will be delivered" }
+}
+
+/// Paces sending to `--rate` messages per second (no limit without it).
+struct Pacer {
+    let rate: Double?
+    private var start: ContinuousClock.Instant?
+    private var sent = 0
+
+    init(rate: Double?) { self.rate = rate }
+
+    /// Waits until at least one message may go, and returns how many may go now (at most `wanted`).
+    mutating func admit(_ wanted: Int) async -> Int {
+        guard let rate else { return wanted }
+        let clock = ContinuousClock()
+        let start = self.start ?? clock.now
+        self.start = start
+        while true {
+            let elapsed = start.duration(to: clock.now)
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            let allowed = Int(seconds * rate) + 1 - sent
+            if allowed > 0 { return min(wanted, allowed) }
+            let due = start + .milliseconds(Int64((Double(sent) / rate * 1000).rounded(.up)))
+            try? await Task.sleep(until: due, clock: clock)
+        }
+    }
+
+    /// Counts messages that went.
+    mutating func record(_ count: Int) { sent += count }
+}
