@@ -1,1 +1,0 @@
-// LOCAL PLACEHOLDER (not committed)
