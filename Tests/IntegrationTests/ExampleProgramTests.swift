@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+
+/// courier-producer and courier-consumer as real processes over 127.0.0.1 (SPEC §5).
+@Suite("Example programs as processes", .serialized, .timeLimit(.minutes(3)))
+struct ExampleProgramTests {
+    @Test("a producer's messages reach the consumer once, in order, without gaps")
+    func basicDelivery() async throws {
+        let work = Workspace("basic")
+        let port = freePort()
+        let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)"],
+                                 stdout: work.file("c.out"), stderr: work.file("c.err"))
+        let producer = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", "C=tcp://127.0.0.1:\(port)",
+                                                      "--count", "300", "--size", "64", "--wait"],
+                                 stdout: work.file("p.out"), stderr: work.file("p.err"))
+        let producerExit = try await producer.exitCode(within: .seconds(60))
+        #expect(producerExit == 0, "producer: \(work.read("p.err"))")
+        #expect(work.read("p.err").contains("300 processed"), "summary: \(work.read("p.err"))")
+        consumer.signal(SIGTERM)
+        #expect(try await consumer.exitCode(within: .seconds(15)) == 0, "consumer: \(work.read("c.err"))")
+
+        let delivered = try parseDelivered(work.read("c.out"))
+        #expect(delivered.map(\.payload) == (1...300).map { "P-\($0)".padding(toLength: 64, withPad: ".", startingAt: 0) })
+        #expect(delivered.map(\.seq) == Array(1...300))
+        #expect(delivered.allSatisfy { $0.from == "P" && !$0.redelivered && $0.attempt >= 1 && !$0.rejected })
+        #expect(Set(delivered.map(\.stream)).count == 1)
+        if producerExit == 0 { work.remove() }
+    }
+
+    @Test("--exit-after N: the consumer exits 0 after N messages")
+    func exitAfter() async throws {
+        let work = Workspace("exit-after")
+        let port = freePort()
+        let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
+                                                      "--exit-after", "5"],
+                                 stdout: work.file("c.out"), stderr: work.file("c.err"))
+        // --wait keeps the producer running (and sending) while the consumer takes its five.
+        let producer = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", "C=tcp://127.0.0.1:\(port)",
+                                                      "--count", "8", "--wait"],
+                                 stdout: work.file("p.out"), stderr: work.file("p.err"))
+        #expect(try await consumer.exitCode(within: .seconds(30)) == 0, "consumer: \(work.read("c.err"))")
+        try await producer.kill9()
+        let delivered = try parseDelivered(work.read("c.out"))
+        #expect(delivered.map(\.seq) == Array(1...5))
+        work.remove()
+    }
+
+    @Test("the sender learns the outcome of messages a consumer acknowledged just before --exit-after ended it")
+    func exitAfterAcknowledgementsReachTheSender() async throws {
+        let work = Workspace("exit-after-acks")
+        let port = freePort()
+        let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
+                                                      "--exit-after", "10"],
+                                 stdout: work.file("c.out"), stderr: work.file("c.err"))
+        let producer = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", "C=tcp://127.0.0.1:\(port)",
+                                                      "--count", "10", "--size", "10", "--wait"],
+                                 stdout: work.file("p.out"), stderr: work.file("p.err"))
+        #expect(try await consumer.exitCode(within: .seconds(30)) == 0)
+        await withKnownIssue("Node.shutdown() on the receiving side closes the sockets before the acknowledgements of settled messages are sent (library bug, reported)") {
+            let code = try await producer.exitCode(within: .seconds(10))
+            #expect(code == 0, "producer: \(work.read("p.err"))")
+        }
+        producer.signal(SIGKILL)
+        _ = try? await producer.exitCode(within: .seconds(10))
+        work.remove()
+    }
+
+    @Test("--reject-matching: the message is printed as rejected and --wait fails with a summary")
+    func rejection() async throws {
+        let work = Workspace("reject")
+        let port = freePort()
+        let input = work.create("input", contents: "good-1\nbad-2\ngood-3\n")
+        let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
+                                                      "--reject-matching", "^bad-"],
+                                 stdout: work.file("c.out"), stderr: work.file("c.err"))
+        let producer = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", "C=tcp://127.0.0.1:\(port)", "--wait"],
+                                 stdin: input, stdout: work.file("p.out"), stderr: work.file("p.err"))
+        let code = try await producer.exitCode(within: .seconds(60))
+        #expect(code == 1)
+        let summary = work.read("p.err")
+        #expect(summary.contains("2 processed") && summary.contains("1 rejected"), "summary: \(summary)")
+        consumer.signal(SIGTERM)
+        #expect(try await consumer.exitCode(within: .seconds(15)) == 0)
+        let delivered = try parseDelivered(work.read("c.out"))
+        #expect(delivered.map(\.payload) == ["good-1", "bad-2", "good-3"])
+        #expect(delivered.map(\.rejected) == [false, true, false])
+        work.remove()
+    }
+
+    @Test("a second process on the same data directory fails at once, naming the holder")
+    func lockedDataDirectory() async throws {
+        let work = Workspace("lock")
+        let port = freePort()
+        let holder = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)"],
+                               stdout: work.file("c.out"), stderr: work.file("c.err"))
+        try await poll(within: .seconds(15), "the consumer to listen on \(port)") { isListening(port) }
+        let started = ContinuousClock.now
+        let second = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(freePort())"],
+                               stdout: work.file("c2.out"), stderr: work.file("c2.err"))
+        #expect(try await second.exitCode(within: .seconds(10)) == 1)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let message = work.read("c2.err")
+        #expect(message.contains("pid \(holder.pid)"), "stderr: \(message)")
+        #expect(message.split(separator: "\n").count == 1, "stderr: \(message)")
+        let producer = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("c"), "--peer", "C=tcp://127.0.0.1:\(port)"],
+                                 stdout: work.file("p.out"), stderr: work.file("p.err"))
+        #expect(try await producer.exitCode(within: .seconds(10)) == 1)
+        #expect(work.read("p.err").contains("pid \(holder.pid)"))
+        holder.signal(SIGTERM)
+        #expect(try await holder.exitCode(within: .seconds(15)) == 0)
+        work.remove()
+    }
+
+    @Test("bad flags and bad endpoints: one line on standard error, exit code 2", arguments: [
+        ["courier-consumer", "--id", "C", "--data-dir", "/tmp/x", "--listen", "tcp://nonsense:xyz"],
+        ["courier-consumer", "--id", "C", "--data-dir", "/tmp/x", "--listen", "udp://127.0.0.1:1"],
+        ["courier-consumer", "--no-such-flag"],
+        ["courier-producer", "--id", "P", "--data-dir", "/tmp/x", "--peer", "tcp://127.0.0.1:1"],
+        ["courier-producer", "--id", "P", "--data-dir", "/tmp/x", "--peer", "C=tcp://127.0.0.1"],
+        ["courier-producer", "--id", "P", "--data-dir", "/tmp/x", "--peer", "C=tcp://127.0.0.1:1", "--size", "10"],
+        ["courier-producer", "--id", "P", "--data-dir", "/tmp/x", "--peer", "C=tcp://127.0.0.1:1", "--durability", "maybe"],
+    ])
+    func usageErrors(_ commandLine: [String]) async throws {
+        let work = Workspace("usage")
+        let child = try Child(commandLine[0], Array(commandLine.dropFirst()), stdout: work.file("out"), stderr: work.file("err"))
+        #expect(try await child.exitCode(within: .seconds(10)) == 2)
+        let lines = work.read("err").split(separator: "\n")
+        #expect(lines.count == 1, "stderr: \(work.read("err"))")
+        #expect(work.read("out").isEmpty)
+        work.remove()
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Testing
+
+/// How long the kill test runs its faults: COURIER_SOAK_SECONDS, or a short run for CI.
+private let soakSeconds = Int(ProcessInfo.processInfo.environment["COURIER_SOAK_SECONDS"] ?? "") ?? 12
+
+extension ExampleProgramTests {
+    /// SPEC §3, first row: producer and consumer killed with SIGKILL at random moments while
+    /// messages flow, restarted on the same data directories, then drained with --wait.
+    /// Every payload the producer printed (its `send` had returned) must be in the consumer's
+    /// output; no payload twice without `redelivered` on the later copy; order kept.
+    ///
+    /// COURIER_KILL_SEED replays a schedule; COURIER_SOAK_SECONDS makes the run longer.
+    @Test("kill -9 of producer and consumer at random moments: nothing lost, no unflagged duplicate, order kept",
+          .timeLimit(.minutes(max(3, soakSeconds / 60 + 3))))
+    func killAtRandomMoments() async throws {
+        let seed = UInt64(ProcessInfo.processInfo.environment["COURIER_KILL_SEED"] ?? "") ?? UInt64.random(in: 1...999_999)
+        var random = SeededGenerator(seed: seed)
+        let work = Workspace("kill-\(seed)")
+        let port = freePort()
+        let peer = "C=tcp://127.0.0.1:\(port)"
+
+        var consumerRuns = 0
+        var producerRuns = 0
+        var kills = 0
+        func startConsumer() throws -> Child {
+            consumerRuns += 1
+            return try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)"],
+                             stdout: work.file("c\(consumerRuns).out"), stderr: work.file("c\(consumerRuns).err"))
+        }
+        func startProducer() throws -> Child {
+            producerRuns += 1
+            // Payloads unique across runs, so a duplicate is visible as one.
+            let lines = (1...5000).map { "r\(producerRuns)-\($0)" }.joined(separator: "\n") + "\n"
+            let input = work.create("p\(producerRuns).in", contents: lines)
+            return try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", peer,
+                                                  "--print-spooled", "--rate", "800", "--batch", "32"],
+                             stdin: input, stdout: work.file("p\(producerRuns).out"), stderr: work.file("p\(producerRuns).err"))
+        }
+
+        var consumer = try startConsumer()
+        var producer = try startProducer()
+        let end = ContinuousClock.now + .seconds(soakSeconds)
+        while ContinuousClock.now < end {
+            // A random moment: 50–700 ms of traffic.
+            try await Task.sleep(for: .milliseconds(Int.random(in: 50...700, using: &random)))
+            let victim = Int.random(in: 0..<3, using: &random)   // 0 consumer, 1 producer, 2 both
+            if victim != 1 { try await consumer.kill9(); kills += 1 }
+            if victim != 0 { try await producer.kill9(); kills += 1 }
+            if Bool.random(using: &random) {   // sometimes stay down a while, so messages spool
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...400, using: &random)))
+            }
+            if !consumer.isRunning { consumer = try startConsumer() }
+            if !producer.isRunning {
+                let code = try await producer.exitCode(within: .seconds(1))
+                #expect(code == 0 || code == 128 + SIGKILL, "producer run \(producerRuns) exited \(code): \(work.read("p\(producerRuns).err"))")
+                producer = try startProducer()
+            }
+        }
+        try await producer.kill9()
+        kills += 1
+        if !consumer.isRunning { consumer = try startConsumer() }
+
+        // Drain: everything spooled, from every run, reaches the consumer.
+        let drain = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", peer, "--wait"],
+                              stdout: work.file("drain.out"), stderr: work.file("drain.err"))
+        let drained = try await drain.exitCode(within: .seconds(90))
+        #expect(drained == 0, "seed \(seed): the drain exited \(drained): \(work.read("drain.err"))")
+        consumer.signal(SIGTERM)
+        #expect(try await consumer.exitCode(within: .seconds(15)) == 0, "seed \(seed): the last consumer did not stop cleanly")
+
+        // What the producer vouched for: complete lines only (a run killed mid-write may
+        // leave part of a line, whose message may or may not be spooled).
+        var printed: [String] = []
+        for run in 1...producerRuns { printed += completeLines(work.read("p\(run).out")) }
+        var runs: [[Delivered]] = []
+        for run in 1...consumerRuns { runs.append(try parseDelivered(work.read("c\(run).out"))) }
+        let report = KillTestReport(printed: printed, consumerRuns: runs)
+        let summary = "seed \(seed), \(soakSeconds) s, \(producerRuns) producer and \(consumerRuns) consumer runs, \(kills) kills, "
+            + "\(printed.count) printed, \(report.deliveredCount) delivered, \(report.redeliveredCount) redelivered copies; "
+            + "replay with COURIER_KILL_SEED=\(seed); outputs in \(work.path)"
+        print("kill test: " + summary)
+        #expect(!printed.isEmpty, "\(summary): the producer printed nothing")
+        #expect(report.lost.isEmpty, "\(summary): \(report.lost.count) printed payloads never delivered, first \(report.lost.prefix(5))")
+        #expect(report.violations.isEmpty, "\(summary): \(report.violations.count) violations, first \(report.violations.prefix(5))")
+        if report.lost.isEmpty && report.violations.isEmpty && drained == 0 { work.remove() }
+    }
+}
+
+/// Checks the consumer's output of a kill test against SPEC §2: nothing lost, no unflagged
+/// duplicate, each stream in order without gaps.
+struct KillTestReport {
+    var lost: [String] = []
+    var violations: [String] = []
+    var deliveredCount = 0
+    var redeliveredCount = 0
+
+    init(printed: [String], consumerRuns: [[Delivered]]) {
+        struct StreamState {
+            var highest = 0
+            var payloads: [Int: String] = [:]
+        }
+        var streams: [String: StreamState] = [:]
+        var delivered: Set<String> = []
+        var sequenceOfPayload: [String: Int] = [:]
+        for (index, run) in consumerRuns.enumerated() {
+            var previous: [String: Int] = [:]   // per stream, in this run
+            for message in run {
+                let key = "\(message.from)/\(message.stream)"
+                let at = "consumer run \(index + 1), \(key) seq \(message.seq) (\(message.payload))"
+                var state = streams[key] ?? StreamState()
+                if let before = previous[key], message.seq != before + 1 {
+                    violations.append("\(at): follows seq \(before) in the same run (order or gap)")
+                }
+                previous[key] = message.seq
+                if message.seq <= state.highest {
+                    redeliveredCount += 1
+                    if !message.redelivered { violations.append("\(at): handed out again without redelivered") }
+                    if let first = state.payloads[message.seq], first != message.payload {
+                        violations.append("\(at): earlier copy had payload \(first)")
+                    }
+                } else {
+                    if message.seq != state.highest + 1 {
+                        violations.append("\(at): gap after seq \(state.highest)")
+                    }
+                    state.highest = message.seq
+                    state.payloads[message.seq] = message.payload
+                    deliveredCount += 1
+                }
+                if let seq = sequenceOfPayload[message.payload], seq != message.seq {
+                    violations.append("\(at): the same payload came before as seq \(seq) (sent twice?)")
+                }
+                sequenceOfPayload[message.payload] = message.seq
+                if message.payload.wholeMatch(of: /r\d+-\d+/) == nil {
+                    violations.append("\(at): a payload nobody sent")
+                }
+                delivered.insert(message.payload)
+                streams[key] = state
+            }
+        }
+        lost = printed.filter { !delivered.contains($0) }
+    }
+}
+
+/// The kill test's checker catches what it is there to catch.
+@Suite("Kill test checker")
+struct KillTestReportTests {
+    private func message(_ seq: Int, _ payload: String, redelivered: Bool = false) -> Delivered {
+        Delivered(from: "P", stream: "1", seq: seq, redelivered: redelivered, attempt: 1, payload: payload, rejected: false)
+    }
+
+    @Test func acceptsRedeliveryAfterARestart() {
+        let report = KillTestReport(printed: ["r1-1", "r1-2"], consumerRuns: [
+            [message(1, "r1-1"), message(2, "r1-2")],
+            [message(2, "r1-2", redelivered: true), message(3, "r1-3")],
+        ])
+        #expect(report.lost.isEmpty && report.violations.isEmpty)
+    }
+
+    @Test func catchesLossDuplicatesGapsAndDisorder() {
+        #expect(KillTestReport(printed: ["r1-1", "r1-2"], consumerRuns: [[message(1, "r1-1")]]).lost == ["r1-2"])
+        let unflagged = KillTestReport(printed: [], consumerRuns: [[message(1, "r1-1")], [message(1, "r1-1")]])
+        #expect(unflagged.violations.count == 1)
+        let gap = KillTestReport(printed: [], consumerRuns: [[message(1, "r1-1"), message(3, "r1-3")]])
+        #expect(!gap.violations.isEmpty)
+        let disorder = KillTestReport(printed: [], consumerRuns: [[message(2, "r1-2"), message(1, "r1-1")]])
+        #expect(!disorder.violations.isEmpty)
+        let twice = KillTestReport(printed: [], consumerRuns: [[message(1, "r1-1"), message(2, "r1-1")]])
+        #expect(!twice.violations.isEmpty)
+    }
+}
