@@ -77,7 +77,8 @@ extension ExampleProgramTests {
         for run in 1...consumerRuns { runs.append(try parseDelivered(work.read("c\(run).out"))) }
         let report = KillTestReport(printed: printed, consumerRuns: runs)
         let summary = "seed \(seed), \(soakSeconds) s, \(producerRuns) producer and \(consumerRuns) consumer runs, \(kills) kills, "
-            + "\(printed.count) printed, \(report.deliveredCount) delivered, \(report.redeliveredCount) redelivered copies; "
+            + "\(printed.count) printed, \(report.deliveredCount) delivered, \(report.redeliveredCount) redelivered copies, "
+            + "\(report.flaggedFirstCopies) first copies flagged redelivered; "
             + "replay with COURIER_KILL_SEED=\(seed); outputs in \(work.path)"
         print("kill test: " + summary)
         #expect(!printed.isEmpty, "\(summary): the producer printed nothing")
@@ -94,6 +95,9 @@ struct KillTestReport {
     var violations: [String] = []
     var deliveredCount = 0
     var redeliveredCount = 0
+    /// First copies flagged `redelivered` (allowed: "may have been handed out"; counted
+    /// because SPEC §2's P_reliable counts only unflagged deliveries).
+    var flaggedFirstCopies = 0
 
     init(printed: [String], consumerRuns: [[Delivered]]) {
         struct StreamState {
@@ -126,6 +130,7 @@ struct KillTestReport {
                     state.highest = message.seq
                     state.payloads[message.seq] = message.payload
                     deliveredCount += 1
+                    if message.redelivered { flaggedFirstCopies += 1 }
                 }
                 if let seq = sequenceOfPayload[message.payload], seq != message.seq {
                     violations.append("\(at): the same payload came before as seq \(seq) (sent twice?)")
