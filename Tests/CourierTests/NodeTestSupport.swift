@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import Testing
 @testable import Courier
 
@@ -42,21 +43,32 @@ func configuration(id: String, directory: String, listen: [String] = [], peers: 
     return configuration
 }
 
-/// Runs `body` against a deadline; fails the test if it does not finish in time.
+/// Runs `body` against a deadline; throws ``DeadlineExceeded`` if it does not finish in
+/// time, even when `body` ignores cancellation (it is cancelled and left behind).
 func within<T: Sendable>(_ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
+    let waiter = Once<Result<T, any Error>>()
+    let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, any Error>, Never>) in
+        waiter.set(continuation)
+        let work = Task {
+            let outcome: Result<T, any Error>
+            do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+            waiter.take()?.resume(returning: outcome)
         }
-        guard let first = try await group.next(), let value = first else {
-            group.cancelAll()
-            throw DeadlineExceeded(what: what, limit: limit)
+        Task {
+            try? await Task.sleep(for: limit)
+            guard let late = waiter.take() else { return }
+            work.cancel()
+            late.resume(returning: .failure(DeadlineExceeded(what: what, limit: limit)))
         }
-        group.cancelAll()
-        return value
     }
+    return try result.get()
+}
+
+/// A continuation that is resumed by whoever takes it first.
+final class Once<T: Sendable>: Sendable {
+    private let slot = Mutex<CheckedContinuation<T, Never>?>(nil)
+    func set(_ continuation: CheckedContinuation<T, Never>) { slot.withLock { $0 = continuation } }
+    func take() -> CheckedContinuation<T, Never>? { slot.withLock { $0.take() } }
 }
 
 struct DeadlineExceeded: Error, CustomStringConvertible {
