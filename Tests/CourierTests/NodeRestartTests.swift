@@ -82,4 +82,21 @@ struct NodeRestartTests {
         await sender.shutdown()
         await receiver.shutdown()
     }
+
+    @Test("a receiver shut down right after acknowledging still tells the sender")
+    func shutdownFlushesAcknowledgements() async throws {
+        let directory = TemporaryDirectory("flush-acks")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receipts = try await sender.send(batch: (1...10).map { Array("m\($0)".utf8) }, to: "r")
+        _ = try await within(.seconds(20), "delivery") { await receive(10, from: receiver) }
+        await receiver.shutdown(timeout: .zero)
+        for receipt in receipts {
+            #expect(try await within(.seconds(10), "outcome") { try await receipt.outcome() } == .processed)
+        }
+        await sender.shutdown()
+    }
 }

@@ -39,7 +39,8 @@ func configuration(id: String, directory: String, listen: [String] = [], peers: 
     configuration.peers = peers
     configuration.retransmission.initialTimeout = .milliseconds(200)
     configuration.retransmission.maximumTimeout = .seconds(1)
-    configuration.logger.logLevel = .warning
+    // COURIER_TEST_LOG=debug shows the nodes' logs when a test needs explaining.
+    configuration.logger.logLevel = ProcessInfo.processInfo.environment["COURIER_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
     return configuration
 }
 

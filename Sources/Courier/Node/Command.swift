@@ -20,8 +20,9 @@ enum Command: Sendable {
     case addPeer(PeerConfiguration, OutboundLog, done: @Sendable (CourierError?) -> Void)
     /// Stop sending to a peer.
     case removePeer(String, done: @Sendable () -> Void)
-    /// Close everything and end the thread.
-    case stop
+    /// Finish recording and acknowledging what the application settled (until the
+    /// deadline at most), then close everything and end the thread.
+    case stop(deadline: ContinuousClock.Instant)
 }
 
 /// The I/O thread's inbox: a lock-protected queue plus the poller's waker.

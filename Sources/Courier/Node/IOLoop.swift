@@ -12,6 +12,8 @@ final class IOLoop {
     private let inbound: InboundSide?
     private var peers: [String: OutboundPeer] = [:]
     private var running = true
+    private var stopDeadline: ContinuousClock.Instant?
+    private var closeAt: ContinuousClock.Instant?
     private var statisticsDue = ContinuousClock.now
 
     private init(core: NodeCore, context: Context, poller: Poller, inbound: InboundSide?) {
@@ -102,6 +104,21 @@ final class IOLoop {
                 if let due = peer.tick(now: now) { deadline = min(deadline, due) }
             }
             if let due = inbound?.flush(now: now) { deadline = min(deadline, due) }
+            if let stopDeadline {
+                // Stopping: wait only for settled messages to be recorded and acknowledged,
+                // then give libzmq a moment to put the last frames on the wire (closing a
+                // socket right after a send can drop it despite the linger: libzmq #1264).
+                if let closeAt {
+                    if now >= closeAt { break }
+                    deadline = min(deadline, closeAt)
+                } else if inbound?.isQuiet ?? true || now >= stopDeadline {
+                    core.logger.debug("I/O thread stopping", metadata: ["quiet": "\(inbound?.isQuiet ?? true)"])
+                    closeAt = inbound == nil ? now : now + .milliseconds(150)
+                    continue
+                } else {
+                    deadline = min(deadline, stopDeadline)
+                }
+            }
             if now >= statisticsDue {
                 for peer in peers.values { peer.publishStatistics() }
                 statisticsDue = now + .milliseconds(100)
@@ -160,14 +177,16 @@ final class IOLoop {
         case .removePeer(let id, let done):
             if let peer = peers[id] { remove(peer) }
             done()
-        case .stop:
-            running = false
+        case .stop(let deadline):
+            stopDeadline = deadline
+            inbound?.acknowledgeEverythingNow()
         }
     }
 
     private func close() {
         for peer in peers.values { remove(peer) }
-        inbound?.router.close()
+        // Acknowledgements just queued must still reach their senders.
+        inbound?.router.close(linger: .upTo(.seconds(1)))
         core.ioThreadStopped()
     }
 }

@@ -254,7 +254,9 @@ final class NodeCore: Sendable {
         while clock.now < end, !logs.allSatisfy({ outcomes.isDrained($0.key) }) {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        mailbox.post(.stop)
+        // Settled incoming messages still get recorded and acknowledged, briefly even when
+        // the timeout is spent, so that a consumer's last acknowledgements are not lost.
+        mailbox.post(.stop(deadline: max(end, clock.now + .milliseconds(500))))
         await waitUntilStopped()
     }
 

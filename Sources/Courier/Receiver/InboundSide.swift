@@ -117,6 +117,16 @@ final class InboundSide {
         touched.insert(key)
     }
 
+    // MARK: Stopping
+
+    /// Sends every owed acknowledgement at the next flush, without coalescing delay.
+    func acknowledgeEverythingNow() {
+        for stream in streams.values { stream.acknowledgeNow() }
+    }
+
+    /// Whether nothing settled by the application still waits to be recorded or acknowledged.
+    var isQuiet: Bool { streams.values.allSatisfy(\.isQuiet) }
+
     // MARK: Each turn of the loop
 
     /// Hands out what can be, submits durable writes, sends what is due. Returns the next
@@ -148,7 +158,11 @@ final class InboundSide {
         touched.removeAll(keepingCapacity: true)
         var next: ContinuousClock.Instant?
         for (key, stream) in streams {
-            for frame in stream.dueFrames(now: now) { send(frame, to: key.sender) }
+            let frames = stream.dueFrames(now: now)
+            if !frames.isEmpty {
+                core.logger.trace("acknowledging", metadata: ["sender": "\(key.sender)", "processed-up-to": "\(stream.processedUpTo)", "frames": "\(frames.count)"])
+            }
+            for frame in frames { send(frame, to: key.sender) }
             if let due = stream.nextDeadline { next = min(next ?? due, due) }
         }
         return next
@@ -156,7 +170,9 @@ final class InboundSide {
 
     private func send(_ frame: [UInt8], to sender: String) {
         do {
-            _ = try router.trySend([Array(sender.utf8), frame])
+            if try !router.trySend([Array(sender.utf8), frame]) {
+                core.logger.debug("sender's queue is full; it will resynchronise", metadata: ["sender": "\(sender)"])
+            }
         } catch where error.code == .hostUnreachable {
             // The sender is not connected now; it will say hello again and resynchronise.
         } catch {

@@ -120,8 +120,11 @@ final class InboundStream {
                 settle(sequence, verdict: .init(sequence: sequence, code: .expired, reason: "expired on arrival"))
             case .message(let payload, let attempt):
                 guard sequence <= reservedUpTo else {
-                    let target = sequence + UInt64(max(window, 1))
+                    // Reserve exactly what is ready to go out now, so that after a crash only
+                    // messages that really may have been seen come back flagged.
                     guard reservationRequested < sequence else { return (messages, nil) }
+                    var target = sequence
+                    while buffer[target + 1] != nil, target < sequence + UInt64(max(window, 1)) { target += 1 }
                     reservationRequested = target
                     return (messages, target)
                 }
@@ -192,6 +195,16 @@ final class InboundStream {
         ackDue = nil
         unacknowledged = 0
         return frames
+    }
+
+    /// Whether every settled number is recorded and acknowledged.
+    var isQuiet: Bool {
+        settling.isEmpty && toMark.isEmpty && outcomesToSend.isEmpty && unacknowledged == 0 && !ackNow
+    }
+
+    /// Drops the coalescing delay for what is owed.
+    func acknowledgeNow() {
+        if unacknowledged > 0 || !outcomesToSend.isEmpty { ackNow = true }
     }
 
     /// When the next coalesced acknowledgement is due.

@@ -150,6 +150,7 @@ final class OutboundPeer {
     }
 
     private func handleAck(_ ack: WireFrame.Ack) {
+        core.logger.trace("acknowledgement", metadata: ["peer": "\(id)", "processed-up-to": "\(ack.processedUpTo)", "received-up-to": "\(ack.receivedUpTo)"])
         let last = ack.processedRanges.last?.upperBound ?? ack.receivedUpTo
         guard max(ack.receivedUpTo, last) < log.nextSequenceNumber else {
             core.refused(from: id, reason: "acknowledgement of numbers never sent", label: "impossible_ack")
