@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "spool-bench", targets: ["SpoolBench"]),
         .executable(name: "courier-producer", targets: ["CourierProducer"]),
         .executable(name: "courier-consumer", targets: ["CourierConsumer"]),
+        .executable(name: "courier-spool", targets: ["CourierSpoolTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -50,7 +51,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CourierTests",
-            dependencies: ["Courier", "CourierSpool", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Courier", "CourierSpool", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: upcoming
         ),
         .executableTarget(
@@ -127,6 +132,33 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/CourierConsumer",
+            swiftSettings: upcoming
+        ),
+        // courier-spool (SPEC §5): inspects, verifies and repairs a data directory. The
+        // commands live in CourierSpoolToolKit so that the tests can run them in-process;
+        // the executable only hands them the command line and the standard streams.
+        .target(
+            name: "CourierSpoolToolKit",
+            dependencies: [
+                "CourierSpool", "ZeroMQ", "CourierExampleSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "tools/courier-spool/Kit",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "CourierSpoolTool",
+            dependencies: ["CourierSpoolToolKit"],
+            path: "tools/courier-spool/main",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CourierSpoolToolTests",
+            dependencies: [
+                "CourierSpoolToolKit", "CourierSpool", "ZeroMQ",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: upcoming
         ),
         // The example programs as real processes over loopback; needs them built

