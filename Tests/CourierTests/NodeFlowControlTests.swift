@@ -94,4 +94,22 @@ struct NodeFlowControlTests {
         await sender.shutdown()
         await receiver.shutdown()
     }
+
+    @Test("cancelling a task that waits for an outcome or for delivery ends the wait")
+    func cancellation() async throws {
+        let directory = TemporaryDirectory("cancel")
+        defer { directory.cleanup() }
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "away", endpoints: [freeLoopbackEndpoint()])]))
+        let receipt = try await sender.send(Array("never answered".utf8), to: "away")
+        let waiting = Task { try await receipt.outcome() }
+        let draining = Task { try await sender.waitUntilDelivered(to: "away") }
+        waiting.cancel()
+        draining.cancel()
+        let outcomeError = await #expect(throws: CourierError.self) { _ = try await within(.seconds(10), "cancelled outcome") { try await waiting.value } }
+        #expect(outcomeError?.code == .cancelled)
+        let drainError = await #expect(throws: CourierError.self) { try await within(.seconds(10), "cancelled drain") { try await draining.value } }
+        #expect(drainError?.code == .cancelled)
+        await sender.shutdown(timeout: .zero)
+    }
 }

@@ -19,6 +19,8 @@ public struct CourierError: Error, Sendable, CustomStringConvertible {
         public static let shutDown = Code("shutDown")
         /// The configuration is unusable (bad id, bad endpoint, duplicate peer…).
         public static let invalidConfiguration = Code("invalidConfiguration")
+        /// The task waiting (for an outcome, for delivery) was cancelled.
+        public static let cancelled = Code("cancelled")
         /// An endpoint could not be bound or connected.
         public static let network = Code("network")
     }

@@ -12,8 +12,8 @@ final class OutcomeBook: Sendable {
         var processedUpTo: UInt64
         /// Outcomes of numbers settled one by one (selective acks, rejections, expiries).
         var individually: [UInt64: Outcome] = [:]
-        var waiters: [UInt64: [OutcomeWaiter]] = [:]
-        var drainWaiters: [DrainWaiter] = []
+        var waiters: [UInt64: [Int: OutcomeWaiter]] = [:]
+        var drainWaiters: [Int: DrainWaiter] = [:]
         /// Bumped by every accepted send; a drained report from an older generation is stale.
         var generation = 0
         var drained = false
@@ -23,6 +23,9 @@ final class OutcomeBook: Sendable {
     private struct State {
         var peers: [String: Peer] = [:]
         var closed = false
+        var nextToken = 0
+        /// Tokens whose task was cancelled before its waiter was registered.
+        var cancelledEarly: Set<Int> = []
     }
 
     private let state = Mutex(State())
@@ -53,7 +56,7 @@ final class OutcomeBook: Sendable {
             if !entry.waiters.isEmpty {
                 for (sequence, waiters) in entry.waiters {
                     guard let outcome = Self.outcome(sequence, in: entry) else { continue }
-                    ready += waiters.map { ($0, outcome) }
+                    ready += waiters.values.map { ($0, outcome) }
                     entry.waiters[sequence] = nil
                 }
             }
@@ -67,24 +70,43 @@ final class OutcomeBook: Sendable {
         return sequence <= peer.processedUpTo ? .processed : nil
     }
 
-    /// The outcome of `id`, waiting for it if it is not known yet.
+    /// The outcome of `id`, waiting for it if it is not known yet. Cancelling the waiting
+    /// task ends the wait with ``CourierError/Code/cancelled``.
     func outcome(of id: MessageID) async throws(CourierError) -> Outcome {
-        try await withCheckedContinuation { (waiter: OutcomeWaiter) in
-            let immediate: Result<Outcome, CourierError>? = state.withLock { state in
-                if state.closed {
-                    return .failure(CourierError(.shutDown, "the node stopped before the outcome of \(id) was known; it will be learned after the next start"))
+        let token = state.withLock { state in
+            defer { state.nextToken += 1 }
+            return state.nextToken
+        }
+        return try await withTaskCancellationHandler {
+            await withCheckedContinuation { (waiter: OutcomeWaiter) in
+                let immediate: Result<Outcome, CourierError>? = state.withLock { state in
+                    if state.cancelledEarly.remove(token) != nil { return .failure(Self.cancelled) }
+                    if state.closed {
+                        return .failure(CourierError(.shutDown, "the node stopped before the outcome of \(id) was known; it will be learned after the next start"))
+                    }
+                    guard var entry = state.peers[id.peer], entry.stream == id.stream else {
+                        return .failure(CourierError(.unknownPeer, "no stream \(String(id.stream, radix: 16)) to peer \(id.peer) in this node"))
+                    }
+                    if let outcome = Self.outcome(id.sequence, in: entry) { return .success(outcome) }
+                    entry.waiters[id.sequence, default: [:]][token] = waiter
+                    state.peers[id.peer] = entry
+                    return nil
                 }
-                guard var entry = state.peers[id.peer], entry.stream == id.stream else {
-                    return .failure(CourierError(.unknownPeer, "no stream \(String(id.stream, radix: 16)) to peer \(id.peer) in this node"))
-                }
-                if let outcome = Self.outcome(id.sequence, in: entry) { return .success(outcome) }
-                entry.waiters[id.sequence, default: []].append(waiter)
-                state.peers[id.peer] = entry
-                return nil
+                if let immediate { waiter.resume(returning: immediate) }
             }
-            if let immediate { waiter.resume(returning: immediate) }
+        } onCancel: {
+            let waiter: OutcomeWaiter? = state.withLock { state in
+                guard let waiter = state.peers[id.peer]?.waiters[id.sequence]?.removeValue(forKey: token) else {
+                    state.cancelledEarly.insert(token)
+                    return nil
+                }
+                return waiter
+            }
+            waiter?.resume(returning: .failure(Self.cancelled))
         }.get()
     }
+
+    private static let cancelled = CourierError(.cancelled, "the waiting task was cancelled; the message itself is unaffected")
 
     // MARK: Draining
 
@@ -110,28 +132,43 @@ final class OutcomeBook: Sendable {
         let waiters: [DrainWaiter] = state.withLock { state in
             guard var entry = state.peers[peer], entry.generation == generation else { return [] }
             entry.drained = true
-            let waiters = entry.drainWaiters
-            entry.drainWaiters = []
+            let waiters = Array(entry.drainWaiters.values)
+            entry.drainWaiters = [:]
             state.peers[peer] = entry
             return waiters
         }
         for waiter in waiters { waiter.resume(returning: .success(())) }
     }
 
-    /// Returns once `peer` has nothing pending.
+    /// Returns once `peer` has nothing pending. Cancelling the waiting task ends the wait.
     func waitUntilDrained(_ peer: String) async throws(CourierError) {
-        let result = await withCheckedContinuation { (done: DrainWaiter) in
-            let immediate: Result<Void, CourierError>? = state.withLock { state in
-                if state.closed { return .failure(CourierError(.shutDown, "the node is stopped")) }
-                guard var entry = state.peers[peer] else { return .failure(CourierError(.unknownPeer, "no peer \(peer) is configured")) }
-                if entry.drained { return .success(()) }
-                entry.drainWaiters.append(done)
-                state.peers[peer] = entry
-                return nil
-            }
-            if let immediate { done.resume(returning: immediate) }
+        let token = state.withLock { state in
+            defer { state.nextToken += 1 }
+            return state.nextToken
         }
-        try result.get()
+        try await withTaskCancellationHandler {
+            await withCheckedContinuation { (done: DrainWaiter) in
+                let immediate: Result<Void, CourierError>? = state.withLock { state in
+                    if state.cancelledEarly.remove(token) != nil { return .failure(Self.cancelled) }
+                    if state.closed { return .failure(CourierError(.shutDown, "the node is stopped")) }
+                    guard var entry = state.peers[peer] else { return .failure(CourierError(.unknownPeer, "no peer \(peer) is configured")) }
+                    if entry.drained { return .success(()) }
+                    entry.drainWaiters[token] = done
+                    state.peers[peer] = entry
+                    return nil
+                }
+                if let immediate { done.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter: DrainWaiter? = state.withLock { state in
+                guard let waiter = state.peers[peer]?.drainWaiters.removeValue(forKey: token) else {
+                    state.cancelledEarly.insert(token)
+                    return nil
+                }
+                return waiter
+            }
+            waiter?.resume(returning: .failure(Self.cancelled))
+        }.get()
     }
 
     // MARK: Statistics and shutdown
@@ -164,10 +201,10 @@ final class OutcomeBook: Sendable {
             var drains: [DrainWaiter] = []
             for name in names {
                 guard let entry = state.peers[name] else { continue }
-                outcomes += entry.waiters.values.flatMap { $0 }
-                drains += entry.drainWaiters
+                outcomes += entry.waiters.values.flatMap(\.values)
+                drains += entry.drainWaiters.values
                 state.peers[name]?.waiters = [:]
-                state.peers[name]?.drainWaiters = []
+                state.peers[name]?.drainWaiters = [:]
             }
             return (outcomes, drains)
         }
