@@ -5,6 +5,9 @@
 public struct Message: Sendable, Hashable, ExpressibleByArrayLiteral {
     /// The frames, in order. A frame may be empty.
     public var frames: [[UInt8]]
+    /// The user id the ZAP handler gave the connection this message came in on (libzmq's
+    /// `User-Id` message property); set only by ``Socket/tryReceive(readingUserID:)``.
+    public var userID: String?
 
     /// A message of the given frames; an empty array is not a valid message to send.
     public init(_ frames: [[UInt8]]) { self.frames = frames }

@@ -37,6 +37,12 @@ extension Socket {
         try receiveFrames(wait: false)
     }
 
+    /// Receives one whole message if one is waiting and, when `readingUserID` is true, the
+    /// user id that authentication (ZAP) bound to its connection, in ``Message/userID``.
+    public func tryReceive(readingUserID: Bool) throws(ZeroMQError) -> Message? {
+        try receiveFrames(wait: false, userID: readingUserID)
+    }
+
     private func sendFrames(_ frames: [[UInt8]], wait: Bool) throws(ZeroMQError) -> Bool {
         guard !frames.isEmpty else {
             throw .usage(.invalidArgument, "a message needs at least one frame", "zmq_send")
@@ -60,9 +66,10 @@ extension Socket {
         }
     }
 
-    private func receiveFrames(wait: Bool) throws(ZeroMQError) -> Message? {
+    private func receiveFrames(wait: Bool, userID: Bool = false) throws(ZeroMQError) -> Message? {
         try withHandle("zmq_msg_recv") { handle throws(ZeroMQError) in
             var frames: [[UInt8]] = []
+            var userIDFound: String?
             var message = zmq_msg_t()
             zmq_msg_init(&message)
             defer { zmq_msg_close(&message) }
@@ -74,8 +81,18 @@ extension Socket {
                     if number == EAGAIN && frames.isEmpty && !wait { return nil }
                     throw .fromErrno(number, "zmq_msg_recv")
                 }
+                var user: String?
+                // A ROUTER's own routing-id frame carries no metadata; the peer's frames do.
+                if userID && userIDFound == nil, let property = zmq_msg_gets(&message, "User-Id") {
+                    user = String(cString: property)
+                }
                 frames.append(Self.copyBytes(of: &message))
-                if zmq_msg_more(&message) == 0 { return Message(frames) }
+                if let user { userIDFound = user }
+                if zmq_msg_more(&message) == 0 {
+                    var result = Message(frames)
+                    result.userID = userIDFound
+                    return result
+                }
             }
         }
     }

@@ -45,6 +45,10 @@ public struct NodeConfiguration: Sendable {
     public var heartbeat = HeartbeatConfiguration()
     /// How acknowledgements are coalesced on the receiving side. Default: see ``AckCoalescing``.
     public var ackCoalescing = AckCoalescing()
+    /// CurveZMQ encryption and peer authentication; `nil` leaves connections in plain text
+    /// and unauthenticated (any process that can reach the listen endpoints can send, and a
+    /// process connecting with another node's id takes that id over). Default: nil.
+    public var security: SecurityConfiguration? = nil
     /// Where the node logs. Default: a logger labelled `courier`.
     public var logger = Logger(label: "courier")
 

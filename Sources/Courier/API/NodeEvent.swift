@@ -10,6 +10,8 @@ public enum NodeEvent: Sendable, Hashable, CustomStringConvertible {
     case corruptionFound(description: String)
     /// A frame from the network was refused (and changed nothing).
     case hostileFrameDropped(from: String, reason: String)
+    /// Security refused a connection: its CURVE key (Z85) is not on the allow-list.
+    case handshakeRefused(key: String, address: String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum NodeEvent: Sendable, Hashable, CustomStringConvertible {
         case .deadLettered(let id, let outcome): "message \(id) dead-lettered: \(outcome)"
         case .corruptionFound(let description): "corruption found: \(description)"
         case .hostileFrameDropped(let from, let reason): "frame from \(from) dropped: \(reason)"
+        case .handshakeRefused(let key, let address): "handshake from \(address) refused: key \(key) is not trusted"
         }
     }
 }

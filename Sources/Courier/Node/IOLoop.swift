@@ -10,17 +10,19 @@ final class IOLoop {
     private let context: Context
     private let poller: Poller
     private let inbound: InboundSide?
+    private let zap: ZAPHandler?
     private var peers: [String: OutboundPeer] = [:]
     private var running = true
     private var stopDeadline: ContinuousClock.Instant?
     private var closeAt: ContinuousClock.Instant?
     private var statisticsDue = ContinuousClock.now
 
-    private init(core: NodeCore, context: Context, poller: Poller, inbound: InboundSide?) {
+    private init(core: NodeCore, context: Context, poller: Poller, inbound: InboundSide?, zap: ZAPHandler?) {
         self.core = core
         self.context = context
         self.poller = poller
         self.inbound = inbound
+        self.zap = zap
     }
 
     /// Runs the loop on the calling (dedicated) thread. `started` learns the bound
@@ -33,6 +35,12 @@ final class IOLoop {
             let context = try Context()
             let poller = try Poller()
             var inbound: InboundSide?
+            var zap: ZAPHandler?
+            if let keys = core.keys {
+                // The handler must exist before any CURVE handshake on this context.
+                zap = try ZAPHandler(context: context, keys: keys, core: core)
+                poller.register(zap!.socket)
+            }
             if !core.configuration.listen.isEmpty {
                 let router = try makeRouter(core: core, context: context)
                 for endpoint in core.configuration.listen {
@@ -46,7 +54,7 @@ final class IOLoop {
                 poller.register(router)
                 inbound = InboundSide(router: router, core: core, store: core.directory.inbound)
             }
-            loop = IOLoop(core: core, context: context, poller: poller, inbound: inbound)
+            loop = IOLoop(core: core, context: context, poller: poller, inbound: inbound, zap: zap)
             core.mailbox.attach(poller.waker)
             for (configuration, log) in logs.sorted(by: { $0.key.id < $1.key.id }) {
                 try loop.add(configuration, log: log)
@@ -73,6 +81,11 @@ final class IOLoop {
         try router.set(.heartbeatInterval, configuration.heartbeat.interval)
         try router.set(.heartbeatTimeout, configuration.heartbeat.timeout)
         try router.set(.heartbeatTTL, configuration.heartbeat.timeout * 2)
+        if let keys = core.keys {
+            try router.set(.curveServer, true)
+            try router.set(.curveSecretKey, keys.own.secretKey)
+            try router.set(.zapDomain, "courier")
+        }
         return router
     }
 
@@ -134,7 +147,10 @@ final class IOLoop {
                 break
             }
             if result.timedOut { continue }
-            if let inbound, result.isReadable(inbound.router) { drain(inbound.router, into: inbound.receive) }
+            if let zap, result.isReadable(zap.socket) { zap.answerPending() }
+            if let inbound, result.isReadable(inbound.router) {
+                drain(inbound.router, readingUserID: core.keys != nil, into: inbound.receive)
+            }
             for peer in peers.values {
                 if result.isReadable(peer.dealer) { drain(peer.dealer, into: peer.receive) }
                 if result.isReadable(peer.monitor.socket) {
@@ -146,10 +162,10 @@ final class IOLoop {
     }
 
     /// Receives what is waiting, up to a bound so one busy socket cannot starve the rest.
-    private func drain(_ socket: Socket, into handler: (Message) -> Void) {
+    private func drain(_ socket: Socket, readingUserID: Bool = false, into handler: (Message) -> Void) {
         for _ in 0..<4096 {
             let message: Message?
-            do { message = try socket.tryReceive() } catch {
+            do { message = try socket.tryReceive(readingUserID: readingUserID) } catch {
                 core.logger.warning("receive failed", metadata: ["error": "\(error)"])
                 return
             }
@@ -187,6 +203,7 @@ final class IOLoop {
         for peer in peers.values { remove(peer) }
         // Acknowledgements just queued must still reach their senders.
         inbound?.router.close(linger: .upTo(.seconds(1)))
+        zap?.socket.close()
         core.ioThreadStopped()
     }
 }

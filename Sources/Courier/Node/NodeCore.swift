@@ -15,6 +15,8 @@ final class NodeCore: Sendable {
     let nodeMetrics = NodeMetrics()
     let decoder: WireDecoder
     let directory: DataDirectory
+    /// The checked CURVE keys when security is on.
+    let keys: SecurityConfiguration.Keys?
     let incoming: IncomingMessages
     let eventStream: NodeEvents
     private let incomingContinuation: AsyncStream<IncomingMessage>.Continuation
@@ -30,9 +32,10 @@ final class NodeCore: Sendable {
         var bound: [String] = []
     }
 
-    private init(configuration: NodeConfiguration, directory: DataDirectory, logs: [String: OutboundLog],
-                 events: (NodeEvents, AsyncStream<NodeEvent>.Continuation)) {
+    private init(configuration: NodeConfiguration, keys: SecurityConfiguration.Keys?, directory: DataDirectory,
+                 logs: [String: OutboundLog], events: (NodeEvents, AsyncStream<NodeEvent>.Continuation)) {
         self.configuration = configuration
+        self.keys = keys
         self.logger = configuration.logger
         self.directory = directory
         self.decoder = WireDecoder(maxPayloadSize: configuration.maxMessageSize)
@@ -47,6 +50,7 @@ final class NodeCore: Sendable {
 
     static func start(_ configuration: NodeConfiguration) async throws(CourierError) -> NodeCore {
         try validate(configuration)
+        let keys = try configuration.security?.validated(nodeID: configuration.id, peers: configuration.peers)
         let (eventStream, eventContinuation) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         var spool = SpoolConfiguration()
         spool.durability = configuration.durability.policy
@@ -82,7 +86,7 @@ final class NodeCore: Sendable {
             throw CourierError(.storage, "cannot start a thread to open the data directory", underlying: error as? ZeroMQError)
         }
         let (directory, logs) = try opened.get()
-        let core = NodeCore(configuration: configuration, directory: directory,
+        let core = NodeCore(configuration: configuration, keys: keys, directory: directory,
                             logs: Dictionary(uniqueKeysWithValues: logs.map { ($0.key.id, $0.value) }),
                             events: (NodeEvents(stream: eventStream), eventContinuation))
         let result: Result<[String], CourierError> = await withCheckedContinuation { started in
@@ -178,6 +182,9 @@ final class NodeCore: Sendable {
 
     func addPeer(_ peer: PeerConfiguration) async throws(CourierError) {
         try Self.validate(id: peer.id, what: "peer id")
+        if let keys, keys.keyByID[peer.id] == nil {
+            throw CourierError(.invalidConfiguration, "security is on but peer \(peer.id) has no public key in trustedPeers")
+        }
         guard !peer.endpoints.isEmpty else {
             throw CourierError(.invalidConfiguration, "peer \(peer.id) has no endpoint")
         }

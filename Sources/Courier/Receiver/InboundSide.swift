@@ -34,6 +34,12 @@ final class InboundSide {
                          reason: "\(message.frames.count - 1) frames instead of 1", label: "frame_count")
             return
         }
+        if core.keys != nil, message.userID != sender {
+            // Authenticated as one node, speaking as another: never applied.
+            core.refused(from: sender, reason: "routing id \(sender) does not match the id bound to the sender's key (\(message.userID ?? "none"))",
+                         label: "impersonation")
+            return
+        }
         let frame: WireFrame
         do { frame = try core.decoder.decode(message.frames[1]) } catch {
             core.refused(from: sender, reason: error.description, label: error.metricLabel)

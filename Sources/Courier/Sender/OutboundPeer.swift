@@ -65,6 +65,11 @@ final class OutboundPeer {
             try dealer.set(.heartbeatInterval, settings.heartbeat.interval)
             try dealer.set(.heartbeatTimeout, settings.heartbeat.timeout)
             try dealer.set(.heartbeatTTL, settings.heartbeat.timeout * 2)
+            if let keys = core.keys, let serverKey = keys.keyByID[configuration.id] {
+                try dealer.set(.curveServerKey, serverKey)
+                try dealer.set(.curvePublicKey, keys.own.publicKey)
+                try dealer.set(.curveSecretKey, keys.own.secretKey)
+            }
             monitor = try dealer.monitor()
             for endpoint in configuration.endpoints { try dealer.connect(endpoint) }
         } catch {
