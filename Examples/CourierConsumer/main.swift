@@ -54,6 +54,9 @@ struct Consumer: AsyncParsableCommand {
         valueName: "REGEX"))
     var rejectMatching: String?
 
+    @OptionGroup(title: "Security")
+    var security: SecurityOptions
+
     @Flag(help: "Log the node's progress (info level) on standard error.")
     var verbose = false
 
@@ -84,6 +87,10 @@ struct Consumer: AsyncParsableCommand {
         var configuration = NodeConfiguration(id: id, dataDirectory: dataDirectory)
         configuration.logger.logLevel = logLevel
         configuration.listen = listen
+        do { configuration.security = try security.configuration() } catch {
+            complain(Self.configuration.commandName!, error.message)
+            throw ExitCode(ExitStatus.usage)
+        }
         let node: Node
         switch await startNode(configuration, program: Self.configuration.commandName!, detailed: verbose) {
         case .success(let started): node = started

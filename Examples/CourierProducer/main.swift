@@ -84,6 +84,9 @@ struct Producer: AsyncParsableCommand {
         valueName: "N"))
     var batch = 256
 
+    @OptionGroup(title: "Security")
+    var security: SecurityOptions
+
     @Flag(help: "Log the node's progress (info level) on standard error.")
     var verbose = false
 
@@ -120,6 +123,10 @@ struct Producer: AsyncParsableCommand {
         configuration.logger.logLevel = logLevel
         configuration.peers = [PeerConfiguration(id: target.id, endpoints: [target.endpoint])]
         configuration.durability = durability.policy
+        do { configuration.security = try security.configuration() } catch {
+            complain(Self.configuration.commandName!, error.message)
+            throw ExitCode(ExitStatus.usage)
+        }
         let node: Node
         switch await startNode(configuration, program: Self.configuration.commandName!, detailed: verbose) {
         case .success(let started): node = started
