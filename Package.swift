@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "courier-producer", targets: ["CourierProducer"]),
         .executable(name: "courier-consumer", targets: ["CourierConsumer"]),
         .executable(name: "courier-spool", targets: ["CourierSpoolTool"]),
+        .executable(name: "courier-spool", targets: ["CourierSpoolTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -132,6 +133,33 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/CourierConsumer",
+            swiftSettings: upcoming
+        ),
+        // courier-spool (SPEC §5): inspects, verifies and repairs a data directory. The
+        // commands live in CourierSpoolToolKit so that the tests can run them in-process;
+        // the executable only hands them the command line and the standard streams.
+        .target(
+            name: "CourierSpoolToolKit",
+            dependencies: [
+                "CourierSpool", "ZeroMQ", "CourierExampleSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "tools/courier-spool/Kit",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "CourierSpoolTool",
+            dependencies: ["CourierSpoolToolKit"],
+            path: "tools/courier-spool/main",
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CourierSpoolToolTests",
+            dependencies: [
+                "CourierSpoolToolKit", "CourierSpool", "ZeroMQ",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: upcoming
         ),
         // courier-spool (SPEC §5): inspects, verifies and repairs a data directory. The
