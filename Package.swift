@@ -17,7 +17,7 @@ let package = Package(
         .executable(name: "courier-producer", targets: ["CourierProducer"]),
         .executable(name: "courier-consumer", targets: ["CourierConsumer"]),
         .executable(name: "courier-spool", targets: ["CourierSpoolTool"]),
-        .executable(name: "courier-spool", targets: ["CourierSpoolTool"]),
+        .executable(name: "courier-bench", targets: ["CourierBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // libzmq, found through pkg-config; Debian ships it as libzmq3-dev.
@@ -103,6 +104,20 @@ let package = Package(
             path: "Benchmarks/SpoolBench",
             swiftSettings: upcoming
         ),
+        // courier-bench: raw ZeroMQ DEALER→ROUTER beside Courier end to end, two processes per
+        // scenario (it re-executes itself for each role); see docs/PERFORMANCE.md.
+        .executableTarget(
+            name: "CourierBench",
+            dependencies: [
+                "Courier", "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Benchmarks/CourierBench",
+            swiftSettings: upcoming
+        ),
         // The example programs (SPEC §5) and what they share: command-line checks, exit
         // codes, unbuffered output, a standard-input reader on its own thread.
         .target(
@@ -133,33 +148,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/CourierConsumer",
-            swiftSettings: upcoming
-        ),
-        // courier-spool (SPEC §5): inspects, verifies and repairs a data directory. The
-        // commands live in CourierSpoolToolKit so that the tests can run them in-process;
-        // the executable only hands them the command line and the standard streams.
-        .target(
-            name: "CourierSpoolToolKit",
-            dependencies: [
-                "CourierSpool", "ZeroMQ", "CourierExampleSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "SystemPackage", package: "swift-system"),
-            ],
-            path: "tools/courier-spool/Kit",
-            swiftSettings: upcoming
-        ),
-        .executableTarget(
-            name: "CourierSpoolTool",
-            dependencies: ["CourierSpoolToolKit"],
-            path: "tools/courier-spool/main",
-            swiftSettings: upcoming
-        ),
-        .testTarget(
-            name: "CourierSpoolToolTests",
-            dependencies: [
-                "CourierSpoolToolKit", "CourierSpool", "ZeroMQ",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ],
             swiftSettings: upcoming
         ),
         // courier-spool (SPEC §5): inspects, verifies and repairs a data directory. The

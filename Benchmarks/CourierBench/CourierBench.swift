@@ -1,0 +1,168 @@
+// courier-bench: raw ZeroMQ DEALER→ROUTER beside Courier end to end, in one run, two
+// processes per scenario (the benchmark re-executes itself with --role for each side).
+//
+//   tools/bench [--quick] [--json]
+//
+// Prints a Markdown table with Courier's figures as ratios of the baseline's (or JSON with
+// --json); progress on standard error when it is a terminal. docs/PERFORMANCE.md explains
+// the method.
+import ArgumentParser
+import Courier
+import Foundation
+import Synchronization
+
+@main
+struct CourierBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "courier-bench",
+        abstract: "Throughput, latency and memory of Courier end to end, beside raw ZeroMQ.")
+
+    @Flag(help: "Only 100-byte messages and shorter phases (finishes in well under two minutes).")
+    var quick = false
+
+    @Flag(help: "Print the results as JSON instead of a table.")
+    var json = false
+
+    @Option(help: "Message sizes in bytes, comma-separated. Default: 100,1024,65536.")
+    var sizes: String?
+
+    @Option(help: "Systems to run, comma-separated: baseline, group, interval, none.")
+    var systems = "baseline,group,interval,none"
+
+    @Option(help: "Seconds of the saturation phase. Default: 3 (1.5 with --quick).")
+    var saturationSeconds: Double?
+
+    @Option(help: "Seconds of the constant-rate latency phase. Default: 4 (2 with --quick).")
+    var latencySeconds: Double?
+
+    @Option(help: "Concurrent sending tasks in Courier's saturation phase.")
+    var senders = 4
+
+    @Option(help: "Messages per send(batch:) in Courier's saturation phase.")
+    var batch = 64
+
+    @Option(help: "Where the scenarios' data directories go (emptied per scenario).")
+    var dataDirectory = "/tmp/courier-bench"
+
+    @Option(help: "Also add the 1,000,000-pending spool rows from this spool-bench executable.")
+    var spoolBench: String?
+
+    // The child roles.
+    @Option(help: .hidden) var role: String?
+    @Option(help: .hidden) var endpoint: String?
+    @Option(help: .hidden) var durability: String?
+    @Option(help: .hidden) var size = 100
+    @Option(help: .hidden) var rate: Double?
+
+    func run() throws {
+        let saturation = saturationSeconds ?? (quick ? 1.5 : 3)
+        let latency = latencySeconds ?? (quick ? 2 : 4)
+        if let role {
+            try runChild(role, saturation: saturation, latency: latency)
+            return
+        }
+        let sizeList = sizes.map { $0.split(separator: ",").compactMap { Int($0) } } ?? (quick ? [100] : [100, 1024, 65536])
+        let systemList = try systems.split(separator: ",").map { name throws -> BenchSystem in
+            guard let system = BenchSystem(rawValue: String(name)) else {
+                throw ValidationError("unknown system \(name); use baseline, group, interval or none")
+            }
+            return system
+        }
+        let orchestrator = Orchestrator(
+            executable: CommandLine.arguments[0], dataDirectory: dataDirectory,
+            saturationSeconds: saturation, latencySeconds: latency, senders: senders, batch: batch)
+        var results = Results(machine: Machine.describe(), quick: quick, saturationSeconds: saturation,
+                              latencySeconds: latency, senders: senders, batch: batch, scenarios: [])
+        for size in sizeList {
+            for system in systemList {
+                Progress.show("\(system.label), \(size) B …")
+                results.scenarios.append(try orchestrator.run(system, size: size))
+            }
+        }
+        if let spoolBench { results.spool = SpoolFigures.measure(executable: spoolBench, directory: dataDirectory + "/spool") }
+        Progress.done()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(results), as: UTF8.self))
+        } else {
+            print(Report.markdown(results))
+        }
+    }
+
+    private func runChild(_ role: String, saturation: Double, latency: Double) throws {
+        switch role {
+        case "baseline-receiver":
+            try BaselineRoles.receiver()
+        case "baseline-sender":
+            try BaselineRoles.sender(endpoint: endpoint ?? "", size: size, saturationSeconds: saturation,
+                                     latencySeconds: latency, rate: rate)
+        case "courier-receiver", "courier-sender":
+            guard let system = durability.flatMap(BenchSystem.init(rawValue:)), let durability = system.durability else {
+                throw ValidationError("--durability group|interval|none is required")
+            }
+            let directory = dataDirectory
+            let (endpoint, size, rate, senders, batch) = (self.endpoint ?? "", self.size, self.rate, self.senders, self.batch)
+            let outcome = BlockingOutcome()
+            Task {
+                do {
+                    if role == "courier-receiver" {
+                        try await CourierRoles.receiver(directory: directory, durability: durability)
+                    } else {
+                        try await CourierRoles.sender(endpoint: endpoint, directory: directory, durability: durability,
+                                                      size: size, saturationSeconds: saturation, latencySeconds: latency,
+                                                      rate: rate, senders: senders, batch: batch)
+                    }
+                    outcome.finish(nil)
+                } catch {
+                    outcome.finish("\(error)")
+                }
+            }
+            // The main thread is not part of the cooperative pool: waiting here blocks no task.
+            if let failure = outcome.wait() { fail("\(role): \(failure)") }
+        default:
+            throw ValidationError("unknown role \(role)")
+        }
+    }
+}
+
+/// What one scenario runs.
+enum BenchSystem: String, Codable, Sendable {
+    case baseline, group, interval, none
+
+    var durability: Durability? {
+        switch self {
+        case .baseline: nil
+        case .group: .groupCommit
+        case .interval: .interval(.milliseconds(10))
+        case .none: Durability.none
+        }
+    }
+
+    var label: String {
+        switch self {
+        case .baseline: "raw ZeroMQ"
+        case .group: "Courier groupCommit"
+        case .interval: "Courier interval(10ms)"
+        case .none: "Courier none"
+        }
+    }
+}
+
+/// A result a thread can wait for.
+final class BlockingOutcome: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let failure = Mutex<String?>(nil)
+
+    func finish(_ failure: String?) {
+        self.failure.withLock { $0 = failure }
+        semaphore.signal()
+    }
+
+    func wait() -> String? {
+        semaphore.wait()
+        return failure.withLock { $0 }
+    }
+}
+

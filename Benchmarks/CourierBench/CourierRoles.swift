@@ -1,0 +1,194 @@
+import Courier
+import Foundation
+import Histogram
+import Logging
+import Synchronization
+
+/// Courier end to end: sent → delivered → acknowledged by the receiving application →
+/// outcome seen by the sender. The roles are async and run on the cooperative pool; only
+/// the child's main thread blocks, waiting for them.
+enum CourierRoles {
+    static let receiverID = "bench-receiver"
+    static let senderID = "bench-sender"
+
+    static func configuration(id: String, directory: String, durability: Durability) -> NodeConfiguration {
+        var configuration = NodeConfiguration(id: id, dataDirectory: directory)
+        configuration.durability = durability
+        // Back-pressure at saturation: sends wait for room instead of piling up a backlog.
+        configuration.maxSpoolMessages = 100_000
+        configuration.maxSpoolBytes = 64 << 20
+        configuration.whenSpoolFull = .wait
+        var logger = Logger(label: "courier", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = .warning
+        configuration.logger = logger
+        return configuration
+    }
+
+    /// Listens; acknowledges every message as soon as it is delivered; records the one-way
+    /// delivery latency of the latency phase's messages.
+    static func receiver(directory: String, durability: Durability) async throws {
+        let stop = StopSignal()
+        stop.watchStandardInput()
+        var configuration = configuration(id: receiverID, directory: directory, durability: durability)
+        configuration.listen = ["tcp://127.0.0.1:*"]
+        let node = try await Node.start(configuration)
+        emitLine("READY \(node.boundEndpoints.first ?? "")")
+        let startCPU = ProcessFigures.cpuSeconds()
+        let startWrites = ProcessFigures.writeBytes()
+        let began = monotonicNanoseconds()
+        let consumer = Task { () -> (Int, LatencyHistogram) in
+            var histogram = makeLatencyHistogram()
+            var count = 0
+            for await message in node.messages {
+                if let (kind, intended) = Payload.read(message.payload), kind == Payload.latency {
+                    _ = histogram.record(monotonicNanoseconds() &- intended)
+                }
+                message.acknowledge()
+                count += 1
+            }
+            return (count, histogram)
+        }
+        while !stop.stopRequested { try await Task.sleep(for: .milliseconds(20)) }
+        await node.shutdown()
+        let (count, histogram) = await consumer.value
+        let report = ChildReport(
+            role: "courier-receiver", throughput: nil, saturationMessages: nil, latencyRate: nil,
+            latencyMessages: nil, latency: nil, deliveryLatency: histogram,
+            peakResidentBytes: ProcessFigures.peakResidentBytes(),
+            writeBytes: ProcessFigures.writeBytes() - startWrites,
+            messages: count, syncs: nil,
+            seconds: Double(monotonicNanoseconds() - began) / 1e9, cpuSeconds: ProcessFigures.cpuSeconds() - startCPU)
+        emitLine(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+    }
+
+    /// Saturation: `senders` tasks sending batches of `batch` as fast as `send` returns
+    /// (the spool's limit pushes back), then waits until every outcome is known; the rate
+    /// counts from the first send to the last outcome. Latency: a constant-rate schedule at
+    /// half that rate; each message's latency runs from its intended send time to the moment
+    /// its outcome (processed) is seen.
+    static func sender(endpoint: String, directory: String, durability: Durability, size: Int,
+                       saturationSeconds: Double, latencySeconds: Double, rate: Double?,
+                       senders: Int, batch: Int) async throws {
+        let capture = SyncCounter.install()
+        var configuration = configuration(id: senderID, directory: directory, durability: durability)
+        configuration.peers = [PeerConfiguration(id: receiverID, endpoints: [endpoint])]
+        let node = try await Node.start(configuration)
+        let startCPU = ProcessFigures.cpuSeconds()
+        let startWrites = ProcessFigures.writeBytes()
+        var warmUp = Payload.make(size: size)
+        Payload.stamp(&warmUp, kind: Payload.endOfPhase, intended: 0)
+        _ = try await node.send(warmUp, to: receiverID).outcome()
+        let syncsBefore = capture.value
+
+        // Saturation.
+        let began = monotonicNanoseconds()
+        let deadline = began + UInt64(saturationSeconds * 1e9)
+        var payload = Payload.make(size: size)
+        Payload.stamp(&payload, kind: Payload.saturation, intended: 0)
+        let payloads = [[UInt8]](repeating: payload, count: max(1, batch))
+        let sent = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<max(1, senders) {
+                group.addTask {
+                    var count = 0
+                    while monotonicNanoseconds() < deadline {
+                        _ = try await node.send(batch: payloads, to: receiverID)
+                        count += payloads.count
+                    }
+                    return count
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        try await node.waitUntilDelivered(to: receiverID)
+        let saturationEnd = monotonicNanoseconds()
+        let throughput = Double(sent) / (Double(saturationEnd - began) / 1e9)
+        let saturationSyncs = capture.value - syncsBefore
+        try await Task.sleep(for: .milliseconds(200))
+
+        // Latency at a constant rate.
+        let latencyRate = rate ?? throughput / 2
+        let paced = try await Pacer.run(node: node, size: size, rate: latencyRate, seconds: latencySeconds)
+        try await node.waitUntilDelivered(to: receiverID)
+        let report = ChildReport(
+            role: "courier-sender", throughput: throughput, saturationMessages: sent,
+            latencyRate: latencyRate, latencyMessages: paced.count, latency: paced.histogram, deliveryLatency: nil,
+            peakResidentBytes: ProcessFigures.peakResidentBytes(),
+            writeBytes: ProcessFigures.writeBytes() - startWrites,
+            messages: sent + paced.count, syncs: saturationSyncs,
+            seconds: Double(saturationEnd - began) / 1e9, cpuSeconds: ProcessFigures.cpuSeconds() - startCPU)
+        await node.shutdown()
+        emitLine(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+    }
+}
+
+/// Sends on a constant-rate schedule from a thread of its own (so that a slow `send` never
+/// delays the schedule): at each wake-up every message whose time has come goes out in one
+/// `send(batch:)` from a new task, which then waits for each outcome and records
+/// now − intended time. Coordinated omission is corrected because the intended time, not
+/// the actual send time, starts the clock.
+enum Pacer {
+    struct Result: Sendable {
+        var count: Int
+        var histogram: LatencyHistogram
+    }
+
+    /// What the pacing thread and the tasks it starts share.
+    private final class Shared: Sendable {
+        let histogram = Mutex(makeLatencyHistogram())
+        let finished = Atomic<Int>(0)
+        let failures = Atomic<Int>(0)
+        let done = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    }
+
+    static func run(node: Node, size: Int, rate: Double, seconds: Double) async throws -> Result {
+        let shared = Shared()
+        let schedule = Schedule(rate: rate, seconds: seconds)
+        let template = Payload.make(size: size)
+        let receiver = CourierRoles.receiverID
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            shared.done.withLock { $0 = continuation }
+            let thread = Thread {
+                var index = 0
+                while index < schedule.count {
+                    let now = monotonicNanoseconds()
+                    var intended: [UInt64] = []
+                    var payloads: [[UInt8]] = []
+                    while index < schedule.count, schedule.time(index) <= now, payloads.count < 1024 {
+                        var payload = template
+                        Payload.stamp(&payload, kind: Payload.latency, intended: schedule.time(index))
+                        payloads.append(payload)
+                        intended.append(schedule.time(index))
+                        index += 1
+                    }
+                    if !payloads.isEmpty {
+                        let (batch, times) = (payloads, intended)
+                        Task {
+                            do {
+                                let receipts = try await node.send(batch: batch, to: receiver)
+                                for (receipt, time) in zip(receipts, times) {
+                                    _ = try await receipt.outcome()
+                                    let latency = monotonicNanoseconds() &- time
+                                    shared.histogram.withLock { _ = $0.record(latency) }
+                                }
+                            } catch {
+                                shared.failures.add(1, ordering: .relaxed)
+                            }
+                            shared.finished.add(batch.count, ordering: .releasing)
+                        }
+                    }
+                    if index < schedule.count, schedule.time(index) > monotonicNanoseconds() {
+                        sleepUntil(schedule.time(index))
+                    }
+                }
+                shared.done.withLock { $0 }?.resume()
+            }
+            thread.start()
+        }
+        while shared.finished.load(ordering: .acquiring) < schedule.count {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let failures = shared.failures.load(ordering: .relaxed)
+        if failures > 0 { fail("\(failures) paced sends failed") }
+        return Result(count: schedule.count, histogram: shared.histogram.withLock { $0 })
+    }
+}

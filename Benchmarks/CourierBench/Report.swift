@@ -1,0 +1,79 @@
+import Foundation
+
+/// The Markdown tables: every Courier figure beside the baseline's, as a ratio.
+enum Report {
+    static func markdown(_ results: Results) -> String {
+        var out: [String] = []
+        let machine = results.machine
+        out.append("Machine: \(machine.cores) cores, \"\(machine.cpu)\", Linux \(machine.kernel); load average \(machine.loadAverageBefore) before, \(results.loadAverageAfter) after.")
+        out.append("Phases: saturation \(format(results.saturationSeconds)) s (Courier: \(results.senders) tasks × send(batch: \(results.batch))), latency \(format(results.latencySeconds)) s at half the saturation rate.")
+        out.append("")
+        out.append("### Throughput at saturation, memory, disk")
+        out.append("")
+        out.append("| size | system (durability class) | msg/s | × baseline | MB/s | sender peak RSS | receiver peak RSS | disk bytes/msg (sender + receiver) | sender syncs/s |")
+        out.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for scenario in results.scenarios {
+            let baseline = baselineFor(scenario, in: results)
+            out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.throughput)) | \(ratio(scenario.throughput, baseline?.throughput)) | \(format(scenario.throughput * Double(scenario.size) / 1e6)) | \(mebibytes(scenario.senderPeakResidentBytes)) | \(mebibytes(scenario.receiverPeakResidentBytes)) | \(format(scenario.senderDiskBytesPerMessage, digits: 0)) + \(format(scenario.receiverDiskBytesPerMessage, digits: 0)) | \(scenario.syncsPerSecond.map { grouped($0) } ?? "–") |")
+        }
+        out.append("")
+        out.append("### Latency at half the saturation rate (coordinated omission corrected), milliseconds")
+        out.append("")
+        out.append("Baseline: intended send → received (one way). Courier: intended send → outcome `processed` seen by the sender (end to end: spooled, sent, delivered, acknowledged by the application, recorded, acknowledged back); in brackets, intended send → delivered to the receiving application (one way).")
+        out.append("")
+        out.append("| size | system (durability class) | rate msg/s | p50 | p99 | p99.9 | max | p99 × baseline |")
+        out.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for scenario in results.scenarios {
+            let baseline = baselineFor(scenario, in: results)
+            let l = scenario.latency
+            func cell(_ value: Double, _ delivery: Double?) -> String {
+                delivery.map { "\(millis(value)) (\(millis($0)))" } ?? millis(value)
+            }
+            let d = scenario.deliveryLatency
+            out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.latencyRate)) | \(cell(l.p50, d?.p50)) | \(cell(l.p99, d?.p99)) | \(cell(l.p999, d?.p999)) | \(cell(l.max, d?.max)) | \(ratio(l.p99, baseline?.latency.p99)) |")
+        }
+        if let spool = results.spool, !spool.isEmpty {
+            out.append("")
+            out.append("### Spool with 1,000,000 pending records of 100 bytes (spool-bench)")
+            out.append("")
+            out.append("| cache | pending | reopen time | RSS added by the open spool | RSS added after reading 1,000 records |")
+            out.append("| --- | ---: | ---: | ---: | ---: |")
+            out += spool
+        }
+        return out.joined(separator: "\n")
+    }
+
+    private static func baselineFor(_ scenario: Scenario, in results: Results) -> Scenario? {
+        results.scenarios.first { $0.system == .baseline && $0.size == scenario.size }
+    }
+
+    static func sizeLabel(_ size: Int) -> String {
+        size >= 1024 && size % 1024 == 0 ? "\(size / 1024) KiB" : "\(size) B"
+    }
+
+    static func ratio(_ value: Double, _ baseline: Double?) -> String {
+        guard let baseline, baseline > 0 else { return "–" }
+        return format(value / baseline, digits: 2) + "×"
+    }
+
+    static func millis(_ micros: Double) -> String {
+        let ms = micros / 1000
+        return format(ms, digits: ms < 1 ? 3 : ms < 10 ? 2 : 1)
+    }
+
+    static func mebibytes(_ bytes: Int64) -> String {
+        format(Double(bytes) / 1_048_576, digits: 1) + " MiB"
+    }
+
+    static func format(_ value: Double, digits: Int = 1) -> String {
+        String(format: "%.\(digits)f", value)
+    }
+
+    static func grouped(_ value: Double) -> String {
+        let formatter = NumberFormatter()
+        formatter.numberStyle = .decimal
+        formatter.maximumFractionDigits = 0
+        formatter.groupingSeparator = ","
+        return formatter.string(from: NSNumber(value: value.rounded())) ?? "\(Int(value))"
+    }
+}
