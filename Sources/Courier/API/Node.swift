@@ -14,7 +14,8 @@ public import ServiceLifecycle
 /// for await message in node.messages { handle(message); message.acknowledge() }
 /// ```
 ///
-/// As a `Service` it fits a ServiceLifecycle `ServiceGroup`: ``run()`` returns after a
+/// A node runs until ``shutdown(timeout:)``: releasing the last reference does not stop its
+/// threads. As a `Service` it fits a ServiceLifecycle `ServiceGroup`: ``run()`` returns after a
 /// graceful shutdown (stop accepting sends, flush the spool, wait for outstanding
 /// acknowledgements up to ``shutdownGracePeriod``, close the sockets).
 public final class Node: Sendable, Service {

@@ -33,7 +33,9 @@ public struct NodeConfiguration: Sendable {
     /// What `send` does when a peer's spool is full: wait for room, or throw
     /// ``CourierError/Code/spoolFull``. Default: ``WhenSpoolFull/wait``.
     public var whenSpoolFull: WhenSpoolFull = .wait
-    /// Largest payload accepted, sent or received. Default: 1 MiB.
+    /// Largest payload accepted, sent or received. Nodes that talk to each other should use
+    /// the same value: a receiver refuses (and counts) larger payloads, and they are then
+    /// retried until they run out of attempts. Default: 1 MiB.
     public var maxMessageSize: Int = 1 << 20
     /// Retransmission timing. Default: see ``RetransmissionPolicy``.
     public var retransmission = RetransmissionPolicy()
