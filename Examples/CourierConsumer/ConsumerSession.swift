@@ -14,12 +14,15 @@ struct ConsumerSession {
     let node: Node
     let exitAfter: Int?
     let rejectPattern: String?
+    /// `--ack-delay-ms`: how long to wait before settling each message (a slow consumer).
+    let ackDelay: Duration?
     private let program = "courier-consumer"
 
-    init(node: Node, exitAfter: Int?, rejectPattern: String?) {
+    init(node: Node, exitAfter: Int?, rejectPattern: String?, ackDelay: Duration? = nil) {
         self.node = node
         self.exitAfter = exitAfter
         self.rejectPattern = rejectPattern
+        self.ackDelay = ackDelay
     }
 
     /// Runs to the end and returns the exit code.
@@ -37,6 +40,9 @@ struct ConsumerSession {
                 complain(program, "standard output is closed; stopping (unacknowledged messages will be redelivered)")
                 status = ExitStatus.failure
                 break
+            }
+            if let ackDelay, ackDelay > .zero {
+                try? await Task.sleep(for: ackDelay)
             }
             if rejected {
                 message.reject(reason: "payload matches --reject-matching \(rejectPattern ?? "")")

@@ -54,6 +54,11 @@ struct Consumer: AsyncParsableCommand {
         valueName: "REGEX"))
     var rejectMatching: String?
 
+    @Option(name: .customLong("ack-delay-ms"), help: ArgumentHelp(
+        "Wait this many milliseconds after printing each message before settling it: a slow consumer, for fault-injection tests (tools/chaos). Example: --ack-delay-ms 20",
+        valueName: "N"))
+    var ackDelayMs: Int?
+
     @OptionGroup(title: "Security")
     var security: SecurityOptions
 
@@ -73,6 +78,9 @@ struct Consumer: AsyncParsableCommand {
             }
         }
         if let exitAfter, exitAfter < 1 { throw ValidationError("--exit-after must be 1 or more") }
+        if let ackDelayMs, !(0...60_000).contains(ackDelayMs) {
+            throw ValidationError("--ack-delay-ms must be from 0 to 60000")
+        }
         if let rejectMatching {
             do {
                 _ = try Regex(rejectMatching)
@@ -97,7 +105,8 @@ struct Consumer: AsyncParsableCommand {
         case .failure(let failure): throw ExitCode(failure.status)
         }
         configuration.logger.info("listening", metadata: ["endpoints": "\(node.boundEndpoints)"])
-        let session = ConsumerSession(node: node, exitAfter: exitAfter, rejectPattern: rejectMatching)
+        let session = ConsumerSession(node: node, exitAfter: exitAfter, rejectPattern: rejectMatching,
+                                      ackDelay: ackDelayMs.map { .milliseconds($0) })
         throw ExitCode(await session.run())
     }
 }
