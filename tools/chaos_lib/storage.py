@@ -1,0 +1,328 @@
+"""Scenarios 3–5, about the producer's spool: a long peer outage, a full disk, a damaged spool."""
+import glob
+import json
+import os
+import struct
+import subprocess
+import time
+
+from .check import Report, parse_consumer
+from .common import Skip, complete_lines, free_port, rss_kib, write_lines
+
+MIB = 1024
+
+
+def sample_rss(proc, samples, until=None):
+    """Samples VmRSS every 0.2 s while `proc` runs (or until `until()` is true)."""
+    while proc.running() and not (until and until()):
+        value = proc.rss_kib()
+        if value:
+            samples.append(value)
+        time.sleep(0.2)
+
+
+def drain(ctx, pid_name, data_dir, peer, name, timeout=300, verbose=False):
+    args = ["--id", pid_name, "--data-dir", data_dir, "--peer", peer, "--wait"] + (["--verbose"] if verbose else [])
+    proc = ctx.start("courier-producer", args, f"{name}.out", f"{name}.err")
+    samples = []
+    deadline = time.monotonic() + timeout
+    while proc.running() and time.monotonic() < deadline:
+        value = proc.rss_kib()
+        if value:
+            samples.append(value)
+        time.sleep(0.2)
+    code = proc.wait(1)
+    if code is None:
+        proc.kill9()
+    return proc, code, samples
+
+
+# Scenario 3 ---------------------------------------------------------------------------------
+
+def peer_down(ctx):
+    """The consumer is absent while the producer spools far more than fits in memory; then
+    it comes back and everything is delivered. Producer RSS sampled throughout."""
+    port = free_port()
+    peer = f"C=tcp://127.0.0.1:{port}"
+    count = 20_000 if ctx.ci else 500_000
+    size = 100
+    problems = []
+    confirmed = []
+    outputs = []
+    cycle = 0
+    end = time.monotonic() + ctx.duration
+    growth = []
+    while cycle == 0 or time.monotonic() < end:
+        cycle += 1
+        producer_id = f"P{cycle}"          # payloads P<cycle>-n: unique across cycles
+        data = ctx.path(f"p{cycle}")
+        proc = ctx.start("courier-producer", ["--id", producer_id, "--data-dir", data, "--peer", peer,
+                                              "--count", str(count), "--size", str(size), "--print-spooled"],
+                         f"p{cycle}.out", f"p{cycle}.err")
+        ctx.faults += 1                     # the outage
+        samples = []                        # (fraction spooled, RSS KiB)
+        out = ctx.path(f"p{cycle}.out")
+        while proc.running():
+            value = proc.rss_kib()
+            try:
+                done = os.path.getsize(out) / ((size + 1) * count)
+            except OSError:
+                done = 0
+            if value:
+                samples.append((done, value))
+            ctx.progress(f"cycle {cycle}: {done * 100:.0f}% spooled with the consumer down, RSS {value or 0} KiB")
+            time.sleep(0.2)
+        code = proc.wait(5)
+        if code != 0:
+            problems.append(f"cycle {cycle}: the producer exited {code}: {proc.stderr_text()[-300:]}")
+        # Back-pressure, as far as it exists here: everything waits in the spool, on disk.
+        status_code, status = ctx.spool("status", data, "--json")
+        pending = None
+        try:
+            pending = sum(p.get("pending", 0) for p in json.loads(status).get("peers", []))
+        except (ValueError, AttributeError):
+            problems.append(f"cycle {cycle}: courier-spool status --json gave {status[:200]}")
+        lines = complete_lines(out)
+        if pending is not None and pending != len(lines):
+            problems.append(f"cycle {cycle}: {len(lines)} confirmed but the spool holds {pending} pending")
+        early = [rss for done, rss in samples if done >= 0.1]
+        if early:
+            grew = max(early) - early[0]
+            growth.append(grew)
+            if grew > 32 * MIB:
+                problems.append(f"cycle {cycle}: producer RSS grew by {grew // MIB} MiB while spooling (from {early[0] // MIB} MiB)")
+        ctx.notes.append(f"cycle {cycle}: {pending} pending on disk, producer RSS {early[0] // MIB if early else '?'}"
+                         f"->{max(early) // MIB if early else '?'} MiB")
+        confirmed += lines
+        consumer = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
+                             f"c{cycle}.out", f"c{cycle}.err")
+        dproc, code, dsamples = drain(ctx, producer_id, data, peer, f"drain{cycle}")
+        if code != 0:
+            problems.append(f"cycle {cycle}: the drain exited {code}: {dproc.stderr_text()[-300:]}")
+        if dsamples:
+            ctx.notes.append(f"drain RSS max {max(dsamples) // MIB} MiB")
+        if consumer.stop() != 0:
+            problems.append(f"cycle {cycle}: the consumer did not stop cleanly")
+        outputs.append(parse_consumer(ctx.path(f"c{cycle}.out")))
+        if ctx.ci:
+            break
+    senders = {f"P{n}" for n in range(1, cycle + 1)}
+    report = Report(confirmed, outputs, senders=senders, valid_payload=generated_payload(size))
+    return report, problems
+
+
+def generated_payload(size):
+    def valid(payload):
+        head = payload.rstrip(".")
+        name, _, number = head.partition("-")
+        return number.isdigit() and (len(payload) == size or (len(head) >= size and head == payload))
+    return valid
+
+
+# Scenario 4 ---------------------------------------------------------------------------------
+
+def disk_full(ctx):
+    """The producer's data directory on a small tmpfs: sends fail with the storage error, the
+    producer exits non-zero, nothing already spooled is lost; after space is freed a new run
+    delivers everything."""
+    if os.geteuid() != 0:
+        raise Skip("needs root to mount a tmpfs (run as root, or in a container with CAP_SYS_ADMIN)")
+    mount = ctx.path("tmpfs")
+    os.makedirs(mount)
+    size_mib = 24
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "chaos-diskfull", mount], check=True)
+    ctx.cleanups.append(lambda: subprocess.run(["umount", "-l", mount]))
+    port = free_port()
+    peer = f"C=tcp://127.0.0.1:{port}"
+    data = os.path.join(mount, "p")
+    payload_size = 1000
+    problems = []
+    confirmed = []
+    outputs = []
+    cycle = 0
+    end = time.monotonic() + ctx.duration
+    while cycle == 0 or time.monotonic() < end:
+        cycle += 1
+        # Leave a few MiB free, then spool until the disk is full.
+        filler = os.path.join(mount, "filler")
+        stat = os.statvfs(mount)
+        free = stat.f_bavail * stat.f_frsize
+        with open(filler, "wb") as handle:
+            handle.write(b"\0" * max(0, free - (3 << 20) - ctx.random.randrange(1 << 20)))
+        lines = [f"d{cycle}-{n}-".ljust(payload_size, ".") for n in range(1, 8001)]
+        write_lines(ctx.path(f"p{cycle}a.in"), lines)
+        proc = ctx.start("courier-producer", ["--id", "P", "--data-dir", data, "--peer", peer, "--print-spooled",
+                                              "--batch", str(ctx.random.choice([1, 8, 64]))],
+                         f"p{cycle}a.out", f"p{cycle}a.err", stdin=ctx.path(f"p{cycle}a.in"))
+        code = proc.wait(120)
+        ctx.faults += 1
+        err = proc.stderr_text()
+        if code in (0, None):
+            problems.append(f"cycle {cycle}: the producer did not fail on the full disk (exit {code})")
+            proc.kill9()
+        elif "full" not in err.lower() and "space" not in err.lower():
+            problems.append(f"cycle {cycle}: the producer's error does not say the disk is full: {err[-300:]}")
+        ctx.notes.append(f"cycle {cycle} error: {err.strip().splitlines()[-1][:140] if err.strip() else '(none)'}")
+        confirmed += complete_lines(ctx.path(f"p{cycle}a.out"))
+        verify_code, verify = ctx.spool("verify", data)
+        if verify_code != 0:
+            problems.append(f"cycle {cycle}: courier-spool verify after the full disk exited {verify_code}: {verify[-300:]}")
+        # Space returns: the filler goes; a new run sends more and waits for everything.
+        os.remove(filler)
+        consumer = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
+                             f"c{cycle}.out", f"c{cycle}.err")
+        write_lines(ctx.path(f"p{cycle}b.in"), [f"e{cycle}-{n}-".ljust(payload_size, ".") for n in range(1, 501)])
+        proc = ctx.start("courier-producer", ["--id", "P", "--data-dir", data, "--peer", peer, "--print-spooled", "--wait"],
+                         f"p{cycle}b.out", f"p{cycle}b.err", stdin=ctx.path(f"p{cycle}b.in"))
+        code = proc.wait(180)
+        if code != 0:
+            problems.append(f"cycle {cycle}: the run after freeing space exited {code}: {proc.stderr_text()[-300:]}")
+            proc.kill9()
+        confirmed += complete_lines(ctx.path(f"p{cycle}b.out"))
+        if consumer.stop() != 0:
+            problems.append(f"cycle {cycle}: the consumer did not stop cleanly")
+        outputs.append(parse_consumer(ctx.path(f"c{cycle}.out")))
+        ctx.progress(f"cycle {cycle} done")
+        if ctx.ci:
+            break
+
+    def valid(payload):
+        head = payload.rstrip(".")
+        return len(payload) == payload_size and head[:1] in "de" and head.count("-") == 2
+    report = Report(confirmed, outputs, senders={"P"}, valid_payload=valid)
+    return report, problems
+
+
+# Scenario 5 ---------------------------------------------------------------------------------
+
+def records(path):
+    """The records of a spool segment: (offset, length, sequence number, payload)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    out = []
+    offset = 48
+    while offset + 40 <= len(data):
+        length = struct.unpack_from("<I", data, offset)[0]
+        if length < 40 or offset + length > len(data):
+            break
+        seq = struct.unpack_from("<Q", data, offset + 16)[0]
+        out.append((offset, length, seq, data[offset + 40:offset + length]))
+        offset += length
+    return out
+
+
+def quarantined_sequences(directory):
+    """The sequence numbers in the quarantined bytes of a peer's spool (the records' lengths are
+    intact: the scenario flips payload bits only)."""
+    seqs = []
+    for path in glob.glob(os.path.join(directory, "quarantine", "*.quarantined")):
+        with open(path, "rb") as handle:
+            data = handle.read()
+        offset = 0
+        while offset + 40 <= len(data):
+            length = struct.unpack_from("<I", data, offset)[0]
+            if length < 40:
+                break
+            seqs.append(struct.unpack_from("<Q", data, offset + 16)[0])
+            offset += length
+    return seqs
+
+
+def damaged_spool(ctx):
+    """Bit flips and a torn tail in a stopped producer's spool. verify must fail before the
+    restart (for flips), the node's log must report the damage, the damaged records are
+    quarantined and never delivered, and the loss is exactly those records."""
+    port = free_port()
+    peer = f"C=tcp://127.0.0.1:{port}"
+    size = 120
+    problems = []
+    confirmed = []
+    expected_lost = []
+    outputs = []
+    consumer = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
+                         "c1.out", "c1.err")
+    cycle = 0
+    end = time.monotonic() + ctx.duration
+    while cycle < 2 or time.monotonic() < end:
+        cycle += 1
+        kind = "torn" if cycle % 2 == 0 else "flip"
+        producer_id = f"P{cycle}"
+        data = ctx.path(f"p{cycle}")
+        count = ctx.random.randrange(500, 3000) if ctx.ci else ctx.random.randrange(2000, 20000)
+        # The consumer is away while this producer spools, so everything is on disk.
+        consumer.stop()
+        proc = ctx.start("courier-producer", ["--id", producer_id, "--data-dir", data, "--peer", peer,
+                                              "--count", str(count), "--size", str(size), "--print-spooled"],
+                         f"p{cycle}.out", f"p{cycle}.err")
+        if proc.wait(120) != 0:
+            problems.append(f"cycle {cycle}: spooling exited non-zero: {proc.stderr_text()[-300:]}")
+        lines = complete_lines(ctx.path(f"p{cycle}.out"))
+        confirmed += lines
+        peer_dir = os.path.join(data, "outbound", "~C")
+        segments = sorted(glob.glob(os.path.join(peer_dir, "seg-*.log")))
+        if not segments:
+            problems.append(f"cycle {cycle}: no segment in {peer_dir}")
+            continue
+        segment = segments[-1]
+        recs = records(segment)
+        payload_of = {seq: payload.decode() for _, _, seq, payload in recs}
+        if kind == "flip":
+            first = ctx.random.randrange(len(recs) // 2, len(recs))
+            flips = ctx.random.randrange(1, 4)
+            with open(segment, "r+b") as handle:
+                for n in range(flips):
+                    offset, length, seq, _ = recs[first] if n == 0 else recs[ctx.random.randrange(first, len(recs))]
+                    at = offset + 40 + ctx.random.randrange(length - 40)
+                    handle.seek(at)
+                    byte = handle.read(1)[0]
+                    handle.seek(at)
+                    handle.write(bytes([byte ^ (1 << ctx.random.randrange(8))]))
+                    ctx.faults += 1
+            # Quarantine takes the segment from the first bad record to its end.
+            damaged = [seq for _, _, seq, _ in recs[first:]]
+        else:
+            offset, length, seq, _ = recs[-1]
+            with open(segment, "r+b") as handle:
+                handle.truncate(offset + ctx.random.randrange(1, length))
+            ctx.faults += 1
+            damaged = [seq]
+        expected_lost += [payload_of[seq] for seq in damaged]
+        verify_code, verify = ctx.spool("verify", data, "--json")
+        if kind == "flip" and verify_code != 1:
+            problems.append(f"cycle {cycle}: courier-spool verify exited {verify_code} on flipped bits (expected 1): {verify[-300:]}")
+        if kind == "torn":
+            try:
+                tails = json.loads(verify).get("incomplete_tails")
+            except ValueError:
+                tails = None
+            if not tails:
+                problems.append(f"cycle {cycle}: courier-spool verify did not list the torn tail: {verify[-300:]}")
+        # Restart: the consumer comes back, the producer reopens the damaged spool and drains.
+        consumer = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
+                             f"c{cycle + 1}.out", f"c{cycle + 1}.err")
+        dproc, code, _ = drain(ctx, producer_id, data, peer, f"drain{cycle}", timeout=120, verbose=True)
+        log = dproc.stderr_text().lower()
+        words = ("corrupt", "quarantin") if kind == "flip" else ("torn", "truncat")
+        if not any(word in log for word in words):
+            problems.append(f"cycle {cycle}: the producer's log does not report the {kind} damage: {log[-300:]}")
+        if kind == "flip":
+            quarantined = sorted(quarantined_sequences(peer_dir))
+            if quarantined != sorted(damaged):
+                problems.append(f"cycle {cycle}: quarantined sequence numbers {quarantined[:3]}…({len(quarantined)}) "
+                                f"are not the damaged ones {damaged[:3]}…({len(damaged)})")
+            ctx.notes.append(f"cycle {cycle}: {flips} flips, {len(damaged)} records quarantined, drain exit {code}")
+        else:
+            ctx.notes.append(f"cycle {cycle}: torn tail, 1 record truncated, drain exit {code}")
+        if code is None:
+            problems.append(f"cycle {cycle}: the drain did not finish")
+        verify_code, verify = ctx.spool("verify", data)
+        if verify_code != 0:
+            problems.append(f"cycle {cycle}: courier-spool verify after recovery exited {verify_code}: {verify[-300:]}")
+        ctx.progress(f"cycle {cycle} ({kind}) done")
+        if ctx.ci and cycle >= 2:
+            break
+    consumer.stop()
+    outputs = [parse_consumer(ctx.path(f"c{n}.out")) for n in range(1, cycle + 2)]
+    report = Report(confirmed, outputs, senders={f"P{n}" for n in range(1, cycle + 1)},
+                    valid_payload=generated_payload(size), expected_lost=expected_lost, allow_gaps=True)
+    return report, problems
