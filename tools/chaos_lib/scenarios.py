@@ -1,7 +1,7 @@
 """The scenarios, in the order tools/chaos runs them."""
 from collections import namedtuple
 
-from . import kill, mesh, storage
+from . import hostile, kill, mesh, slow, storage
 
 Scenario = namedtuple("Scenario", "name run ci_duration")
 
@@ -11,4 +11,6 @@ SCENARIOS = [
     Scenario("peerdown", storage.peer_down, 5),
     Scenario("diskfull", storage.disk_full, 5),
     Scenario("damage", storage.damaged_spool, 5),
+    Scenario("hostile", hostile.run, 10),
+    Scenario("slow", slow.run, 8),
 ]
