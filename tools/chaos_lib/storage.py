@@ -52,6 +52,7 @@ def peer_down(ctx):
     cycle = 0
     end = time.monotonic() + ctx.duration
     growth = []
+    rss_range, held, drain_peak = [], [], []
     while cycle == 0 or time.monotonic() < end:
         cycle += 1
         producer_id = f"P{cycle}"          # payloads P<cycle>-n: unique across cycles
@@ -91,8 +92,9 @@ def peer_down(ctx):
             growth.append(grew)
             if grew > 32 * MIB:
                 problems.append(f"cycle {cycle}: producer RSS grew by {grew // MIB} MiB while spooling (from {early[0] // MIB} MiB)")
-        ctx.notes.append(f"cycle {cycle}: {pending} pending on disk, producer RSS {early[0] // MIB if early else '?'}"
-                         f"->{max(early) // MIB if early else '?'} MiB")
+        if early:
+            rss_range.append((early[0], max(early)))
+        held.append(pending or 0)
         confirmed += lines
         consumer = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
                              f"c{cycle}.out", f"c{cycle}.err")
@@ -100,12 +102,16 @@ def peer_down(ctx):
         if code != 0:
             problems.append(f"cycle {cycle}: the drain exited {code}: {dproc.stderr_text()[-300:]}")
         if dsamples:
-            ctx.notes.append(f"drain RSS max {max(dsamples) // MIB} MiB")
+            drain_peak.append(max(dsamples))
         if consumer.stop() != 0:
             problems.append(f"cycle {cycle}: the consumer did not stop cleanly")
         outputs.append(parse_consumer(ctx.path(f"c{cycle}.out")))
         if ctx.ci:
             break
+    ctx.notes.append(f"{cycle} outage(s), at most {max(held)} pending on disk"
+                     + (f", producer RSS {min(a for a, _ in rss_range) // MIB}->{max(b for _, b in rss_range) // MIB} MiB"
+                        if rss_range else "")
+                     + (f", drain RSS max {max(drain_peak) // MIB} MiB" if drain_peak else ""))
     senders = {f"P{n}" for n in range(1, cycle + 1)}
     report = Report(confirmed, outputs, senders=senders, valid_payload=generated_payload(size))
     return report, problems
@@ -129,13 +135,18 @@ def disk_full(ctx):
         raise Skip("needs root to mount a tmpfs (run as root, or in a container with CAP_SYS_ADMIN)")
     mount = ctx.path("tmpfs")
     os.makedirs(mount)
-    size_mib = 24
+    # Larger than a spool segment (64 MiB): the newest segment keeps acknowledged records
+    # until it rolls over, so on a smaller disk delivering everything frees nothing (see
+    # docs/RELIABILITY.md, findings); at this size segments roll and old ones are reclaimed.
+    size_mib = 96
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "chaos-diskfull", mount], check=True)
     ctx.cleanups.append(lambda: subprocess.run(["umount", "-l", mount]))
     port = free_port()
     peer = f"C=tcp://127.0.0.1:{port}"
     data = os.path.join(mount, "p")
     payload_size = 1000
+    errors = []
+    held_after_drain = []
     problems = []
     confirmed = []
     outputs = []
@@ -162,7 +173,8 @@ def disk_full(ctx):
             proc.kill9()
         elif "full" not in err.lower() and "space" not in err.lower():
             problems.append(f"cycle {cycle}: the producer's error does not say the disk is full: {err[-300:]}")
-        ctx.notes.append(f"cycle {cycle} error: {err.strip().splitlines()[-1][:140] if err.strip() else '(none)'}")
+        if not errors and err.strip():
+            errors.append(err.strip().splitlines()[-1][:110])
         confirmed += complete_lines(ctx.path(f"p{cycle}a.out"))
         verify_code, verify = ctx.spool("verify", data)
         if verify_code != 0:
@@ -182,9 +194,19 @@ def disk_full(ctx):
         if consumer.stop() != 0:
             problems.append(f"cycle {cycle}: the consumer did not stop cleanly")
         outputs.append(parse_consumer(ctx.path(f"c{cycle}.out")))
+        held = sum(os.path.getsize(path) for path in glob.glob(os.path.join(data, "outbound", "*", "seg-*.log")))
+        held_after_drain.append(held)
         ctx.progress(f"cycle {cycle} done")
+        if problems:
+            break
         if ctx.ci:
             break
+
+    ctx.notes.append(f"{cycle} disk-full cycle(s); after the drains 0 pending but up to "
+                     f"{max(held_after_drain or [0]) >> 20} MiB of acknowledged segments held on disk; "
+                     f"the error: {errors[0] if errors else '(none)'}")
+    if problems:   # keep the spool: the tmpfs goes away at the end
+        subprocess.run(["cp", "-a", data, ctx.path("spool-at-end")])
 
     def valid(payload):
         head = payload.rstrip(".")
@@ -242,6 +264,7 @@ def damaged_spool(ctx):
     consumer = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
                          "c1.out", "c1.err")
     cycle = 0
+    tally = {"flip cycles": 0, "bits flipped": 0, "records quarantined": 0, "torn tails": 0, "drains exiting non-zero": 0}
     end = time.monotonic() + ctx.duration
     while cycle < 2 or time.monotonic() < end:
         cycle += 1
@@ -310,9 +333,13 @@ def damaged_spool(ctx):
             if quarantined != sorted(damaged):
                 problems.append(f"cycle {cycle}: quarantined sequence numbers {quarantined[:3]}…({len(quarantined)}) "
                                 f"are not the damaged ones {damaged[:3]}…({len(damaged)})")
-            ctx.notes.append(f"cycle {cycle}: {flips} flips, {len(damaged)} records quarantined, drain exit {code}")
+            tally["flip cycles"] += 1
+            tally["bits flipped"] += flips
+            tally["records quarantined"] += len(damaged)
         else:
-            ctx.notes.append(f"cycle {cycle}: torn tail, 1 record truncated, drain exit {code}")
+            tally["torn tails"] += 1
+        if code != 0:
+            tally["drains exiting non-zero"] += 1
         if code is None:
             problems.append(f"cycle {cycle}: the drain did not finish")
         verify_code, verify = ctx.spool("verify", data)
@@ -322,6 +349,7 @@ def damaged_spool(ctx):
         if ctx.ci and cycle >= 2:
             break
     consumer.stop()
+    ctx.notes.append(", ".join(f"{value} {name}" for name, value in tally.items()))
     outputs = [parse_consumer(ctx.path(f"c{n}.out")) for n in range(1, cycle + 2)]
     report = Report(confirmed, outputs, senders={f"P{n}" for n in range(1, cycle + 1)},
                     valid_payload=generated_payload(size), expected_lost=expected_lost, allow_gaps=True)
