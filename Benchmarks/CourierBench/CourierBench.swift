@@ -41,11 +41,17 @@ struct CourierBench: ParsableCommand {
     @Option(help: "Messages per send(batch:) in Courier's saturation phase.")
     var batch = 64
 
+    @Option(help: "Courier's in-flight window (NodeConfiguration.inFlightWindow) on both sides.")
+    var window = 1024
+
     @Option(help: "Where the scenarios' data directories go (emptied per scenario).")
     var dataDirectory = "/tmp/courier-bench"
 
     @Option(help: "Also add the 1,000,000-pending spool rows from this spool-bench executable.")
     var spoolBench: String?
+
+    @Option(help: "Print the table of a saved --json run instead of running.")
+    var render: String?
 
     // The child roles.
     @Option(help: .hidden) var role: String?
@@ -57,6 +63,11 @@ struct CourierBench: ParsableCommand {
     func run() throws {
         let saturation = saturationSeconds ?? (quick ? 1.5 : 3)
         let latency = latencySeconds ?? (quick ? 2 : 4)
+        if let render {
+            let data = try Data(contentsOf: URL(fileURLWithPath: render))
+            print(Report.markdown(try JSONDecoder().decode(Results.self, from: data)))
+            return
+        }
         if let role {
             try runChild(role, saturation: saturation, latency: latency)
             return
@@ -70,9 +81,9 @@ struct CourierBench: ParsableCommand {
         }
         let orchestrator = Orchestrator(
             executable: CommandLine.arguments[0], dataDirectory: dataDirectory,
-            saturationSeconds: saturation, latencySeconds: latency, senders: senders, batch: batch)
+            saturationSeconds: saturation, latencySeconds: latency, senders: senders, batch: batch, window: window)
         var results = Results(machine: Machine.describe(), quick: quick, saturationSeconds: saturation,
-                              latencySeconds: latency, senders: senders, batch: batch, scenarios: [])
+                              latencySeconds: latency, senders: senders, batch: batch, window: window, scenarios: [])
         for size in sizeList {
             for system in systemList {
                 Progress.show("\(system.label), \(size) B …")
@@ -81,6 +92,7 @@ struct CourierBench: ParsableCommand {
         }
         if let spoolBench { results.spool = SpoolFigures.measure(executable: spoolBench, directory: dataDirectory + "/spool") }
         Progress.done()
+        results.loadAverageAfter = Machine.loadAverage()
         try? FileManager.default.removeItem(atPath: dataDirectory)
         if json {
             let encoder = JSONEncoder()
@@ -103,6 +115,7 @@ struct CourierBench: ParsableCommand {
                 throw ValidationError("--durability group|interval|none is required")
             }
             let directory = dataDirectory
+            CourierRoles.window.store(window, ordering: .relaxed)
             let (endpoint, size, rate, senders, batch) = (self.endpoint ?? "", self.size, self.rate, self.senders, self.batch)
             let outcome = BlockingOutcome()
             Task {

@@ -10,10 +10,13 @@ import Synchronization
 enum CourierRoles {
     static let receiverID = "bench-receiver"
     static let senderID = "bench-sender"
+    /// The in-flight window of both nodes (set once from the command line).
+    static let window = Atomic<Int>(1024)
 
     static func configuration(id: String, directory: String, durability: Durability) -> NodeConfiguration {
         var configuration = NodeConfiguration(id: id, dataDirectory: directory)
         configuration.durability = durability
+        configuration.inFlightWindow = window.load(ordering: .relaxed)
         // Back-pressure at saturation: sends wait for room instead of piling up a backlog.
         configuration.maxSpoolMessages = 100_000
         configuration.maxSpoolBytes = 64 << 20

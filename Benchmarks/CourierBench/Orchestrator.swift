@@ -14,6 +14,7 @@ struct Orchestrator {
     let latencySeconds: Double
     let senders: Int
     let batch: Int
+    let window: Int
 
     func run(_ system: BenchSystem, size: Int) throws -> Scenario {
         let directory = "\(dataDirectory)/\(system.rawValue)-\(size)"
@@ -21,7 +22,7 @@ struct Orchestrator {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let kind = system == .baseline ? "baseline" : "courier"
         var common = ["--size", "\(size)", "--saturation-seconds", "\(saturationSeconds)",
-                      "--latency-seconds", "\(latencySeconds)"]
+                      "--latency-seconds", "\(latencySeconds)", "--window", "\(window)"]
         if system != .baseline { common += ["--durability", system.rawValue] }
 
         let receiver = try Child(executable, ["--role", "\(kind)-receiver", "--data-directory", directory + "/receiver"] + common)
@@ -191,6 +192,7 @@ struct Results: Codable {
     var latencySeconds: Double
     var senders: Int
     var batch: Int
+    var window: Int
     var scenarios: [Scenario]
     var spool: [String]?
     var loadAverageAfter: String = Machine.loadAverage()
@@ -226,7 +228,7 @@ enum SpoolFigures {
         var inSection = false
         while let line = child.readLine() {
             if line.hasPrefix("### Reopen") { inSection = true; continue }
-            if inSection, line.hasPrefix("|") { lines.append(line) }
+            if inSection, line.hasPrefix("|"), !line.hasPrefix("| cache"), !line.hasPrefix("| ---") { lines.append(line) }
         }
         child.wait()
         try? FileManager.default.removeItem(atPath: directory)
