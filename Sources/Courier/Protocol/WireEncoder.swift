@@ -40,14 +40,24 @@ struct WireEncoder {
     mutating func appendRecord(
         sequence: UInt64, attempt: UInt32, isTombstone: Bool, expiry: Int64, payload: some Collection<UInt8>
     ) {
-        u64(sequence)
-        u32(attempt)
-        bytes.append(isTombstone ? Wire.tombstoneFlag : 0)
-        u64(UInt64(bitPattern: expiry))
-        u32(UInt32(truncatingIfNeeded: isTombstone ? 0 : payload.count))
+        // The 25-byte header is grown in one append and filled in place: four generic
+        // appends of a few bytes each cost more than the rest of the record (profile of
+        // the sender's I/O thread).
+        let start = bytes.count
+        let length = UInt32(truncatingIfNeeded: isTombstone ? 0 : payload.count)
+        bytes.append(contentsOf: Self.zeroRecordHeader)
+        bytes.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: sequence.littleEndian, toByteOffset: start, as: UInt64.self)
+            raw.storeBytes(of: attempt.littleEndian, toByteOffset: start + 8, as: UInt32.self)
+            raw[start + 12] = isTombstone ? Wire.tombstoneFlag : 0
+            raw.storeBytes(of: UInt64(bitPattern: expiry).littleEndian, toByteOffset: start + 13, as: UInt64.self)
+            raw.storeBytes(of: length.littleEndian, toByteOffset: start + 21, as: UInt32.self)
+        }
         if !isTombstone { bytes.append(contentsOf: payload) }
         recordCount += 1
     }
+
+    private static let zeroRecordHeader = [UInt8](repeating: 0, count: Wire.recordHeaderSize)
 
     /// Appends the checksum and returns the finished frame.
     consuming func finish() -> [UInt8] {
