@@ -23,10 +23,13 @@ class Report:
     senders: the ids whose streams are checked (others, such as a hostile peer, are skipped).
     valid_payload: a predicate; a delivered payload failing it is corrupt (guarantee 6).
     expected_lost: payloads the scenario destroyed on purpose (damaged spool records).
+    graceful: per run, whether the consumer ended with exit 0 after SIGTERM: it had then
+    acknowledged every message it printed, so none of them may be handed out again
+    (guarantee 3), flagged or not; such copies are counted in acked_again.
     allow_gaps: sequence numbers may jump (quarantined numbers are tombstones, never delivered),
     but must still increase."""
 
-    def __init__(self, confirmed, runs, senders=None, valid_payload=None, expected_lost=(), allow_gaps=False):
+    def __init__(self, confirmed, runs, senders=None, valid_payload=None, expected_lost=(), allow_gaps=False, graceful=None):
         self.violations = []
         self.redelivered = 0          # copies flagged redelivered (later copies and flagged first copies)
         self.flagged_first = 0
@@ -38,6 +41,9 @@ class Report:
         streams = {}                  # (from, stream) -> highest seq and payload by seq
         seq_of_payload = {}
         bad = set()                   # payloads involved in a violation
+        acknowledged = set()          # (key, seq) printed by runs that ended gracefully
+        self.acked_again = 0
+        self.acked_again_examples = []
 
         def violate(payload, text):
             bad.add(payload)
@@ -61,6 +67,11 @@ class Report:
                 previous[key] = seq
                 if message.get("redelivered"):
                     self.redelivered += 1
+                if (key, seq) in acknowledged:
+                    self.acked_again += 1
+                    bad.add(payload)
+                    if len(self.acked_again_examples) < 3:
+                        self.acked_again_examples.append(f"{at}: acknowledged by an earlier run that stopped gracefully, handed out again")
                 if seq <= state["highest"]:
                     if not message.get("redelivered"):
                         violate(payload, f"{at}: handed out again without redelivered")
@@ -84,6 +95,9 @@ class Report:
                 delivered[payload] = delivered.get(payload, 0) + 1
                 if not message.get("redelivered"):
                     unflagged[payload] = unflagged.get(payload, 0) + 1
+            if graceful and index < len(graceful) and graceful[index]:
+                acknowledged.update(((m.get("from"), m.get("stream")), m.get("seq"))
+                                    for m in run if senders is None or m.get("from") in senders)
         self.unflagged_duplicates = sum(count - 1 for count in unflagged.values() if count > 1)
         confirmed_set = set(confirmed)
         self.confirmed = len(confirmed_set)
@@ -105,11 +119,15 @@ class Report:
     def lost(self):
         return len(self.lost_payloads)
 
-    def ok(self):
-        return not self.violations and not self.unexpected_lost and not self.wrongly_expected
+    def ok(self, tolerate_acked_again=False):
+        return (not self.violations and not self.unexpected_lost and not self.wrongly_expected
+                and (tolerate_acked_again or not self.acked_again))
 
     def problems(self):
         out = list(self.violations[:5])
+        if self.acked_again:
+            out.append(f"{self.acked_again} messages acknowledged before a graceful stop were handed out again "
+                       f"(guarantee 3), first: {self.acked_again_examples}")
         if self.unexpected_lost:
             out.append(f"{len(self.unexpected_lost)} confirmed payloads never delivered, first {self.unexpected_lost[:5]}")
         if self.wrongly_expected:

@@ -182,8 +182,12 @@ class Combined:
         self.reports = reports
         self.expected_lost = 0
 
-    def ok(self):
-        return all(report.ok() for report in self.reports)
+    @property
+    def acked_again(self):
+        return sum(report.acked_again for report in self.reports)
+
+    def ok(self, tolerate_acked_again=False):
+        return all(report.ok(tolerate_acked_again) for report in self.reports)
 
     def problems(self):
         return [problem for report in self.reports for problem in report.problems()]

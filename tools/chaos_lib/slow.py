@@ -47,7 +47,8 @@ def run(ctx):
                 problems.append(f"{name} RSS grew from {warm // MIB} to {peak // MIB} MiB with a slow consumer")
     if slow_seen >= len(confirmed) * 0.9:
         problems.append("the consumer kept up: no back-pressure was exercised (raise the rate)")
-    if consumer.stop() != 0:
+    slow_exit = consumer.stop()
+    if slow_exit != 0:
         problems.append("the slow consumer did not stop cleanly")
     fast = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
                      "c2.out", "c2.err")
@@ -60,5 +61,6 @@ def run(ctx):
     if fast.stop() != 0:
         problems.append("the fast consumer did not stop cleanly")
     outputs = [parse_consumer(ctx.path("c1.out")), parse_consumer(ctx.path("c2.out"))]
-    report = Report(confirmed, outputs, senders={"P"}, valid_payload=lambda payload: payload.startswith("s-") and payload[2:].isdigit())
+    # A consumer that exits 0 after SIGTERM has acknowledged every message it printed.
+    report = Report(confirmed, outputs, senders={"P"}, graceful=[slow_exit == 0, False], valid_payload=lambda payload: payload.startswith("s-") and payload[2:].isdigit())
     return report, problems
