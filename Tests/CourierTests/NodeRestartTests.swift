@@ -99,4 +99,33 @@ struct NodeRestartTests {
         }
         await sender.shutdown()
     }
+
+    @Test("messages buffered for the application but never taken come back unflagged after a graceful restart")
+    func untakenMessagesAreNotFlagged() async throws {
+        let directory = TemporaryDirectory("untaken")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        _ = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
+        // Take and acknowledge five; the other fifteen wait in the node's hand-out buffer.
+        let first = try await within(.seconds(20), "five") { await receive(5, from: receiver) }
+        #expect(first.map(\.sequence) == Array(1...5))
+        try await within(.seconds(10), "the rest buffered") {
+            while (sender.statistics(for: "r")?.processed ?? 0) < 5 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        await receiver.shutdown()
+        var afterStop = 0
+        for await _ in receiver.messages { afterStop += 1 }
+        #expect(afterStop == 0, "a stopping node hands nothing more to the application")
+
+        let restarted = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let rest = try await within(.seconds(20), "the rest") { await receive(15, from: restarted) }
+        #expect(rest.map(\.sequence) == Array(6...20))
+        #expect(rest.allSatisfy { !$0.redelivered }, "never handed to the application, so not flagged")
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        await sender.shutdown()
+        await restarted.shutdown()
+    }
 }

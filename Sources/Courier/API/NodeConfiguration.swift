@@ -30,6 +30,10 @@ public struct NodeConfiguration: Sendable {
     public var maxSpoolBytes: Int64 = 1 << 30
     /// Most messages pending per peer in the spool. Default: 10,000,000.
     public var maxSpoolMessages: Int = 10_000_000
+    /// Size at which a peer's spool file is rolled. Acknowledged space is given back a whole
+    /// file at a time, so up to this much stays on disk after everything was delivered; keep
+    /// it well below the free space of small disks. Default: 8 MiB.
+    public var spoolSegmentSize: Int = 8 << 20
     /// What `send` does when a peer's spool is full: wait for room, or throw
     /// ``CourierError/Code/spoolFull``. Default: ``WhenSpoolFull/wait``.
     public var whenSpoolFull: WhenSpoolFull = .wait

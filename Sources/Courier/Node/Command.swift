@@ -12,6 +12,8 @@ enum Command: Sendable {
     case settled(sender: String, stream: UInt64, sequences: [UInt64])
     /// The inbound store made a reservation durable: hand messages out up to it.
     case reserved(sender: String, stream: UInt64, upTo: UInt64)
+    /// The inbound store lowered a stream's reservation at shutdown.
+    case reservationLowered(sender: String, stream: UInt64)
     /// The inbound store recorded a stream's start durably: answer its hello.
     case streamReady(sender: String, stream: UInt64)
     /// A durable-state write failed.
@@ -34,10 +36,14 @@ final class Mailbox: Sendable {
         self.waker.withLock { $0 = waker }
     }
 
-    /// Queues `command` and wakes the I/O thread.
+    /// Queues `command` and wakes the I/O thread. Only the first command into an empty
+    /// queue wakes it: the thread takes the whole queue each turn, so later ones ride along.
     func post(_ command: Command) {
-        queue.withLock { $0.append(command) }
-        waker.withLock { $0 }?.wake()
+        let wasEmpty = queue.withLock { queue in
+            defer { queue.append(command) }
+            return queue.isEmpty
+        }
+        if wasEmpty { waker.withLock { $0 }?.wake() }
     }
 
     /// Everything queued so far, oldest first.

@@ -184,6 +184,8 @@ final class IOLoop {
             inbound?.marked(sender: sender, stream: stream, sequences: sequences)
         case .reserved(let sender, let stream, let upTo):
             inbound?.reserved(sender: sender, stream: stream, upTo: upTo)
+        case .reservationLowered(let sender, let stream):
+            inbound?.reservationLowered(sender: sender, stream: stream)
         case .streamReady(let sender, let stream):
             inbound?.streamReady(sender: sender, stream: stream)
         case .storageFailed(let error):
@@ -195,6 +197,7 @@ final class IOLoop {
             done()
         case .stop(let deadline):
             stopDeadline = deadline
+            inbound?.beginStopping(taken: core.tracker.taken)
             inbound?.acknowledgeEverythingNow()
         }
     }

@@ -18,6 +18,7 @@ final class NodeCore: Sendable {
     /// The checked CURVE keys when security is on.
     let keys: SecurityConfiguration.Keys?
     let incoming: IncomingMessages
+    let tracker = DeliveryTracker()
     let eventStream: NodeEvents
     private let incomingContinuation: AsyncStream<IncomingMessage>.Continuation
     private let events: AsyncStream<NodeEvent>.Continuation
@@ -40,7 +41,7 @@ final class NodeCore: Sendable {
         self.directory = directory
         self.decoder = WireDecoder(maxPayloadSize: configuration.maxMessageSize)
         let (stream, continuation) = AsyncStream<IncomingMessage>.makeStream(bufferingPolicy: .unbounded)
-        self.incoming = IncomingMessages(stream: stream)
+        self.incoming = IncomingMessages(stream: stream, tracker: tracker)
         self.incomingContinuation = continuation
         (self.eventStream, self.events) = events
         self.state = Mutex(State(logs: logs))
@@ -58,6 +59,7 @@ final class NodeCore: Sendable {
         spool.maxPendingMessages = configuration.maxSpoolMessages
         spool.whenFull = configuration.whenSpoolFull.behavior
         spool.maxRecordSize = configuration.maxMessageSize + 4096
+        spool.segmentSize = max(configuration.spoolSegmentSize, spool.maxRecordSize + 4096)
         spool.logger = configuration.logger
         spool.onEvent = { event in
             if case .corruptionFound(let report) = event {
@@ -255,6 +257,7 @@ final class NodeCore: Sendable {
         }
         guard first else { return await waitUntilStopped() }
         logger.info("node shutting down", metadata: ["id": "\(configuration.id)"])
+        tracker.stop()
         for (_, log) in logs { try? await log.flush() }
         let clock = ContinuousClock()
         let end = clock.now + timeout

@@ -17,6 +17,7 @@ final class InboundSide {
     /// The stream each sender last said hello on.
     private var current: [String: UInt64] = [:]
     private var touched: Set<Key> = []
+    private var stopping = false
 
     init(router: Socket, core: NodeCore, store: InboundStore) {
         self.router = router
@@ -125,6 +126,26 @@ final class InboundSide {
 
     // MARK: Stopping
 
+    /// A shutdown began: hand out nothing more, and lower each stream's durable reservation
+    /// to what the application really took, so that messages yielded but never taken are
+    /// not flagged `redelivered` after the next start.
+    func beginStopping(taken: [DeliveryTracker.Key: UInt64]) {
+        stopping = true
+        let mailbox = core.mailbox
+        for (key, stream) in streams {
+            guard let mark = stream.reservationToKeep(taken: taken[DeliveryTracker.Key(sender: key.sender, stream: key.stream)]) else { continue }
+            stream.loweringReservation = true
+            store.lowerReservation(sender: key.sender, streamID: key.stream, to: mark) { result in
+                if case .failure(let error) = result { mailbox.post(.storageFailed(error)) }
+                mailbox.post(.reservationLowered(sender: key.sender, stream: key.stream))
+            }
+        }
+    }
+
+    func reservationLowered(sender: String, stream id: UInt64) {
+        streams[Key(sender: sender, stream: id)]?.loweringReservation = false
+    }
+
     /// Sends every owed acknowledgement at the next flush, without coalescing delay.
     func acknowledgeEverythingNow() {
         for stream in streams.values { stream.acknowledgeNow() }
@@ -141,7 +162,7 @@ final class InboundSide {
         let mailbox = core.mailbox
         for key in touched {
             guard let stream = streams[key] else { continue }
-            let (messages, reserve) = stream.handOut(window: core.configuration.inFlightWindow, core: core)
+            let (messages, reserve) = stopping ? ([], nil) : stream.handOut(window: core.configuration.inFlightWindow, core: core)
             for message in messages { core.deliver(message) }
             if let reserve {
                 store.reserve(sender: key.sender, streamID: key.stream, upTo: reserve) { result in

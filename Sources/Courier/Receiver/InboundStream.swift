@@ -197,9 +197,19 @@ final class InboundStream {
         return frames
     }
 
+    /// A shutdown is lowering the durable reservation.
+    var loweringReservation = false
+
     /// Whether every settled number is recorded and acknowledged.
     var isQuiet: Bool {
-        settling.isEmpty && toMark.isEmpty && outcomesToSend.isEmpty && unacknowledged == 0 && !ackNow
+        settling.isEmpty && toMark.isEmpty && outcomesToSend.isEmpty && unacknowledged == 0 && !ackNow && !loweringReservation
+    }
+
+    /// The reservation to keep at shutdown, given the highest number the application took
+    /// (nil: nothing to lower). Numbers possibly seen before this run stay reserved.
+    func reservationToKeep(taken: UInt64?) -> UInt64? {
+        let keep = max(processedUpTo, taken ?? 0, redeliverUpTo)
+        return max(reservedUpTo, reservationRequested) > keep ? keep : nil
     }
 
     /// Drops the coalescing delay for what is owed.

@@ -135,6 +135,16 @@ public final class InboundStore: Sendable {
         }
     }
 
+    /// Lowers the handed-out reservation to `sequenceNumber` (never below the processed mark):
+    /// numbers above it were not handed out after all, as at a graceful shutdown that
+    /// withdrew messages the application never took. `completion` runs once durable.
+    public func lowerReservation(sender: String, streamID: UInt64, to sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+        change(sender: sender, streamID: streamID, completion: completion) { stream in
+            stream.reservedUpTo = max(stream.processedUpTo, min(stream.reservedUpTo, sequenceNumber))
+            return nil
+        }
+    }
+
     /// Reserves up to `sequenceNumber`; returns once durable.
     public func reserve(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) async throws(SpoolError) {
         try await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SpoolError>, Never>) in
