@@ -195,14 +195,16 @@ final class OutboundPeer {
     private func advanceProcessed(to mark: UInt64, ranges: [ClosedRange<UInt64>]) {
         var individually: [(UInt64, Outcome)] = []
         if mark > processedUpTo {
-            var alreadyCounted = 0
-            for sequence in processedAbove where sequence <= mark { alreadyCounted += 1 }
-            if alreadyCounted > 0 { processedAbove = processedAbove.filter { $0 > mark } }
+            // Numbers counted before (selectively acknowledged, decided) or never counted
+            // (silent) are left out of this step's count; a number may be in several sets.
+            var excluded = Set(processedAbove.filter { $0 <= mark })
             let decidedBelow = decided.keys.filter { $0 <= mark }
+            excluded.formUnion(decidedBelow)
+            excluded.formUnion(silent.filter { $0 <= mark })
+            if !processedAbove.isEmpty { processedAbove = processedAbove.filter { $0 > mark } }
             for sequence in decidedBelow { decided[sequence] = nil }
-            let silentBelow = silent.filter { $0 <= mark }
-            if !silentBelow.isEmpty { silent.subtract(silentBelow) }
-            countProcessed(Int(mark - processedUpTo) - alreadyCounted - decidedBelow.count - silentBelow.count)
+            if !silent.isEmpty { silent = silent.filter { $0 > mark } }
+            countProcessed(Int(mark - processedUpTo) - excluded.count)
             if !attempts.isEmpty { attempts = attempts.filter { $0.key > mark } }
             processedUpTo = mark
             nextToSend = max(nextToSend, mark + 1)
