@@ -44,23 +44,32 @@ final class OutcomeBook: Sendable {
     func settle(peer: String, processedUpTo: UInt64, individually: [(UInt64, Outcome)]) {
         var ready: [(OutcomeWaiter, Outcome)] = []
         state.withLock { state in
-            guard var entry = state.peers[peer] else { return }
-            entry.processedUpTo = max(entry.processedUpTo, processedUpTo)
+            // Taken out and put back so that its dictionaries are mutated in place, not copied.
+            guard var entry = state.peers.removeValue(forKey: peer) else { return }
+            defer { state.peers[peer] = entry }
+            let previous = entry.processedUpTo
+            entry.processedUpTo = max(previous, processedUpTo)
             for (sequence, outcome) in individually where outcome != .processed || sequence > entry.processedUpTo {
                 entry.individually[sequence] = outcome
             }
             if entry.individually.count > memory {
-                let keep = entry.individually.keys.sorted().suffix(memory / 2)
-                entry.individually = entry.individually.filter { keep.contains($0.key) }
+                let cutoff = entry.individually.keys.sorted()[memory / 2]
+                entry.individually = entry.individually.filter { $0.key >= cutoff }
             }
-            if !entry.waiters.isEmpty {
-                for (sequence, waiters) in entry.waiters {
-                    guard let outcome = Self.outcome(sequence, in: entry) else { continue }
-                    ready += waiters.values.map { ($0, outcome) }
-                    entry.waiters[sequence] = nil
-                }
+            guard !entry.waiters.isEmpty else { return }
+            func wake(_ sequence: UInt64) {
+                guard let waiters = entry.waiters[sequence], let outcome = Self.outcome(sequence, in: entry) else { return }
+                ready += waiters.values.map { ($0, outcome) }
+                entry.waiters[sequence] = nil
             }
-            state.peers[peer] = entry
+            // Visit whichever is smaller: the newly settled numbers, or the waiters.
+            let advanced = entry.processedUpTo - previous
+            if advanced + UInt64(individually.count) < UInt64(entry.waiters.count) {
+                if advanced > 0 { for sequence in (previous + 1)...entry.processedUpTo { wake(sequence) } }
+                for (sequence, _) in individually { wake(sequence) }
+            } else {
+                for sequence in Array(entry.waiters.keys) { wake(sequence) }
+            }
         }
         for (continuation, outcome) in ready { continuation.resume(returning: .success(outcome)) }
     }
