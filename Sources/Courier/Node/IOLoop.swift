@@ -12,7 +12,6 @@ final class IOLoop {
     private let inbound: InboundSide?
     private let zap: ZAPHandler?
     private var peers: [String: OutboundPeer] = [:]
-    private var running = true
     private var stopDeadline: ContinuousClock.Instant?
     private var closeAt: ContinuousClock.Instant?
     private var statisticsDue = ContinuousClock.now
@@ -107,9 +106,8 @@ final class IOLoop {
     // MARK: The loop
 
     private func loop() {
-        while running {
+        while true {
             for command in core.mailbox.drain() { handle(command) }
-            guard running else { break }
             let now = ContinuousClock.now
             var deadline = now + .milliseconds(100)
             for peer in peers.values {
