@@ -82,10 +82,17 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Helpers both spool test targets use to make and damage data directories.
+        .target(
+            name: "SpoolTestSupport",
+            dependencies: ["CourierSpool", .product(name: "SystemPackage", package: "swift-system")],
+            path: "Tests/SpoolTestSupport",
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "CourierSpoolTests",
             dependencies: [
-                "CourierSpool",
+                "CourierSpool", "SpoolTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -172,6 +179,7 @@ let package = Package(
         .testTarget(
             name: "CourierSpoolToolTests",
             dependencies: [
+                "SpoolTestSupport",
                 "CourierSpoolToolKit", "CourierSpool", "ZeroMQ",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -4,27 +4,7 @@ import Synchronization
 import SystemPackage
 import Testing
 @testable @_spi(Testing) import CourierSpool
-
-/// A temporary directory under /tmp, removed when the test is done.
-final class TemporaryDirectory: Sendable {
-    let path: FilePath
-
-    init(_ label: String = "spool") {
-        let template = "/tmp/courier-spool-test-\(label)-XXXXXX"
-        var bytes = Array(template.utf8CString)
-        let result = bytes.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(result != nil, "mkdtemp failed")
-        path = FilePath(String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
-
-    func remove() {
-        try? FileManager.default.removeItem(atPath: path.string)
-    }
-
-    deinit { remove() }
-
-    func sub(_ name: String) -> FilePath { path.appending(name) }
-}
+@_exported import SpoolTestSupport
 
 /// Collects spool events for assertions.
 final class EventCollector: Sendable {
@@ -80,29 +60,6 @@ func allPending(_ log: OutboundLog) throws -> [SpoolRecord] {
     }
 }
 
-func segmentFiles(_ directory: FilePath) throws -> [FilePath] {
-    try FileManager.default.contentsOfDirectory(atPath: directory.string)
-        .filter { $0.hasPrefix("seg-") && $0.hasSuffix(".log") }
-        .sorted()
-        .map { directory.appending($0) }
-}
-
-func peerDirectory(_ root: FilePath, _ peer: String) -> FilePath {
-    root.appending("outbound").appending(PeerDirectoryName.encode(peer))
-}
-
-func readFile(_ path: FilePath) throws -> [UInt8] {
-    Array(try Data(contentsOf: URL(fileURLWithPath: path.string)))
-}
-
-func writeFile(_ path: FilePath, _ bytes: [UInt8]) throws {
-    try Data(bytes).write(to: URL(fileURLWithPath: path.string))
-}
-
-func copyDirectory(_ from: FilePath, to: FilePath) throws {
-    try? FileManager.default.removeItem(atPath: to.string)
-    try FileManager.default.copyItem(atPath: from.string, toPath: to.string)
-}
 
 /// An atomic counter that closures can share.
 final class AtomicBox: Sendable {

@@ -3,23 +3,7 @@ import SystemPackage
 import Testing
 @testable import CourierSpool
 @testable import CourierSpoolToolKit
-
-/// A temporary directory under /tmp, removed when the test is done.
-final class TemporaryDirectory: Sendable {
-    let path: FilePath
-
-    init(_ label: String) {
-        let template = "/tmp/courier-spool-tool-test-\(label)-XXXXXX"
-        var bytes = Array(template.utf8CString)
-        let result = bytes.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(result != nil, "mkdtemp failed")
-        path = FilePath(String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path.string) }
-
-    func sub(_ name: String) -> FilePath { path.appending(name) }
-}
+@_exported import SpoolTestSupport
 
 /// What one run of the tool gave.
 struct ToolRun {
@@ -56,29 +40,6 @@ func payload(_ i: Int, size: Int = 30) -> [UInt8] {
     return Array((text + [UInt8](repeating: UInt8(ascii: "."), count: max(0, size - text.count))).prefix(size))
 }
 
-func segmentFiles(_ directory: FilePath) throws -> [FilePath] {
-    try FileManager.default.contentsOfDirectory(atPath: directory.string)
-        .filter { $0.hasPrefix("seg-") && $0.hasSuffix(".log") }
-        .sorted()
-        .map { directory.appending($0) }
-}
-
-func peerDirectory(_ root: FilePath, _ peer: String) -> FilePath {
-    root.appending("outbound").appending(PeerDirectoryName.encode(peer))
-}
-
-func readFile(_ path: FilePath) throws -> [UInt8] {
-    Array(try Data(contentsOf: URL(fileURLWithPath: path.string)))
-}
-
-func writeFile(_ path: FilePath, _ bytes: [UInt8]) throws {
-    try Data(bytes).write(to: URL(fileURLWithPath: path.string))
-}
-
-func copyDirectory(_ from: FilePath, to: FilePath) throws {
-    try? FileManager.default.removeItem(atPath: to.string)
-    try FileManager.default.copyItem(atPath: from.string, toPath: to.string)
-}
 
 /// A data directory made by the library, closed again: for peer "C", `count` messages of
 /// 30 bytes (message-1…), acknowledged up to `acknowledged`; optionally dead letters (one
