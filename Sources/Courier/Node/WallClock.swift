@@ -1,17 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import CourierSpool
 
 /// The wall clock, for time-to-live deadlines (which must mean the same on both machines).
 enum WallClock {
-    /// Nanoseconds since the Unix epoch.
-    static var nanoseconds: Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-    }
+    /// Nanoseconds since the Unix epoch (the spool's clock, so records and frames agree).
+    static var nanoseconds: Int64 { wallClockNanoseconds() }
 
     /// The deadline `duration` from now, in nanoseconds since the Unix epoch.
     static func deadline(after duration: Duration) -> Int64 {

@@ -38,8 +38,8 @@ extension UnsafeRawBufferPointer {
     func i64(at offset: Int) -> Int64 { Int64(bitPattern: u64(at: offset)) }
 }
 
-/// The wall clock in nanoseconds since the Unix epoch.
-func wallClockNanoseconds() -> Int64 {
+/// The wall clock in nanoseconds since the Unix epoch (the node uses it for time-to-live too).
+package func wallClockNanoseconds() -> Int64 {
     var spec = timespec()
     clock_gettime(CLOCK_REALTIME, &spec)
     return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
