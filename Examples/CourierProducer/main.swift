@@ -84,6 +84,21 @@ struct Producer: AsyncParsableCommand {
         valueName: "N"))
     var batch = 256
 
+    @Option(name: .customLong("max-spool-messages"), help: ArgumentHelp(
+        "Most messages pending for the peer in the spool; at the limit, send waits or fails (see --when-spool-full). Default: 10000000. Example: --max-spool-messages 100000",
+        valueName: "N"))
+    var maxSpoolMessages: Int?
+
+    @Option(name: .customLong("max-spool-bytes"), help: ArgumentHelp(
+        "Most payload bytes pending for the peer in the spool. Default: 1073741824 (1 GiB). Example: --max-spool-bytes 10000000",
+        valueName: "BYTES"))
+    var maxSpoolBytes: Int64?
+
+    @Option(name: .customLong("when-spool-full"), help: ArgumentHelp(
+        "What send does when the spool is at its limit: wait (until the peer acknowledges enough to make room) or fail (exit 1 at once, saying so). Example: --when-spool-full fail",
+        valueName: "wait|fail"))
+    var whenSpoolFull: WhenFullChoice = .wait
+
     @OptionGroup(title: "Security")
     var security: SecurityOptions
 
@@ -115,6 +130,8 @@ struct Producer: AsyncParsableCommand {
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of messages per second") }
         if let ttl, duration(seconds: ttl) == nil { throw ValidationError("--ttl must be a number of seconds, such as --ttl 30") }
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be from 1 to 100000") }
+        if let maxSpoolMessages, maxSpoolMessages < 1 { throw ValidationError("--max-spool-messages must be 1 or more") }
+        if let maxSpoolBytes, maxSpoolBytes < 1 { throw ValidationError("--max-spool-bytes must be 1 or more") }
     }
 
     func run() async throws {
@@ -123,6 +140,9 @@ struct Producer: AsyncParsableCommand {
         configuration.logger.logLevel = logLevel
         configuration.peers = [PeerConfiguration(id: target.id, endpoints: [target.endpoint])]
         configuration.durability = durability.policy
+        if let maxSpoolMessages { configuration.maxSpoolMessages = maxSpoolMessages }
+        if let maxSpoolBytes { configuration.maxSpoolBytes = maxSpoolBytes }
+        configuration.whenSpoolFull = whenSpoolFull.behavior
         do { configuration.security = try security.configuration() } catch {
             complain(Self.configuration.commandName!, error.message)
             throw ExitCode(ExitStatus.usage)
@@ -151,3 +171,10 @@ enum DurabilityChoice: String, ExpressibleByArgument, CaseIterable {
 }
 
 await runProgram(Producer.self, program: "courier-producer")
+
+/// The `--when-spool-full` choices.
+enum WhenFullChoice: String, ExpressibleByArgument, CaseIterable {
+    case wait, fail
+
+    var behavior: WhenSpoolFull { self == .wait ? .wait : .fail }
+}

@@ -40,11 +40,16 @@ def drain(ctx, pid_name, data_dir, peer, name, timeout=300, verbose=False):
 # Scenario 3 ---------------------------------------------------------------------------------
 
 def peer_down(ctx):
-    """The consumer is absent while the producer spools far more than fits in memory; then
-    it comes back and everything is delivered. Producer RSS sampled throughout."""
+    """The consumer is absent while the producer spools far more than fits in memory, up to
+    the spool limit. Odd cycles use --when-spool-full wait: sends must stop at the limit (the
+    producer stays up, suspended) and resume once the consumer is back. Even cycles use
+    --when-spool-full fail: the producer must stop with a clear spool-full error, and every
+    message it confirmed must still be delivered. Producer RSS is sampled throughout."""
     port = free_port()
     peer = f"C=tcp://127.0.0.1:{port}"
     count = 20_000 if ctx.ci else 500_000
+    limit = 8_000 if ctx.ci else 400_000
+    batch = 256
     size = 100
     problems = []
     confirmed = []
@@ -52,52 +57,79 @@ def peer_down(ctx):
     cycle = 0
     end = time.monotonic() + ctx.duration
     growth = []
-    rss_range, held, drain_peak = [], [], []
-    while cycle == 0 or time.monotonic() < end:
+    rss_range, held, drain_peak, stalls = [], [], [], []
+    while cycle == 0 or time.monotonic() < end or (ctx.ci and cycle < 2):
         cycle += 1
+        mode = "wait" if cycle % 2 == 1 else "fail"
         producer_id = f"P{cycle}"          # payloads P<cycle>-n: unique across cycles
         data = ctx.path(f"p{cycle}")
         proc = ctx.start("courier-producer", ["--id", producer_id, "--data-dir", data, "--peer", peer,
-                                              "--count", str(count), "--size", str(size), "--print-spooled"],
+                                              "--count", str(count), "--size", str(size), "--print-spooled",
+                                              "--batch", str(batch), "--max-spool-messages", str(limit),
+                                              "--when-spool-full", mode],
                          f"p{cycle}.out", f"p{cycle}.err")
         ctx.faults += 1                     # the outage
         samples = []                        # (fraction spooled, RSS KiB)
         out = ctx.path(f"p{cycle}.out")
-        while proc.running():
+        consumer = None
+        stalled_since, stalled_at = None, -1
+        deadline = time.monotonic() + 600
+        while proc.running() and time.monotonic() < deadline:
             value = proc.rss_kib()
             try:
-                done = os.path.getsize(out) / ((size + 1) * count)
+                spooled = os.path.getsize(out) // (size + 1)
             except OSError:
-                done = 0
+                spooled = 0
             if value:
-                samples.append((done, value))
-            ctx.progress(f"cycle {cycle}: {done * 100:.0f}% spooled with the consumer down, RSS {value or 0} KiB")
+                samples.append((spooled / count, value))
+            ctx.progress(f"cycle {cycle} ({mode}): {spooled} spooled with the consumer "
+                         f"{'back' if consumer else 'down'}, RSS {value or 0} KiB")
+            if consumer is None and mode == "wait":
+                # Back-pressure: the producer reaches the limit and stays there, alive.
+                if spooled != stalled_at:
+                    stalled_since, stalled_at = time.monotonic(), spooled
+                elif spooled >= limit - batch and time.monotonic() - stalled_since >= 2:
+                    if spooled > limit:
+                        problems.append(f"cycle {cycle}: {spooled} spooled, over the limit of {limit}")
+                    pending = spool_pending(ctx, data, problems, cycle)
+                    if pending is not None and pending > limit:
+                        problems.append(f"cycle {cycle}: {pending} pending, over the limit of {limit}")
+                    stalls.append(spooled)
+                    held.append(pending or 0)
+                    consumer = start_consumer(ctx, port, cycle)
             time.sleep(0.2)
         code = proc.wait(5)
-        if code != 0:
-            problems.append(f"cycle {cycle}: the producer exited {code}: {proc.stderr_text()[-300:]}")
-        # Back-pressure, as far as it exists here: everything waits in the spool, on disk.
-        status_code, status = ctx.spool("status", data, "--json")
-        pending = None
-        try:
-            pending = sum(p.get("pending", 0) for p in json.loads(status).get("peers", []))
-        except (ValueError, AttributeError):
-            problems.append(f"cycle {cycle}: courier-spool status --json gave {status[:200]}")
+        if code is None:
+            proc.kill9()
+            problems.append(f"cycle {cycle}: the producer ({mode}) did not finish within 600 s")
         lines = complete_lines(out)
-        if pending is not None and pending != len(lines):
-            problems.append(f"cycle {cycle}: {len(lines)} confirmed but the spool holds {pending} pending")
+        if mode == "wait":
+            if consumer is None:
+                problems.append(f"cycle {cycle}: the producer never stopped at the spool limit of {limit} "
+                                f"(exit {code}, {len(lines)} spooled)")
+            if code != 0:
+                problems.append(f"cycle {cycle}: the producer exited {code}: {proc.stderr_text()[-300:]}")
+        else:
+            if code != 1 or "full" not in proc.stderr_text():
+                problems.append(f"cycle {cycle}: with --when-spool-full fail the producer should exit 1 "
+                                f"saying the spool is full; it exited {code}: {proc.stderr_text()[-300:]}")
+            if len(lines) > limit or len(lines) < limit - batch:
+                problems.append(f"cycle {cycle}: {len(lines)} spooled before the failure; the limit is {limit}")
+            pending = spool_pending(ctx, data, problems, cycle)
+            if pending is not None and pending != len(lines):
+                problems.append(f"cycle {cycle}: {len(lines)} confirmed but the spool holds {pending} pending")
+            stalls.append(len(lines))
+            held.append(pending or 0)
         early = [rss for done, rss in samples if done >= 0.1]
         if early:
             grew = max(early) - early[0]
             growth.append(grew)
             if grew > 32 * MIB:
                 problems.append(f"cycle {cycle}: producer RSS grew by {grew // MIB} MiB while spooling (from {early[0] // MIB} MiB)")
-        if early:
             rss_range.append((early[0], max(early)))
-        held.append(pending or 0)
         confirmed += lines
-        consumer = ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
-                             f"c{cycle}.out", f"c{cycle}.err")
+        if consumer is None:
+            consumer = start_consumer(ctx, port, cycle)
         dproc, code, dsamples = drain(ctx, producer_id, data, peer, f"drain{cycle}")
         if code != 0:
             problems.append(f"cycle {cycle}: the drain exited {code}: {dproc.stderr_text()[-300:]}")
@@ -106,15 +138,29 @@ def peer_down(ctx):
         if consumer.stop() != 0:
             problems.append(f"cycle {cycle}: the consumer did not stop cleanly")
         outputs.append(parse_consumer(ctx.path(f"c{cycle}.out")))
-        if ctx.ci:
-            break
-    ctx.notes.append(f"{cycle} outage(s), at most {max(held)} pending on disk"
+    ctx.notes.append(f"{cycle} outage(s), limit {limit}: sends stopped at {min(stalls) if stalls else '?'}"
+                     f"-{max(stalls) if stalls else '?'}, at most {max(held) if held else 0} pending on disk"
                      + (f", producer RSS {min(a for a, _ in rss_range) // MIB}->{max(b for _, b in rss_range) // MIB} MiB"
                         if rss_range else "")
                      + (f", drain RSS max {max(drain_peak) // MIB} MiB" if drain_peak else ""))
     senders = {f"P{n}" for n in range(1, cycle + 1)}
     report = Report(confirmed, outputs, senders=senders, valid_payload=generated_payload(size))
     return report, problems
+
+
+def spool_pending(ctx, data, problems, cycle):
+    """Messages pending in a spool, from `courier-spool status --json` (None if unreadable)."""
+    status_code, status = ctx.spool("status", data, "--json")
+    try:
+        return sum(p.get("pending", 0) for p in json.loads(status).get("peers", []))
+    except (ValueError, AttributeError):
+        problems.append(f"cycle {cycle}: courier-spool status --json gave {status[:200]}")
+        return None
+
+
+def start_consumer(ctx, port, cycle):
+    return ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
+                     f"c{cycle}.out", f"c{cycle}.err")
 
 
 def generated_payload(size):
