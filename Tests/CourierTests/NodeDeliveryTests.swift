@@ -31,4 +31,33 @@ struct NodeDeliveryTests {
         await sender.shutdown()
         await receiver.shutdown()
     }
+
+    @Test("an iteration that stops half-way leaves the rest of a handed-over batch to the next one")
+    func iterationResumes() async throws {
+        let directory = TemporaryDirectory("resume")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await Node.start(configuration(id: "receiver", directory: directory.sub("r"), listen: [endpoint]))
+        let sender = try await Node.start(configuration(id: "sender", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "receiver", endpoints: [endpoint])]))
+        // One spool write, one DATA frame: the receiver hands them over in one batch.
+        let count = 200
+        _ = try await sender.send(batch: (1...count).map { Array("m\($0)".utf8) }, to: "receiver")
+        var sequences: [UInt64] = []
+        try await within(.seconds(30), "the first 10") {
+            var taken: [UInt64] = []
+            for await message in receiver.messages {
+                message.acknowledge()
+                taken.append(message.sequence)
+                if taken.count == 10 { break }
+            }
+            return taken
+        }.forEach { sequences.append($0) }
+        let rest = try await within(.seconds(30), "the other \(count - 10)") { await receive(count - 10, from: receiver) }
+        sequences += rest.map(\.sequence)
+        #expect(sequences == (1...UInt64(count)).map { $0 })
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "receiver") }
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
 }

@@ -5,15 +5,23 @@
 /// handed out, and come again (unflagged) after the next start.
 public struct IncomingMessages: AsyncSequence, Sendable {
     public typealias Element = IncomingMessage
-    let stream: AsyncStream<IncomingMessage>
+    let stream: AsyncStream<DeliveryBatch>
     let tracker: DeliveryTracker
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<IncomingMessage>.AsyncIterator
+        var base: AsyncStream<DeliveryBatch>.AsyncIterator
         let tracker: DeliveryTracker
+
         public mutating func next() async -> IncomingMessage? {
-            guard let message = await base.next(), tracker.take(message) else { return nil }
-            return message
+            while true {
+                switch tracker.next() {
+                case .message(let message): return message
+                case .stopped: return nil
+                case .empty:
+                    // The I/O thread hands messages over a batch at a time.
+                    guard let batch = await base.next(), tracker.accept(batch) else { return nil }
+                }
+            }
         }
     }
 

@@ -6,8 +6,6 @@ import ZeroMQ
 enum Command: Sendable {
     /// Records up to `upTo` are durable in `peer`'s spool and may go on the wire.
     case durable(peer: String, upTo: UInt64)
-    /// The application acknowledged (rejection nil) or rejected a delivered message.
-    case settle(sender: String, stream: UInt64, sequence: UInt64, rejection: String?)
     /// The inbound store made processed marks durable: acknowledge them.
     case settled(sender: String, stream: UInt64, sequences: [UInt64])
     /// The inbound store made a reservation durable: hand messages out up to it.
@@ -27,30 +25,63 @@ enum Command: Sendable {
     case stop(deadline: ContinuousClock.Instant)
 }
 
-/// The I/O thread's inbox: a lock-protected queue plus the poller's waker.
+/// The application's verdict on one delivered message: acknowledged (rejection nil) or
+/// rejected.
+struct Settlement: Sendable {
+    var sender: String
+    var stream: UInt64
+    var sequence: UInt64
+    var rejection: String?
+}
+
+/// The I/O thread's inbox: lock-protected queues plus the poller's waker. Settlements (one
+/// per delivered message) have a queue of their own, so that the busiest traffic is plain
+/// values the I/O thread takes in one swap.
 final class Mailbox: Sendable {
-    private let queue = Mutex<[Command]>([])
+    private struct Queues {
+        var commands: [Command] = []
+        var settlements: [Settlement] = []
+        var isEmpty: Bool { commands.isEmpty && settlements.isEmpty }
+    }
+
+    private let queues = Mutex(Queues())
     private let waker: Mutex<Waker?> = Mutex(nil)
 
     func attach(_ waker: Waker) {
         self.waker.withLock { $0 = waker }
     }
 
-    /// Queues `command` and wakes the I/O thread. Only the first command into an empty
-    /// queue wakes it: the thread takes the whole queue each turn, so later ones ride along.
+    /// Queues `command` and wakes the I/O thread. Only the first item into empty queues
+    /// wakes it: the thread takes everything queued each turn, so later ones ride along.
     func post(_ command: Command) {
-        let wasEmpty = queue.withLock { queue in
-            defer { queue.append(command) }
-            return queue.isEmpty
+        let wasEmpty = queues.withLock { queues in
+            defer { queues.commands.append(command) }
+            return queues.isEmpty
         }
-        if wasEmpty { waker.withLock { $0 }?.wake() }
+        if wasEmpty { wake() }
     }
 
-    /// Everything queued so far, oldest first.
-    func drain() -> [Command] {
-        queue.withLock { queue in
-            defer { queue.removeAll(keepingCapacity: true) }
-            return queue
+    /// Queues the application's verdict on a message, waking the I/O thread as ``post(_:)``.
+    func post(_ settlement: Settlement) {
+        let wasEmpty = queues.withLock { queues in
+            defer { queues.settlements.append(settlement) }
+            return queues.isEmpty
         }
+        if wasEmpty { wake() }
+    }
+
+    /// Everything queued so far, oldest first; `commands` and `settlements` are replaced
+    /// (pass emptied arrays back in to reuse their storage).
+    func drain(commands: inout [Command], settlements: inout [Settlement]) {
+        commands.removeAll(keepingCapacity: true)
+        settlements.removeAll(keepingCapacity: true)
+        queues.withLock { queues in
+            swap(&queues.commands, &commands)
+            swap(&queues.settlements, &settlements)
+        }
+    }
+
+    private func wake() {
+        waker.withLock { $0 }?.wake()
     }
 }

@@ -106,8 +106,13 @@ final class IOLoop {
     // MARK: The loop
 
     private func loop() {
+        var commands: [Command] = []
+        var settlements: [Settlement] = []
         while true {
-            for command in core.mailbox.drain() { handle(command) }
+            core.mailbox.drain(commands: &commands, settlements: &settlements)
+            // Verdicts first: the application gave them before anything it posts later (a stop).
+            if !settlements.isEmpty { inbound?.settle(settlements) }
+            for command in commands { handle(command) }
             let now = ContinuousClock.now
             var deadline = now + .milliseconds(100)
             for peer in peers.values {
@@ -176,8 +181,6 @@ final class IOLoop {
         switch command {
         case .durable(let peer, let upTo):
             if let peer = peers[peer] { peer.durableUpTo = max(peer.durableUpTo, upTo) }
-        case .settle(let sender, let stream, let sequence, let rejection):
-            inbound?.settle(sender: sender, stream: stream, sequence: sequence, rejection: rejection)
         case .settled(let sender, let stream, let sequences):
             inbound?.marked(sender: sender, stream: stream, sequences: sequences)
         case .reserved(let sender, let stream, let upTo):

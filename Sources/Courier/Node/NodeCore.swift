@@ -20,7 +20,7 @@ final class NodeCore: Sendable {
     let incoming: IncomingMessages
     let tracker = DeliveryTracker()
     let eventStream: NodeEvents
-    private let incomingContinuation: AsyncStream<IncomingMessage>.Continuation
+    private let incomingContinuation: AsyncStream<DeliveryBatch>.Continuation
     private let events: AsyncStream<NodeEvent>.Continuation
     private let state: Mutex<State>
 
@@ -40,7 +40,7 @@ final class NodeCore: Sendable {
         self.logger = configuration.logger
         self.directory = directory
         self.decoder = WireDecoder(maxPayloadSize: configuration.maxMessageSize)
-        let (stream, continuation) = AsyncStream<IncomingMessage>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncStream<DeliveryBatch>.makeStream(bufferingPolicy: .unbounded)
         self.incoming = IncomingMessages(stream: stream, tracker: tracker)
         self.incomingContinuation = continuation
         (self.eventStream, self.events) = events
@@ -177,7 +177,7 @@ final class NodeCore: Sendable {
     }
 
     func settle(sender: String, stream: UInt64, sequence: UInt64, rejection: String?) {
-        mailbox.post(.settle(sender: sender, stream: stream, sequence: sequence, rejection: rejection))
+        mailbox.post(Settlement(sender: sender, stream: stream, sequence: sequence, rejection: rejection))
     }
 
     // MARK: Peers
@@ -232,9 +232,11 @@ final class NodeCore: Sendable {
 
     func emit(_ event: NodeEvent) { events.yield(event) }
 
-    func deliver(_ message: IncomingMessage) {
-        nodeMetrics.delivered.increment()
-        incomingContinuation.yield(message)
+    /// Hands `batch` to the application's iterator.
+    func deliver(_ batch: DeliveryBatch) {
+        guard !batch.isEmpty else { return }
+        nodeMetrics.delivered.increment(by: batch.messages.count)
+        incomingContinuation.yield(batch)
     }
 
     /// A frame from the network was refused: count it, log it, report it.

@@ -105,11 +105,21 @@ final class InboundSide {
 
     // MARK: From the application and the store
 
-    func settle(sender: String, stream id: UInt64, sequence: UInt64, rejection: String?) {
-        let key = Key(sender: sender, stream: id)
-        guard let stream = streams[key] else { return }
-        stream.settle(sequence, verdict: rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) })
-        touched.insert(key)
+    /// The application's verdicts, in the order it gave them. Runs of the same stream (the
+    /// usual case) look the stream up once.
+    func settle(_ settlements: [Settlement]) {
+        var key: Key?
+        var stream: InboundStream?
+        for settlement in settlements {
+            if key?.stream != settlement.stream || key?.sender != settlement.sender {
+                let next = Key(sender: settlement.sender, stream: settlement.stream)
+                key = next
+                stream = streams[next]
+                if stream != nil { touched.insert(next) }
+            }
+            let sequence = settlement.sequence
+            stream?.settle(sequence, verdict: settlement.rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) })
+        }
     }
 
     func marked(sender: String, stream id: UInt64, sequences: [UInt64]) {
@@ -160,10 +170,11 @@ final class InboundSide {
     /// deadline (a coalesced acknowledgement).
     func flush(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         let mailbox = core.mailbox
+        var batch = DeliveryBatch()
         for key in touched {
             guard let stream = streams[key] else { continue }
             let (messages, reserve) = stopping ? ([], nil) : stream.handOut(window: core.configuration.inFlightWindow, core: core)
-            for message in messages { core.deliver(message) }
+            batch.append(messages, key: DeliveryTracker.Key(sender: key.sender, stream: key.stream))
             if let reserve {
                 store.reserve(sender: key.sender, streamID: key.stream, upTo: reserve) { result in
                     switch result {
@@ -183,6 +194,7 @@ final class InboundSide {
             }
         }
         touched.removeAll(keepingCapacity: true)
+        core.deliver(batch)
         var next: ContinuousClock.Instant?
         for (key, stream) in streams {
             let frames = stream.dueFrames(now: now)
