@@ -73,9 +73,12 @@ let package = Package(
         ),
         // The on-disk spool: outbound logs, dead letters, inbound deduplication state.
         // Depends on no ZeroMQ code.
+        // CRC-32C with the CPU's instruction (SSE 4.2 / ARMv8 CRC), checked at run time.
+        .target(name: "CCourierCRC"),
         .target(
             name: "CourierSpool",
             dependencies: [
+                "CCourierCRC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -25,4 +25,18 @@ struct CRC32CTests {
             #expect(combined == whole)
         }
     }
+
+    @Test("the CPU's instruction and the portable table agree, at every length and alignment")
+    func hardwareMatchesTable() {
+        let bytes = (0..<1100).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        bytes.withUnsafeBytes { all in
+            for start in 0..<9 {
+                for length in [0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 100, 1000] {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                    #expect(CRC32C.update(0x1234_5678, slice) == CRC32C.portableUpdate(0x1234_5678, slice),
+                            "start \(start), length \(length)")
+                }
+            }
+        }
+    }
 }

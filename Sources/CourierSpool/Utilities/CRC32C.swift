@@ -1,8 +1,14 @@
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), slicing-by-8.
+import CCourierCRC
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the CPU's instruction where there
+/// is one (SSE 4.2, ARMv8 CRC), otherwise a portable slicing-by-8 table.
 ///
 /// Every record, file header and state slot in the spool carries one. The check value is
 /// `CRC32C.checksum("123456789") == 0xE3069283`.
 public enum CRC32C {
+    /// Whether ``update(_:_:)`` uses the CPU's instruction on this machine.
+    public static let usesHardware = courier_crc32c_hardware_available() != 0
+
     /// Eight 256-entry tables, flattened: table `k` occupies `[k * 256 ..< (k + 1) * 256]`.
     private static let tables: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
@@ -35,6 +41,15 @@ public enum CRC32C {
 
     /// Continues a CRC-32C: `update(checksum(a), b) == checksum(a + b)`.
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard !usesHardware else {
+            guard let base = bytes.baseAddress else { return crc }
+            return ~courier_crc32c_hardware(~crc, base, bytes.count)
+        }
+        return portableUpdate(crc, bytes)
+    }
+
+    /// ``update(_:_:)`` with the table alone (also what machines without the instruction use).
+    public static func portableUpdate(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         tables.withUnsafeBufferPointer { table in
             var c = ~crc
             var index = 0
