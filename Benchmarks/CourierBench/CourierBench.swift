@@ -36,13 +36,13 @@ struct CourierBench: ParsableCommand {
     var latencySeconds: Double?
 
     @Option(help: "Concurrent sending tasks in Courier's saturation phase.")
-    var senders = 4
+    var senders = 8
 
     @Option(help: "Messages per send(batch:) in Courier's saturation phase.")
-    var batch = 64
+    var batch = 256
 
     @Option(help: "Courier's in-flight window (NodeConfiguration.inFlightWindow) on both sides.")
-    var window = 1024
+    var window = NodeConfiguration(id: "x", dataDirectory: "/").inFlightWindow
 
     @Option(help: "Where the scenarios' data directories go (emptied per scenario).")
     var dataDirectory = "/tmp/courier-bench"

@@ -11,7 +11,7 @@ enum CourierRoles {
     static let receiverID = "bench-receiver"
     static let senderID = "bench-sender"
     /// The in-flight window of both nodes (set once from the command line).
-    static let window = Atomic<Int>(1024)
+    static let window = Atomic<Int>(8192)
 
     static func configuration(id: String, directory: String, durability: Durability) -> NodeConfiguration {
         var configuration = NodeConfiguration(id: id, dataDirectory: directory)

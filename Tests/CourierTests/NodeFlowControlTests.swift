@@ -7,6 +7,50 @@ import Testing
 
 @Suite("Flow control and lifecycle", .timeLimit(.minutes(2)))
 struct NodeFlowControlTests {
+    @Test("the in-flight byte limit holds back large messages until earlier ones are processed")
+    func byteLimitBoundsUnacknowledged() async throws {
+        let directory = TemporaryDirectory("bytes")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        var senderSettings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
+        senderSettings.inFlightBytes = 10_000   // ten of the 1,000-byte messages
+        let sender = try await Node.start(senderSettings)
+        _ = try await sender.send(batch: (1...200).map { _ in [UInt8](repeating: 7, count: 1000) }, to: "r")
+
+        let held = Locked<[IncomingMessage]>([])
+        let reader = Task {
+            for await message in receiver.messages {
+                let count = held.withLock { $0.append(message); return $0.count }
+                if count == 200 { break }
+            }
+        }
+        try await within(.seconds(20), "the byte limit filled") {
+            while held.withLock({ $0.count }) < 10 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(held.withLock { $0.count } == 10)
+        #expect(try #require(sender.statistics(for: "r")).inFlight <= 10)
+
+        let acknowledger = Task {
+            var next = 0
+            while next < 200 {
+                let batch = held.withLock { Array($0[next...]) }
+                for message in batch { message.acknowledge() }
+                next += batch.count
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        try await within(.seconds(60), "all acknowledged") {
+            try await acknowledger.value
+            try await sender.waitUntilDelivered(to: "r")
+        }
+        await reader.value
+        #expect(held.withLock { $0.map(\.sequence) } == Array(1...200))
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+
     @Test("a consumer that does not acknowledge holds at most the window; acknowledging lets the rest flow")
     func windowBoundsUnacknowledged() async throws {
         let directory = TemporaryDirectory("window")

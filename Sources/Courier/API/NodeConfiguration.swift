@@ -24,8 +24,14 @@ public struct NodeConfiguration: Sendable {
     /// When an accepted message counts as stored. Default: ``Durability/groupCommit``.
     public var durability: Durability = .groupCommit
     /// Most messages per peer sent but not yet processed by the receiver; also the most a
-    /// receiver buffers per stream. Default: 1024.
-    public var inFlightWindow: Int = 1024
+    /// receiver buffers per stream. The window must cover the round trip (send, deliver,
+    /// acknowledge, record, acknowledge back) at the rate you want: throughput is at most
+    /// window ÷ round-trip time. Default: 8192.
+    public var inFlightWindow: Int = 8192
+    /// Most payload bytes per peer sent but not yet processed by the receiver (a message
+    /// larger than this still goes, alone). Bounds what a receiver buffers for a stream
+    /// when messages are large. Default: 16 MiB.
+    public var inFlightBytes: Int = 16 << 20
     /// Most bytes pending per peer in the spool. Default: 1 GiB.
     public var maxSpoolBytes: Int64 = 1 << 30
     /// Most messages pending per peer in the spool. Default: 10,000,000.

@@ -124,8 +124,8 @@ final class NodeCore: Sendable {
                 throw CourierError(.invalidConfiguration, "peer \(peer.id) has no endpoint; give at least one, such as tcp://host:7001")
             }
         }
-        guard configuration.inFlightWindow >= 1, configuration.maxMessageSize >= 1 else {
-            throw CourierError(.invalidConfiguration, "the in-flight window and maximum message size must be at least 1")
+        guard configuration.inFlightWindow >= 1, configuration.inFlightBytes >= 1, configuration.maxMessageSize >= 1 else {
+            throw CourierError(.invalidConfiguration, "inFlightWindow, inFlightBytes and maxMessageSize must be at least 1")
         }
     }
 

@@ -13,8 +13,9 @@ extension OutboundPeer {
         while nextToSend <= durableUpTo {
             let limit = min(durableUpTo, processedUpTo + window)
             guard nextToSend <= limit else { break }
-            guard let (frame, batch, next) = buildFrame(upTo: limit) else { break }
+            guard let (frame, batch, next) = buildFrame(upTo: limit, now: now) else { break }
             if batch.isEmpty {
+                guard next > nextToSend else { break }  // held back by the byte limit
                 nextToSend = next
                 continue
             }
@@ -24,11 +25,9 @@ extension OutboundPeer {
                 sent = false
             }
             guard sent else { break }
-            for (sequence, attempt) in batch {
-                attempts[sequence] = attempt
-                if attempt == 1 {
-                    firstSentAt[sequence] = now
-                } else {
+            for (sequence, attempt, bytes) in batch {
+                ledger.sent(sequence, attempt: attempt, bytes: bytes, at: now)
+                if attempt > 1 {
                     statistics.retransmitted += 1
                     metricsRetransmitted()
                 }
@@ -42,9 +41,10 @@ extension OutboundPeer {
 
     /// Encodes the next DATA frame from `nextToSend` up to `limit`: records read from the
     /// spool, tombstones for numbers given up or missing. Returns the frame, the numbers it
-    /// carries with their attempts, and the number after the last one handled; nil when the
-    /// spool could not be read.
-    private func buildFrame(upTo limit: UInt64) -> ([UInt8], [(UInt64, UInt32)], UInt64)? {
+    /// carries with their attempts and payload bytes, and the number after the last one
+    /// handled; nil when the spool could not be read. New numbers stop at the in-flight byte
+    /// limit (one always goes when nothing is in flight).
+    private func buildFrame(upTo limit: UInt64, now: ContinuousClock.Instant) -> ([UInt8], [(UInt64, UInt32, Int)], UInt64)? {
         let wanted = Int(min(limit - nextToSend + 1, UInt64(Wire.maxRecordsPerFrame / 2)))
         let records: [SpoolRecord]
         do {
@@ -54,15 +54,16 @@ extension OutboundPeer {
             return nil
         }
         var encoder = WireEncoder.data(stream: stream, capacity: 1024 + records.reduce(0) { $0 + $1.payload.count + 25 })
-        var batch: [(UInt64, UInt32)] = []
+        var batch: [(UInt64, UInt32, Int)] = []
+        var bytesAllowed = core.configuration.inFlightBytes - ledger.bytesInFlight
         var expected = nextToSend
         let wallNow = WallClock.nanoseconds
         let full = Wire.maxRecordsPerFrame - 1
 
         func tombstone(_ sequence: UInt64) {
-            let attempt = (attempts[sequence] ?? 0) + 1
+            let attempt = ledger.attempts(of: sequence) + 1
             encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: true, expiry: 0, payload: EmptyCollection())
-            batch.append((sequence, attempt))
+            batch.append((sequence, attempt, 0))
         }
         /// Numbers the spool no longer has (quarantined, or reserved and never used).
         func skipMissing(before end: UInt64) {
@@ -85,9 +86,14 @@ extension OutboundPeer {
             guard sequence <= limit, encoder.recordCount < full else { break }
             skipMissing(before: sequence)
             guard expected == sequence else { break }
+            let attempt = ledger.attempts(of: sequence) + 1
+            if attempt == 1, !processedAbove.contains(sequence) {
+                // A new number: within the byte limit, or alone on the wire.
+                guard record.payload.count <= bytesAllowed || (ledger.bytesInFlight == 0 && batch.isEmpty) else { break }
+                bytesAllowed -= record.payload.count
+            }
             expected = sequence + 1
             if processedAbove.contains(sequence) { continue }
-            let attempt = (attempts[sequence] ?? 0) + 1
             if decided[sequence] != nil {
                 tombstone(sequence)
             } else if let expiry = record.expiresAt, expiry <= wallNow {
@@ -100,7 +106,7 @@ extension OutboundPeer {
             } else {
                 encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: false,
                                      expiry: record.expiresAt ?? 0, payload: record.payload)
-                batch.append((sequence, attempt))
+                batch.append((sequence, attempt, record.payload.count))
             }
         }
         if batch.isEmpty { return ([], [], expected) }

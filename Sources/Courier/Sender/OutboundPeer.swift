@@ -31,8 +31,8 @@ final class OutboundPeer {
     var receivedUpTo: UInt64 = 0
     var nextToSend: UInt64
     var highestSent: UInt64 = 0
-    var firstSentAt: [UInt64: ContinuousClock.Instant] = [:]
-    var attempts: [UInt64: UInt32] = [:]
+    /// Attempts, first-send times and bytes of the numbers in flight.
+    var ledger: InFlightLedger
     /// Outcomes decided (and published) before an acknowledgement finishes the number.
     var decided: [UInt64: Outcome] = [:]
     /// Numbers never stored (sequence reservations after a crash): finished silently.
@@ -79,6 +79,7 @@ final class OutboundPeer {
         processedUpTo = log.acknowledgedUpTo
         spoolAcknowledgedUpTo = processedUpTo
         nextToSend = processedUpTo + 1
+        ledger = InFlightLedger(after: processedUpTo)
         rtt = RoundTripEstimator(policy: settings.retransmission)
         statistics = PeerStatistics(
             peer: id, connected: false, since: .now, stream: stream, pending: 0, pendingBytes: 0,
@@ -140,7 +141,7 @@ final class OutboundPeer {
         }
         // The receiver may have restarted: what it holds is exactly what it says now.
         receivedUpTo = max(welcome.receivedUpTo, welcome.processedUpTo)
-        firstSentAt.removeAll()
+        ledger.forgetSendTimes()
         advanceProcessed(to: welcome.processedUpTo, ranges: [])
         nextToSend = max(receivedUpTo, processedUpTo) + 1
         highestSent = max(highestSent, receivedUpTo)
@@ -164,12 +165,11 @@ final class OutboundPeer {
         let now = ContinuousClock.now
         if ack.receivedUpTo > receivedUpTo {
             // Karn's rule: sample only numbers sent once.
-            if let sentAt = firstSentAt[ack.receivedUpTo], attempts[ack.receivedUpTo] == 1 {
+            if let sentAt = ledger.firstSentAt(ack.receivedUpTo) {
                 rtt.sample(now - sentAt)
             } else {
                 rtt.progressed()
             }
-            for sequence in (receivedUpTo + 1)...ack.receivedUpTo { firstSentAt[sequence] = nil }
             receivedUpTo = ack.receivedUpTo
             retransmitDue = highestSent > receivedUpTo ? now + rtt.jitteredTimeout(using: &random) : nil
         }
@@ -205,7 +205,7 @@ final class OutboundPeer {
             for sequence in decidedBelow { decided[sequence] = nil }
             if !silent.isEmpty { silent = silent.filter { $0 > mark } }
             countProcessed(Int(mark - processedUpTo) - excluded.count)
-            if !attempts.isEmpty { attempts = attempts.filter { $0.key > mark } }
+            ledger.drop(through: mark)
             processedUpTo = mark
             nextToSend = max(nextToSend, mark + 1)
             receivedUpTo = max(receivedUpTo, mark)
