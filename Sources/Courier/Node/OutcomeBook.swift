@@ -82,6 +82,8 @@ final class OutcomeBook: Sendable {
     /// The outcome of `id`, waiting for it if it is not known yet. Cancelling the waiting
     /// task ends the wait with ``CourierError/Code/cancelled``.
     func outcome(of id: MessageID) async throws(CourierError) -> Outcome {
+        // Already known (the usual case for all but the first of a batch): no suspension.
+        if let known = state.withLock({ Self.known(id, in: $0) }) { return try known.get() }
         let token = state.withLock { state in
             defer { state.nextToken += 1 }
             return state.nextToken
@@ -90,15 +92,9 @@ final class OutcomeBook: Sendable {
             await withCheckedContinuation { (waiter: OutcomeWaiter) in
                 let immediate: Result<Outcome, CourierError>? = state.withLock { state in
                     if state.cancelledEarly.remove(token) != nil { return .failure(Self.cancelled) }
-                    if state.closed {
-                        return .failure(CourierError(.shutDown, "the node stopped before the outcome of \(id) was known; it will be learned after the next start"))
-                    }
-                    guard var entry = state.peers[id.peer], entry.stream == id.stream else {
-                        return .failure(CourierError(.unknownPeer, "no stream \(String(id.stream, radix: 16)) to peer \(id.peer) in this node"))
-                    }
-                    if let outcome = Self.outcome(id.sequence, in: entry) { return .success(outcome) }
-                    entry.waiters[id.sequence, default: [:]][token] = waiter
-                    state.peers[id.peer] = entry
+                    if let known = Self.known(id, in: state) { return known }
+                    // In place: copying the entry out would copy its waiters on every call.
+                    state.peers[id.peer]!.waiters[id.sequence, default: [:]][token] = waiter
                     return nil
                 }
                 if let immediate { waiter.resume(returning: immediate) }
@@ -113,6 +109,18 @@ final class OutcomeBook: Sendable {
             }
             waiter?.resume(returning: .failure(Self.cancelled))
         }.get()
+    }
+
+    /// The outcome of `id` if it is settled, or the error that ends the wait; nil while
+    /// it is pending (the peer's entry then exists).
+    private static func known(_ id: MessageID, in state: State) -> Result<Outcome, CourierError>? {
+        if state.closed {
+            return .failure(CourierError(.shutDown, "the node stopped before the outcome of \(id) was known; it will be learned after the next start"))
+        }
+        guard let entry = state.peers[id.peer], entry.stream == id.stream else {
+            return .failure(CourierError(.unknownPeer, "no stream \(String(id.stream, radix: 16)) to peer \(id.peer) in this node"))
+        }
+        return outcome(id.sequence, in: entry).map { .success($0) }
     }
 
     private static let cancelled = CourierError(.cancelled, "the waiting task was cancelled; the message itself is unaffected")
@@ -139,12 +147,10 @@ final class OutcomeBook: Sendable {
     /// The I/O thread saw nothing pending for `peer` as of `generation`.
     func drained(peer: String, generation: Int) {
         let waiters: [DrainWaiter] = state.withLock { state in
-            guard var entry = state.peers[peer], entry.generation == generation else { return [] }
-            entry.drained = true
-            let waiters = Array(entry.drainWaiters.values)
-            entry.drainWaiters = [:]
-            state.peers[peer] = entry
-            return waiters
+            guard state.peers[peer]?.generation == generation else { return [] }
+            state.peers[peer]!.drained = true
+            defer { state.peers[peer]!.drainWaiters = [:] }
+            return Array(state.peers[peer]!.drainWaiters.values)
         }
         for waiter in waiters { waiter.resume(returning: .success(())) }
     }
@@ -160,10 +166,9 @@ final class OutcomeBook: Sendable {
                 let immediate: Result<Void, CourierError>? = state.withLock { state in
                     if state.cancelledEarly.remove(token) != nil { return .failure(Self.cancelled) }
                     if state.closed { return .failure(CourierError(.shutDown, "the node is stopped")) }
-                    guard var entry = state.peers[peer] else { return .failure(CourierError(.unknownPeer, "no peer \(peer) is configured")) }
-                    if entry.drained { return .success(()) }
-                    entry.drainWaiters[token] = done
-                    state.peers[peer] = entry
+                    guard let drained = state.peers[peer]?.drained else { return .failure(CourierError(.unknownPeer, "no peer \(peer) is configured")) }
+                    if drained { return .success(()) }
+                    state.peers[peer]!.drainWaiters[token] = done
                     return nil
                 }
                 if let immediate { done.resume(returning: immediate) }
