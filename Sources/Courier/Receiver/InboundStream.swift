@@ -25,17 +25,17 @@ final class InboundStream {
     /// Durable: every number up to here is processed.
     private(set) var processedUpTo: UInt64
     /// Durable: processed numbers above `processedUpTo`.
-    private(set) var processedAbove: Set<UInt64>
+    private(set) var processedAbove: SequenceSet
     /// Durable: numbers up to here may have been handed out.
     private var reservedUpTo: UInt64
     /// The reservation found at load: unprocessed numbers at or below it were possibly seen.
     private let redeliverUpTo: UInt64
     /// Handed to the application (or finished internally) up to here.
     private var deliveredUpTo: UInt64
-    private var buffer: [UInt64: Arrival] = [:]
+    private var buffer = SequenceTable<Arrival>()
     private var reservationRequested: UInt64 = 0
     /// Settled by the application, being made durable.
-    private var settling: Set<UInt64> = []
+    private var settling = SequenceSet()
     /// Settled and durable, with the verdict to tell the sender (nil: processed).
     private var toMark: [UInt64] = []
     private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
@@ -49,7 +49,7 @@ final class InboundStream {
         self.stream = stream
         self.ready = stored != nil
         processedUpTo = stored?.processedUpTo ?? 0
-        processedAbove = stored?.processedAbove ?? []
+        processedAbove = SequenceSet(stored?.processedAbove ?? [])
         reservedUpTo = stored?.reservedUpTo ?? 0
         redeliverUpTo = stored?.reservedUpTo ?? 0
         deliveredUpTo = processedUpTo
@@ -66,9 +66,9 @@ final class InboundStream {
     func advance(to mark: UInt64) {
         guard mark > processedUpTo else { return }
         processedUpTo = mark
-        processedAbove = processedAbove.filter { $0 > mark }
+        processedAbove.removeAll { $0 <= mark }
         deliveredUpTo = max(deliveredUpTo, mark)
-        buffer = buffer.filter { $0.key > mark }
+        buffer.removeAll { $0 <= mark }
     }
 
     // MARK: Arrivals
@@ -148,7 +148,7 @@ final class InboundStream {
     /// The application finished `sequence` (verdict nil: processed).
     func settle(_ sequence: UInt64, verdict: WireFrame.OutcomeEntry?) {
         guard sequence > processedUpTo, sequence <= deliveredUpTo + 1, !processedAbove.contains(sequence),
-              settling.insert(sequence).inserted else { return }
+              settling.insert(sequence) else { return }
         if let verdict { verdicts[sequence] = verdict }
         toMark.append(sequence)
     }
@@ -161,14 +161,14 @@ final class InboundStream {
 
     /// The store made these processed marks durable.
     func marked(_ sequences: [UInt64], coalescing: AckCoalescing, now: ContinuousClock.Instant) {
-        for sequence in sequences where settling.remove(sequence) != nil {
+        for sequence in sequences where settling.remove(sequence) {
             if sequence == processedUpTo + 1 {
                 processedUpTo = sequence
-                while processedAbove.remove(processedUpTo + 1) != nil { processedUpTo += 1 }
+                while !processedAbove.isEmpty, processedAbove.remove(processedUpTo + 1) { processedUpTo += 1 }
             } else if sequence > processedUpTo {
                 processedAbove.insert(sequence)
             }
-            if let verdict = verdicts[sequence] { outcomesToSend.append(verdict) }
+            if !verdicts.isEmpty, let verdict = verdicts[sequence] { outcomesToSend.append(verdict) }
         }
         if verdicts.count > 4096 { verdicts = verdicts.filter { $0.key > processedUpTo } }
         unacknowledged += sequences.count

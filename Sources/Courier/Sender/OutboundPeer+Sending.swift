@@ -87,14 +87,14 @@ extension OutboundPeer {
             skipMissing(before: sequence)
             guard expected == sequence else { break }
             let attempt = ledger.attempts(of: sequence) + 1
-            if attempt == 1, !processedAbove.contains(sequence) {
+            if attempt == 1, processedAbove.isEmpty || !processedAbove.contains(sequence) {
                 // A new number: within the byte limit, or alone on the wire.
                 guard record.payload.count <= bytesAllowed || (ledger.bytesInFlight == 0 && batch.isEmpty) else { break }
                 bytesAllowed -= record.payload.count
             }
             expected = sequence + 1
-            if processedAbove.contains(sequence) { continue }
-            if decided[sequence] != nil {
+            if !processedAbove.isEmpty, processedAbove.contains(sequence) { continue }
+            if !decided.isEmpty, decided[sequence] != nil {
                 tombstone(sequence)
             } else if let expiry = record.expiresAt, expiry <= wallNow {
                 decide(sequence, .expired, .expired, record: record)
