@@ -53,6 +53,9 @@ struct CourierBench: ParsableCommand {
     @Option(help: "Print the table of a saved --json run instead of running.")
     var render: String?
 
+    @Option(name: .customLong("latency-rate"), help: "Messages per second in the latency phase. Default: half of the saturation throughput measured just before.")
+    var latencyRate: Double?
+
     // The child roles.
     @Option(help: .hidden) var role: String?
     @Option(help: .hidden) var endpoint: String?
@@ -79,9 +82,10 @@ struct CourierBench: ParsableCommand {
             }
             return system
         }
-        let orchestrator = Orchestrator(
+        var orchestrator = Orchestrator(
             executable: CommandLine.arguments[0], dataDirectory: dataDirectory,
             saturationSeconds: saturation, latencySeconds: latency, senders: senders, batch: batch, window: window)
+        orchestrator.latencyRate = latencyRate
         var results = Results(machine: Machine.describe(), quick: quick, saturationSeconds: saturation,
                               latencySeconds: latency, senders: senders, batch: batch, window: window, scenarios: [])
         for size in sizeList {

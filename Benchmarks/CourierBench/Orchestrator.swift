@@ -15,6 +15,8 @@ struct Orchestrator {
     let senders: Int
     let batch: Int
     let window: Int
+    /// A fixed rate for the latency phase instead of half the saturation throughput.
+    var latencyRate: Double? = nil
 
     func run(_ system: BenchSystem, size: Int) throws -> Scenario {
         let directory = "\(dataDirectory)/\(system.rawValue)-\(size)"
@@ -24,6 +26,7 @@ struct Orchestrator {
         var common = ["--size", "\(size)", "--saturation-seconds", "\(saturationSeconds)",
                       "--latency-seconds", "\(latencySeconds)", "--window", "\(window)"]
         if system != .baseline { common += ["--durability", system.rawValue] }
+        if let latencyRate { common += ["--rate", "\(latencyRate)"] }
 
         let receiver = try Child(executable, ["--role", "\(kind)-receiver", "--data-directory", directory + "/receiver"] + common)
         guard let ready = receiver.readLine(), ready.hasPrefix("READY ") else {
