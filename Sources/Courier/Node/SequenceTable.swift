@@ -1,78 +1,71 @@
-/// A hash table keyed by sequence number, for the per-message bookkeeping on the I/O
-/// thread (the reorder buffer, numbers being settled, numbers processed out of order).
+/// A table keyed by sequence number, for the per-message bookkeeping on the I/O thread
+/// (the reorder buffer, numbers being settled, numbers processed out of order).
 ///
 /// `Dictionary` and `Set` hash every key with SipHash, which is most of their cost for a
-/// `UInt64`. This table uses Fibonacci hashing and linear probing with backward-shift
-/// deletion instead. A peer cannot use it to make probe runs long: the receiver stores only
-/// numbers inside its window, a run of consecutive numbers, and Fibonacci hashing spreads
-/// any such run evenly over the slots (the three-distance theorem).
+/// `UInt64`, and scatter consecutive numbers over memory. The keys here are a sliding run
+/// of consecutive numbers, so the table is a ring: a number lives in slot
+/// `number mod capacity`, and the capacity stays at least twice the count. Numbers in a
+/// run shorter than the capacity never share a slot; any number whose slot is taken by
+/// another goes to an ordinary `Dictionary` beside the ring, so unusual patterns (a peer's
+/// chosen numbers, the key 0) cost what a `Dictionary` costs and no more.
 struct SequenceTable<Value> {
+    /// 0 marks an empty slot (the key 0 itself lives in `overflow`).
     private var keys: [UInt64]
     private var values: [Value?]
-    private var shift: UInt64
-    /// 0 marks an empty slot; the key 0 itself lives here.
-    private var zero: Value?
+    private var overflow: [UInt64: Value] = [:]
     private(set) var count = 0
 
     init() {
         keys = [UInt64](repeating: 0, count: 16)
         values = [Value?](repeating: nil, count: 16)
-        shift = 64 - 4
     }
 
     var isEmpty: Bool { count == 0 }
 
-    private var mask: Int { keys.count - 1 }
-
     @inline(__always)
-    private func home(_ key: UInt64) -> Int {
-        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
-    }
-
-    /// The slot holding `key`, or the empty slot where it would go.
-    @inline(__always)
-    private func find(_ key: UInt64) -> (index: Int, found: Bool) {
-        var index = home(key)
-        while true {
-            let stored = keys[index]
-            if stored == key { return (index, true) }
-            if stored == 0 { return (index, false) }
-            index = (index + 1) & mask
-        }
+    private func slot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: key) & (keys.count - 1)
     }
 
     subscript(key: UInt64) -> Value? {
         get {
             guard count > 0 else { return nil }
-            if key == 0 { return zero }
-            let (index, found) = find(key)
-            return found ? values[index] : nil
+            let index = slot(key)
+            if keys[index] == key, key != 0 { return values[index] }
+            return overflow.isEmpty ? nil : overflow[key]
         }
         set {
-            if let newValue { insert(key, newValue) } else { _ = remove(key) }
+            if let newValue { insert(key, newValue) } else { remove(key) }
         }
     }
 
     func contains(_ key: UInt64) -> Bool {
-        guard count > 0 else { return false }
-        if key == 0 { return zero != nil }
-        return find(key).found
+        self[key] != nil
     }
 
     /// Stores `value` under `key`; true when the key was not there before.
     @discardableResult
     mutating func insert(_ key: UInt64, _ value: Value) -> Bool {
-        if key == 0 {
-            defer { zero = value }
-            if zero == nil { count += 1; return true }
+        var index = slot(key)
+        if keys[index] == key, key != 0 {
+            values[index] = value
             return false
         }
-        if (count + 1) * 2 > keys.count { grow() }
-        let (index, found) = find(key)
-        values[index] = value
-        if found { return false }
-        keys[index] = key
+        if !overflow.isEmpty, overflow[key] != nil {
+            overflow[key] = value
+            return false
+        }
+        if (count + 1) * 2 > keys.count {
+            grow()
+            index = slot(key)
+        }
         count += 1
+        if keys[index] == 0, key != 0 {
+            keys[index] = key
+            values[index] = value
+        } else {
+            overflow[key] = value
+        }
         return true
     }
 
@@ -80,55 +73,40 @@ struct SequenceTable<Value> {
     @discardableResult
     mutating func remove(_ key: UInt64) -> Value? {
         guard count > 0 else { return nil }
-        if key == 0 {
-            defer { if zero != nil { count -= 1 }; zero = nil }
-            return zero
+        let index = slot(key)
+        if keys[index] == key, key != 0 {
+            count -= 1
+            keys[index] = 0
+            defer { values[index] = nil }
+            return values[index]
         }
-        var (hole, found) = find(key)
-        guard found else { return nil }
-        let removed = values[hole]
+        guard !overflow.isEmpty, let removed = overflow.removeValue(forKey: key) else { return nil }
         count -= 1
-        // Backward-shift deletion: pull later entries of the probe run into the hole, so
-        // that no tombstones are needed.
-        var next = (hole + 1) & mask
-        while keys[next] != 0 {
-            let want = home(keys[next])
-            // `next` may move to `hole` unless its home lies cyclically in (hole, next].
-            let stays = hole <= next ? (want > hole && want <= next) : (want > hole || want <= next)
-            if !stays {
-                keys[hole] = keys[next]
-                values[hole] = values[next]
-                hole = next
-            }
-            next = (next + 1) & mask
-        }
-        keys[hole] = 0
-        values[hole] = nil
         return removed
     }
 
     /// Removes every key for which `predicate` is true.
     mutating func removeAll(where predicate: (UInt64) -> Bool) {
-        let doomed = self.keys.filter { $0 != 0 && predicate($0) } + (zero != nil && predicate(0) ? [0] : [])
-        for key in doomed { remove(key) }
+        for key in sortedKeys() where predicate(key) { remove(key) }
     }
 
     /// Every key, in ascending order.
     func sortedKeys() -> [UInt64] {
-        (keys.filter { $0 != 0 } + (zero != nil ? [0] : [])).sorted()
+        (keys.filter { $0 != 0 } + overflow.keys).sorted()
     }
 
     private mutating func grow() {
         let oldKeys = keys
         let oldValues = values
+        let oldOverflow = overflow
         keys = [UInt64](repeating: 0, count: oldKeys.count * 2)
         values = [Value?](repeating: nil, count: oldKeys.count * 2)
-        shift -= 1
+        overflow = [:]
+        count = 0
         for (index, key) in oldKeys.enumerated() where key != 0 {
-            let (slot, _) = find(key)
-            keys[slot] = key
-            values[slot] = oldValues[index]
+            if let value = oldValues[index] { insert(key, value) }
         }
+        for (key, value) in oldOverflow { insert(key, value) }
     }
 }
 
