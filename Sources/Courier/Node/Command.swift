@@ -4,8 +4,9 @@ import ZeroMQ
 
 /// Work posted to the I/O thread by other threads: the application, the spool's threads.
 enum Command: Sendable {
-    /// Records up to `upTo` are durable in `peer`'s spool and may go on the wire.
-    case durable(peer: String, upTo: UInt64)
+    /// Records up to `upTo` are durable in `peer`'s spool and may go on the wire; `fresh`
+    /// are the ones just appended (numbered `range`), to send without reading them back.
+    case durable(peer: String, range: ClosedRange<UInt64>, fresh: [SpoolEntry])
     /// The inbound store made processed marks durable: acknowledge them.
     case settled(sender: String, stream: UInt64, sequences: [UInt64])
     /// The inbound store made a reservation durable: hand messages out up to it.

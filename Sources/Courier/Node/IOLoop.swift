@@ -179,8 +179,8 @@ final class IOLoop {
 
     private func handle(_ command: Command) {
         switch command {
-        case .durable(let peer, let upTo):
-            if let peer = peers[peer] { peer.durableUpTo = max(peer.durableUpTo, upTo) }
+        case .durable(let peer, let range, let fresh):
+            peers[peer]?.durable(range, fresh: fresh)
         case .settled(let sender, let stream, let sequences):
             inbound?.marked(sender: sender, stream: stream, sequences: sequences)
         case .reserved(let sender, let stream, let upTo):

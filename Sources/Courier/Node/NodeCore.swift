@@ -159,7 +159,7 @@ final class NodeCore: Sendable {
             log.append(contentsOf: entries) { result in
                 if case .success(let range) = result {
                     outcomes.undrain(peer: peer)
-                    mailbox.post(.durable(peer: peer, upTo: range.upperBound))
+                    mailbox.post(.durable(peer: peer, range: range, fresh: entries))
                 }
                 done.resume(returning: result)
             }

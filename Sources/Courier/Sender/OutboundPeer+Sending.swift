@@ -33,6 +33,7 @@ extension OutboundPeer {
                 }
             }
             metricsSent(batch.count)
+            fresh.drop(through: next - 1)
             highestSent = max(highestSent, next - 1)
             nextToSend = next
             if retransmitDue == nil { retransmitDue = now + rtt.jitteredTimeout(using: &random) }
@@ -46,9 +47,17 @@ extension OutboundPeer {
     /// limit (one always goes when nothing is in flight).
     private func buildFrame(upTo limit: UInt64, now: ContinuousClock.Instant) -> ([UInt8], [(UInt64, UInt32, Int)], UInt64)? {
         let wanted = Int(min(limit - nextToSend + 1, UInt64(Wire.maxRecordsPerFrame / 2)))
-        let records: [SpoolRecord]
+        fresh.drop(through: nextToSend - 1)  // passed over (acknowledged meanwhile)
+        let records: ArraySlice<SpoolRecord>
         do {
-            records = try log.readPending(from: nextToSend, limit: wanted, maxBytes: 256 << 10)
+            if let held = fresh.records(from: nextToSend, limit: wanted) {
+                records = held
+            } else {
+                // Not held (a retransmission, an earlier run's records): read the spool, up
+                // to where the held run starts.
+                let before = fresh.first.map { Int(clamping: $0 &- nextToSend) } ?? wanted
+                records = try log.readPending(from: nextToSend, limit: max(1, min(wanted, before)), maxBytes: 256 << 10)[...]
+            }
         } catch {
             core.logger.error("cannot read the spool", metadata: ["peer": "\(id)", "error": "\(error)"])
             return nil

@@ -33,6 +33,8 @@ final class OutboundPeer {
     var highestSent: UInt64 = 0
     /// Attempts, first-send times and bytes of the numbers in flight.
     var ledger: InFlightLedger
+    /// Records spooled in this run and not sent yet, as `send` gave them.
+    var fresh: FreshRecords
     /// Outcomes decided (and published) before an acknowledgement finishes the number.
     var decided: [UInt64: Outcome] = [:]
     /// Numbers never stored (sequence reservations after a crash): finished silently.
@@ -80,6 +82,8 @@ final class OutboundPeer {
         spoolAcknowledgedUpTo = processedUpTo
         nextToSend = processedUpTo + 1
         ledger = InFlightLedger(after: processedUpTo)
+        // At most a window's worth: what goes out next when the window opens.
+        fresh = FreshRecords(maxCount: settings.inFlightWindow, maxBytes: max(settings.inFlightBytes / 2, 1 << 20))
         rtt = RoundTripEstimator(policy: settings.retransmission)
         statistics = PeerStatistics(
             peer: id, connected: false, since: .now, stream: stream, pending: 0, pendingBytes: 0,
@@ -90,6 +94,12 @@ final class OutboundPeer {
     func close() {
         monitor.close()
         dealer.close()
+    }
+
+    /// Records `range` are durable: they may go on the wire.
+    func durable(_ range: ClosedRange<UInt64>, fresh entries: [SpoolEntry]) {
+        durableUpTo = max(durableUpTo, range.upperBound)
+        fresh.add(range, entries, at: WallClock.nanoseconds)
     }
 
     // MARK: Connection events
