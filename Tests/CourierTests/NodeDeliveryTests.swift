@@ -60,4 +60,33 @@ struct NodeDeliveryTests {
         await sender.shutdown()
         await receiver.shutdown()
     }
+
+    @Test("messages near the size limit go in frames the receiver accepts, and all arrive")
+    func largeMessages() async throws {
+        let directory = TemporaryDirectory("large")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await Node.start(configuration(id: "receiver", directory: directory.sub("r"), listen: [endpoint]))
+        let sender = try await Node.start(configuration(id: "sender", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "receiver", endpoints: [endpoint])]))
+        // Forty 900 KiB messages, sent one by one (the sender then holds several at once to
+        // send without reading them back): far more than one frame may carry.
+        let count = 40
+        let payloads = (0..<count).map { [UInt8](repeating: UInt8($0), count: 900 << 10) }
+        let disconnects = Locked(0)
+        let watcher = Task {
+            for await event in sender.events {
+                if case .peerDisconnected = event { disconnects.withLock { $0 += 1 } }
+            }
+        }
+        for payload in payloads { _ = try await sender.send(payload, to: "receiver") }
+        let received = try await within(.seconds(60), "delivery of \(count) large messages") { await receive(count, from: receiver) }
+        #expect(received.map(\.payload) == payloads)
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "receiver") }
+        // No frame was too large for the receiver's socket (which drops such a connection).
+        #expect(disconnects.withLock { $0 } == 0)
+        await sender.shutdown()
+        watcher.cancel()
+        await receiver.shutdown()
+    }
 }

@@ -93,6 +93,11 @@ enum Wire {
     /// sequence (8) + attempt (4) + flags (1) + expiry (8) + length (4).
     static let recordHeaderSize = 25
     static let maxRecordsPerFrame = 4096
+    /// Payload bytes a sender packs into one DATA frame (a larger record goes alone). Small
+    /// enough that frames come from the allocator's reused memory rather than fresh pages
+    /// (glibc maps allocations of 128 KiB and more directly), large enough to carry
+    /// hundreds of small messages.
+    static let frameBudget = 64 << 10
     static let maxRanges = 256
     static let maxOutcomesPerFrame = 1024
     static let maxReasonBytes = 1024

@@ -40,10 +40,17 @@ struct FreshRecords {
         bytes += added
     }
 
-    /// Up to `limit` records from `sequence` on, if the run starts exactly there.
-    func records(from sequence: UInt64, limit: Int) -> ArraySlice<SpoolRecord>? {
+    /// Up to `limit` records and about `maxBytes` of payload (at least one record) from
+    /// `sequence` on, if the run starts exactly there.
+    func records(from sequence: UInt64, limit: Int, maxBytes: Int) -> ArraySlice<SpoolRecord>? {
         guard first == sequence, limit > 0 else { return nil }
-        return records[head..<min(records.count, head + limit)]
+        var end = head
+        var total = 0
+        while end < records.count, end - head < limit, end == head || total + records[end].payload.count <= maxBytes {
+            total += records[end].payload.count
+            end += 1
+        }
+        return records[head..<end]
     }
 
     /// Forgets every number up to `mark` (sent, or finished).

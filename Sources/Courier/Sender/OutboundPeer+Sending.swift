@@ -50,13 +50,13 @@ extension OutboundPeer {
         fresh.drop(through: nextToSend - 1)  // passed over (acknowledged meanwhile)
         let records: ArraySlice<SpoolRecord>
         do {
-            if let held = fresh.records(from: nextToSend, limit: wanted) {
+            if let held = fresh.records(from: nextToSend, limit: wanted, maxBytes: Wire.frameBudget) {
                 records = held
             } else {
                 // Not held (a retransmission, an earlier run's records): read the spool, up
                 // to where the held run starts.
                 let before = fresh.first.map { Int(clamping: $0 &- nextToSend) } ?? wanted
-                records = try log.readPending(from: nextToSend, limit: max(1, min(wanted, before)), maxBytes: 256 << 10)[...]
+                records = try log.readPending(from: nextToSend, limit: max(1, min(wanted, before)), maxBytes: Wire.frameBudget)[...]
             }
         } catch {
             core.logger.error("cannot read the spool", metadata: ["peer": "\(id)", "error": "\(error)"])
