@@ -13,7 +13,7 @@ extension OutboundPeer {
         while nextToSend <= durableUpTo {
             let limit = min(durableUpTo, processedUpTo + window)
             guard nextToSend <= limit else { break }
-            guard let (frame, batch, next) = buildFrame(upTo: limit, now: now) else { break }
+            guard let (frame, batch, next) = buildFrame(upTo: limit) else { break }
             if batch.isEmpty {
                 guard next > nextToSend else { break }  // held back by the byte limit
                 nextToSend = next
@@ -45,7 +45,7 @@ extension OutboundPeer {
     /// carries with their attempts and payload bytes, and the number after the last one
     /// handled; nil when the spool could not be read. New numbers stop at the in-flight byte
     /// limit (one always goes when nothing is in flight).
-    private func buildFrame(upTo limit: UInt64, now: ContinuousClock.Instant) -> ([UInt8], [(UInt64, UInt32, Int)], UInt64)? {
+    private func buildFrame(upTo limit: UInt64) -> ([UInt8], [(UInt64, UInt32, Int)], UInt64)? {
         let wanted = Int(min(limit - nextToSend + 1, UInt64(Wire.maxRecordsPerFrame / 2)))
         fresh.drop(through: nextToSend - 1)  // passed over (acknowledged meanwhile)
         let records: ArraySlice<SpoolRecord>
