@@ -151,3 +151,24 @@ def merge(reports):
     total["P_persist"] = total["delivered"] / total["confirmed"] if total["confirmed"] else 1.0
     total["P_reliable"] = reliable / total["confirmed"] if total["confirmed"] else 1.0
     return total
+
+
+class Combined:
+    """Several checked reports (consumers, or cycles of a scenario) as one line's figures."""
+
+    def __init__(self, reports):
+        self.reports = reports
+        self.expected_lost = 0
+
+    @property
+    def acked_again(self):
+        return sum(report.acked_again for report in self.reports)
+
+    def ok(self, tolerate_acked_again=False):
+        return all(report.ok(tolerate_acked_again) for report in self.reports)
+
+    def problems(self):
+        return [problem for report in self.reports for problem in report.problems()]
+
+    def fields(self):
+        return merge(self.reports)

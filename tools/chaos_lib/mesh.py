@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 
-from .check import Report, merge, parse_consumer
+from .check import Combined, Report, parse_consumer
 from .common import Skip, complete_lines, write_lines
 
 PORT = 7001
@@ -173,24 +173,3 @@ def run(ctx):
                               valid_payload=lambda payload: payload.startswith("p") and "-r" in payload))
     ctx.notes.append(f"{nodes} namespaces, {cut_count} link cuts (longest {longest:.1f} s), {kill_count} kills")
     return Combined(reports), problems
-
-
-class Combined:
-    """Several consumers' reports as one."""
-
-    def __init__(self, reports):
-        self.reports = reports
-        self.expected_lost = 0
-
-    @property
-    def acked_again(self):
-        return sum(report.acked_again for report in self.reports)
-
-    def ok(self, tolerate_acked_again=False):
-        return all(report.ok(tolerate_acked_again) for report in self.reports)
-
-    def problems(self):
-        return [problem for report in self.reports for problem in report.problems()]
-
-    def fields(self):
-        return merge(self.reports)

@@ -6,7 +6,7 @@ import struct
 import subprocess
 import time
 
-from .check import Report, parse_consumer
+from .check import Combined, Report, parse_consumer
 from .common import Skip, complete_lines, free_port, rss_kib, write_lines
 
 MIB = 1024
@@ -52,8 +52,7 @@ def peer_down(ctx):
     batch = 256
     size = 100
     problems = []
-    confirmed = []
-    outputs = []
+    reports = []   # one per cycle: each cycle has its own sender, and its figures are kept, not its payloads
     cycle = 0
     end = time.monotonic() + ctx.duration
     growth = []
@@ -127,7 +126,6 @@ def peer_down(ctx):
             if grew > 32 * MIB:
                 problems.append(f"cycle {cycle}: producer RSS grew by {grew // MIB} MiB while spooling (from {early[0] // MIB} MiB)")
             rss_range.append((early[0], max(early)))
-        confirmed += lines
         if consumer is None:
             consumer = start_consumer(ctx, port, cycle)
         dproc, code, dsamples = drain(ctx, producer_id, data, peer, f"drain{cycle}")
@@ -137,15 +135,14 @@ def peer_down(ctx):
             drain_peak.append(max(dsamples))
         if consumer.stop() != 0:
             problems.append(f"cycle {cycle}: the consumer did not stop cleanly")
-        outputs.append(parse_consumer(ctx.path(f"c{cycle}.out")))
+        reports.append(Report(lines, [parse_consumer(ctx.path(f"c{cycle}.out"))], senders={producer_id},
+                              valid_payload=generated_payload(size)))
     ctx.notes.append(f"{cycle} outage(s), limit {limit}: sends stopped at {min(stalls) if stalls else '?'}"
                      f"-{max(stalls) if stalls else '?'}, at most {max(held) if held else 0} pending on disk"
                      + (f", producer RSS {min(a for a, _ in rss_range) // MIB}->{max(b for _, b in rss_range) // MIB} MiB"
                         if rss_range else "")
                      + (f", drain RSS max {max(drain_peak) // MIB} MiB" if drain_peak else ""))
-    senders = {f"P{n}" for n in range(1, cycle + 1)}
-    report = Report(confirmed, outputs, senders=senders, valid_payload=generated_payload(size))
-    return report, problems
+    return Combined(reports), problems
 
 
 def spool_pending(ctx, data, problems, cycle):
