@@ -172,10 +172,20 @@ struct RecoveryTests {
         let status = log.status
         #expect(status.missingRanges.first == 10...10)
         #expect(status.missingRanges.dropFirst().first?.lowerBound == 20)
-        let jumped = try log.appendAndWait(SpoolEntry(payload: [1]))
-        #expect(jumped > 20)
-        #expect(try log.readPending(from: jumped, limit: 1).first?.payload == [1])
+        let next = log.nextSequenceNumber
         directory.close()
+        // A second open before anything was appended keeps the jump: the damage is gone (it
+        // was quarantined), but the empty segment started at the next number remembers it.
+        let secondEvents = EventCollector()
+        let second = try DataDirectory(path: path2, configuration: configuration(events: secondEvents))
+        let log2 = try await second.outboundLog(for: "peer")
+        #expect(secondEvents.all.isEmpty)
+        #expect(log2.nextSequenceNumber == next)
+        #expect(try segmentFiles(peerDirectory(path2, "peer")).last?.lastComponent?.string == Segment.fileName(baseSequence: next))
+        let jumped = try log2.appendAndWait(SpoolEntry(payload: [1]))
+        #expect(jumped == next)
+        #expect(try log2.readPending(from: jumped, limit: 1).first?.payload == [1])
+        second.close()
         // The records after the jump live in their own segment and read back cleanly; the
         // range quarantined at the last open is skipped without being reported again.
         let reopenedEvents = EventCollector()

@@ -138,6 +138,19 @@ struct LogRecovery {
             // Records after the damage may have been handed out: skip past the reservation.
             highest = max(highest, metaFile.current.reservedUpTo)
         }
+        let nextSequence = highest + 1
+        if newestDamaged, (segments.last?.lastSequence ?? 0) + 1 < nextSequence, !bases.contains(nextSequence) {
+            // Make the jump durable before anything can be handed out above it: an empty
+            // segment whose base is the next number. The next open finds no damage (it was
+            // quarantined) and would otherwise continue right after the last record, reusing
+            // numbers the node may already have sent tombstones for; every segment's base − 1
+            // counts instead. (The writer would start this segment at its first append anyway.)
+            let segment = try Segment.create(in: directory, streamID: metaFile.current.streamID, baseSequence: nextSequence, sync: true)
+            segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size)))
+            logger.notice("spool: sequence numbers continue above everything that may have been handed out; started a segment there", metadata: [
+                "peer": "\(peer)", "next": "\(nextSequence)", "file": "\(segment.path)",
+            ])
+        }
 
         // 5. Segments wholly acknowledged (except the newest) are garbage. A file with a
         // quarantined range has several runs; it goes when its last run does.
@@ -150,7 +163,7 @@ struct LogRecovery {
         for segment in doomed { try FileOps.unlinkFile(segment.path) }
         if !doomed.isEmpty { try FileOps.syncDirectory(directory) }
 
-        return Recovered(metaFile: metaFile, segments: segments, nextSequence: highest + 1, events: events)
+        return Recovered(metaFile: metaFile, segments: segments, nextSequence: nextSequence, events: events)
     }
 
     private func truncate(_ fd: FileDescriptor, to offset: Int64, path: FilePath) throws(SpoolError) {

@@ -280,26 +280,7 @@ extension OutboundLog {
             }
             writer.unsynced = false
         }
-        let path = directory.appending(Segment.fileName(baseSequence: base))
-        let fd = try FileOps.openForWriting(path, create: true)
-        do {
-            try fd.resize(to: 0)
-            let header = FileHeader(kind: .segment, streamID: streamID, baseSequence: base, createdAt: wallClockNanoseconds())
-            _ = try fd.writeAll(toAbsoluteOffset: 0, header.encoded())
-            if configuration.durability.syncsAtAll { try fd.datasync() }
-        } catch {
-            try? fd.close()
-            try? FileOps.unlinkFile(path)
-            throw SpoolError.from(error, call: "write", path: path, doing: "creating a segment")
-        }
-        do {
-            try FileOps.syncDirectory(directory)
-        } catch {
-            try? fd.close()
-            try? FileOps.unlinkFile(path)
-            throw error
-        }
-        let segment = Segment(baseSequence: base, path: path, fd: fd)
+        let segment = try Segment.create(in: directory, streamID: streamID, baseSequence: base, sync: configuration.durability.syncsAtAll)
         state.withLock { $0.segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size))) }
     }
 }

@@ -25,6 +25,31 @@ final class Segment: Sendable {
         return prefix + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
     }
 
+    /// Creates `seg-<base>.log` in `directory` with its header written (and synced if
+    /// `sync`), then syncs the directory; removes the file again on failure.
+    static func create(in directory: FilePath, streamID: UInt64, baseSequence base: UInt64, sync: Bool) throws(SpoolError) -> Segment {
+        let path = directory.appending(fileName(baseSequence: base))
+        let fd = try FileOps.openForWriting(path, create: true)
+        do {
+            try fd.resize(to: 0)
+            let header = FileHeader(kind: .segment, streamID: streamID, baseSequence: base, createdAt: wallClockNanoseconds())
+            _ = try fd.writeAll(toAbsoluteOffset: 0, header.encoded())
+            if sync { try fd.datasync() }
+        } catch {
+            try? fd.close()
+            try? FileOps.unlinkFile(path)
+            throw SpoolError.from(error, call: "write", path: path, doing: "creating a segment")
+        }
+        do {
+            try FileOps.syncDirectory(directory)
+        } catch {
+            try? fd.close()
+            try? FileOps.unlinkFile(path)
+            throw error
+        }
+        return Segment(baseSequence: base, path: path, fd: fd)
+    }
+
     /// The base sequence number in a segment file name, or `nil` if it is not one.
     static func baseSequence(fromFileName name: String) -> UInt64? {
         guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
