@@ -61,7 +61,7 @@ struct RecoveryTests {
         #expect(failures.isEmpty, "\(failures.prefix(10))")
     }
 
-    @Test("a bit flip at every offset is detected; nothing damaged is returned; records before it are kept")
+    @Test("a bit flip at every offset is detected; nothing damaged is returned; every other record is kept")
     func flipEveryOffset() throws {
         let source = TemporaryDirectory("flip-src")
         let work = TemporaryDirectory("flip-work")
@@ -83,13 +83,27 @@ struct RecoveryTests {
                 defer { directory.close() }
                 let log = try directory.outboundLog(for: "peer")
                 let records = try allPending(log)
-                // The record the flipped byte belongs to (0 for the file header).
-                let hit = offset < 48 ? 0 : ends.firstIndex { offset < $0 }!
-                if records.map(\.payload) != Array(payloads.prefix(hit)) {
-                    failures.append("offset \(offset): got \(records.map(\.sequenceNumber)), expected 1...\(hit)")
+                // The record the flipped byte belongs to (nil for the file header, which costs
+                // the whole segment). Every other record is kept: recovery resynchronises on
+                // the next valid record.
+                let hit = offset < 48 ? nil : ends.firstIndex { offset < $0 }!
+                let expected = hit.map { hit in payloads.indices.filter { $0 != hit }.map { payloads[$0] } } ?? []
+                if records.map(\.payload) != expected {
+                    failures.append("offset \(offset): got \(records.map(\.sequenceNumber)), expected all but \(hit.map { "\($0 + 1)" } ?? "all")")
+                }
+                if let hit, records.map(\.sequenceNumber) != (1...UInt64(count)).filter({ $0 != UInt64(hit + 1) }) {
+                    failures.append("offset \(offset): sequence numbers \(records.map(\.sequenceNumber))")
                 }
                 if events.corruptions.isEmpty && events.tornTails == 0 {
                     failures.append("offset \(offset): not detected")
+                }
+                // The quarantine file holds exactly the damaged record.
+                if let hit, let report = events.corruptions.first {
+                    let start = hit == 0 ? 48 : ends[hit - 1]
+                    let kept = try report.quarantinedTo.map(readFile)
+                    if report.offset != Int64(start) || kept != Array(damaged[start..<ends[hit]]) || report.length != Int64(ends[hit] - start) {
+                        failures.append("offset \(offset): reported \(report), expected bytes \(start)..<\(ends[hit])")
+                    }
                 }
                 if log.nextSequenceNumber <= UInt64(count) {
                     failures.append("offset \(offset): next sequence \(log.nextSequenceNumber) reuses a handed-out number")
@@ -132,8 +146,10 @@ struct RecoveryTests {
             #expect(log.nextSequenceNumber > 51)
             directory.close()
         }
-        // Damage in the middle of the newest segment: the tail is quarantined and the next
-        // number jumps past everything that may have been handed out.
+        // Damage in the middle of the newest segment costs only the damaged record; damage in
+        // its last record (a whole record failing its checksum, not a torn write) is
+        // quarantined to the end, and the next number jumps past everything that may have
+        // been handed out.
         let temp2 = TemporaryDirectory("seq-q")
         let path2 = temp2.sub("data")
         do {
@@ -145,30 +161,43 @@ struct RecoveryTests {
         let segment = try segmentFiles(peerDirectory(path2, "peer")).first!
         var bytes = try readFile(segment)
         bytes[48 + 60 * 9 + 45] ^= 0x10  // inside record 10
+        bytes[48 + 60 * 19 + 45] ^= 0x10  // inside record 20, the last
         try writeFile(segment, bytes)
         let events = EventCollector()
         let directory = try DataDirectory(path: path2, configuration: configuration(events: events))
         let log = try await directory.outboundLog(for: "peer")
-        #expect(events.corruptions.count == 1)
-        #expect(try allPending(log).map(\.sequenceNumber) == Array(1...9))
+        #expect(events.corruptions.map(\.offset) == [Int64(48 + 60 * 9), Int64(48 + 60 * 19)])
+        #expect(try allPending(log).map(\.sequenceNumber) == Array(1...9) + Array(11...19))
         #expect(log.nextSequenceNumber > 20)
         let status = log.status
-        #expect(status.missingRanges.first?.lowerBound == 10)
-        let jumped = try log.appendAndWait(SpoolEntry(payload: [1]))
-        #expect(jumped > 20)
-        #expect(try log.readPending(from: jumped, limit: 1).first?.payload == [1])
+        #expect(status.missingRanges.first == 10...10)
+        #expect(status.missingRanges.dropFirst().first?.lowerBound == 20)
+        let next = log.nextSequenceNumber
         directory.close()
-        // The records after the jump live in their own segment and read back cleanly.
+        // A second open before anything was appended keeps the jump: the damage is gone (it
+        // was quarantined), but the empty segment started at the next number remembers it.
+        let secondEvents = EventCollector()
+        let second = try DataDirectory(path: path2, configuration: configuration(events: secondEvents))
+        let log2 = try await second.outboundLog(for: "peer")
+        #expect(secondEvents.all.isEmpty)
+        #expect(log2.nextSequenceNumber == next)
+        #expect(try segmentFiles(peerDirectory(path2, "peer")).last?.lastComponent?.string == Segment.fileName(baseSequence: next))
+        let jumped = try log2.appendAndWait(SpoolEntry(payload: [1]))
+        #expect(jumped == next)
+        #expect(try log2.readPending(from: jumped, limit: 1).first?.payload == [1])
+        second.close()
+        // The records after the jump live in their own segment and read back cleanly; the
+        // range quarantined at the last open is skipped without being reported again.
         let reopenedEvents = EventCollector()
         let reopened = try DataDirectory(path: path2, configuration: configuration(events: reopenedEvents))
         defer { reopened.close() }
         let again = try await reopened.outboundLog(for: "peer")
         #expect(reopenedEvents.all.isEmpty)
-        #expect(try allPending(again).map(\.sequenceNumber) == Array(1...9) + [jumped])
+        #expect(try allPending(again).map(\.sequenceNumber) == Array(1...9) + Array(11...19) + [jumped])
         #expect(again.nextSequenceNumber == jumped + 1)
     }
 
-    @Test("damage in an older segment quarantines its rest; the log goes on from the next segment")
+    @Test("damage in an older segment quarantines only the damaged record; the rest of the segment stays")
     func olderSegmentDamage() async throws {
         let temp = TemporaryDirectory("older")
         let path = temp.sub("data")
@@ -195,9 +224,9 @@ struct RecoveryTests {
         #expect(events.corruptions.first?.offset == Int64(48 + 80))
         let sequences = try allPending(log).map(\.sequenceNumber)
         let base = Segment.baseSequence(fromFileName: segments[1].lastComponent!.string)!
-        let third = Segment.baseSequence(fromFileName: segments[2].lastComponent!.string)!
-        #expect(sequences == Array(1...base) + Array(third...30))
-        #expect(log.status.missingRanges == [(base + 1)...(third - 1)])
+        #expect(sequences == Array(1...base) + Array((base + 2)...30))
+        #expect(log.status.missingRanges == [(base + 1)...(base + 1)])
+        #expect(log.status.segmentCount == segments.count)
         #expect(try SpoolInspector(path: path).verify().problems.isEmpty)
     }
 

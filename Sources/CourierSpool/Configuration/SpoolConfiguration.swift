@@ -20,8 +20,9 @@ public struct SpoolConfiguration: Sendable {
     public var whenFull: SpoolFullBehavior = .wait
 
     /// The size at which a segment file is closed and a new one started. Whole segments are
-    /// deleted once acknowledged, so smaller segments free disk sooner. Between 256 bytes
-    /// and 2 GiB.
+    /// deleted once acknowledged, so smaller segments free disk sooner; the newest one is
+    /// also given back once everything is acknowledged and it holds at least
+    /// min(1 MiB, segmentSize / 4). Between 256 bytes and 2 GiB.
     /// Default: 64 MiB.
     public var segmentSize: Int = 64 << 20
 

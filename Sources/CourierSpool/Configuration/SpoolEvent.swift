@@ -31,14 +31,19 @@ public struct CorruptionReport: Sendable, Hashable, CustomStringConvertible {
     public var reason: String
     /// Where the damaged bytes were moved, if they were.
     public var quarantinedTo: FilePath?
+    /// How many bytes from `offset` were damaged, when known: for a damaged range in the
+    /// middle of a segment, up to the next valid record (the records after it are kept);
+    /// for damage with nothing valid after it, up to the end of the file.
+    public var length: Int64?
 
     /// Creates a report.
-    public init(peer: String?, path: FilePath, offset: Int64, reason: String, quarantinedTo: FilePath?) {
+    public init(peer: String?, path: FilePath, offset: Int64, reason: String, quarantinedTo: FilePath?, length: Int64? = nil) {
         self.peer = peer
         self.path = path
         self.offset = offset
         self.reason = reason
         self.quarantinedTo = quarantinedTo
+        self.length = length
     }
 
     public var description: String {

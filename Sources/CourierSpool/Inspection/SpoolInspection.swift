@@ -45,12 +45,17 @@ public struct SpoolProblem: Sendable, Hashable, CustomStringConvertible {
     public var offset: Int64
     /// What is wrong.
     public var reason: String
+    /// How many bytes from `offset` are damaged, when known: up to the next valid record for
+    /// damage in the middle of a segment (the records after it are intact), else up to the
+    /// end of the file.
+    public var length: Int64?
 
     /// Creates a problem.
-    public init(path: FilePath, offset: Int64, reason: String) {
+    public init(path: FilePath, offset: Int64, reason: String, length: Int64? = nil) {
         self.path = path
         self.offset = offset
         self.reason = reason
+        self.length = length
     }
 
     public var description: String { "\(path) at byte \(offset): \(reason)" }

@@ -171,7 +171,7 @@ public struct SpoolInspector: Sendable {
         let scan = RecordFile.scanRecords(bytes, kind: kind, maxRecordSize: Int(Int32.max), tolerateTornTail: true)
         report.recordsChecked += scan.entries.count
         if let failure = scan.failure {
-            let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason)
+            let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason, length: Int64(bytes.count) - failure.offset)
             if failure.kind == .tornTail { report.incompleteTails.append(problem) } else { report.problems.append(problem) }
         }
     }
@@ -207,20 +207,28 @@ public struct SpoolInspector: Sendable {
                     let body = keepBodies ? RecordFormat.body(raw, at: 0, length: header.length) : []
                     record(header, Location(path: path, offset: offset, body: body), header.length)
                 }
-                if isLast, let failure = result.failure, failure.kind == .corrupt {
+                // Damaged ranges an earlier open already copied to quarantine/ (byte for byte)
+                // are known: the node skips them; the quarantined file is listed.
+                result.damaged.removeAll { Quarantine.holds(Quarantine.path(for: path, offset: $0.offset), sameBytesAs: fd, at: $0.offset, length: $0.length) }
+                if isLast, result.failure?.kind == .corrupt || !result.damaged.isEmpty {
                     // A reader may catch the node's write half done. Look again: damage that
                     // is still there at the same offset is real; anything else was in flight.
                     let second = try scanner.scan(fd)
-                    if second.failure?.kind != .corrupt || second.failure?.offset != failure.offset {
+                    if let failure = result.failure, failure.kind == .corrupt,
+                       second.failure?.kind != .corrupt || second.failure?.offset != failure.offset {
                         result.failure = SegmentScanner.Failure(kind: .tornTail, offset: failure.offset, reason: "record being written")
                     }
+                    result.damaged.removeAll { !second.damaged.contains($0) }
                 }
             } catch {
                 throw SpoolError.system("pread", error, path: path, doing: "reading the segment")
             }
             segment(result.fileSize)
+            for range in result.damaged {
+                outcome.problems.append(SpoolProblem(path: path, offset: range.offset, reason: range.summary, length: range.length))
+            }
             if let failure = result.failure {
-                let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason)
+                let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason, length: result.fileSize - failure.offset)
                 if failure.kind == .tornTail { outcome.tails.append(problem) } else { outcome.problems.append(problem) }
             }
         }

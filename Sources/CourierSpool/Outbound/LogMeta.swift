@@ -74,6 +74,8 @@ final class LogMetaFile {
     let path: FilePath
     private let fd: FileDescriptor
     private(set) var current: LogMeta
+    /// Whether the last write has not been synced yet.
+    private(set) var unsynced = false
 
     private init(path: FilePath, fd: FileDescriptor, current: LogMeta) {
         self.path = path
@@ -110,11 +112,18 @@ final class LogMetaFile {
         } catch {
             throw SpoolError.from(error, call: "pwrite", path: path, doing: "writing the acknowledged mark")
         }
-        if sync {
-            do { try fd.datasync() } catch {
-                throw SpoolError.system("fdatasync", error, path: path, doing: "syncing the acknowledged mark")
-            }
-        }
         current = next
+        unsynced = true
+        if sync { try syncIfNeeded() }
+    }
+
+    /// Syncs the last write if it was made without a sync (a segment is about to be deleted
+    /// on the strength of the mark it holds).
+    func syncIfNeeded() throws(SpoolError) {
+        guard unsynced else { return }
+        do { try fd.datasync() } catch {
+            throw SpoolError.system("fdatasync", error, path: path, doing: "syncing the acknowledged mark")
+        }
+        unsynced = false
     }
 }

@@ -19,7 +19,7 @@ struct LogRecovery {
     let metrics: SpoolMetrics
 
     var logger: Logger { configuration.logger }
-    var quarantineDirectory: FilePath { directory.appending("quarantine") }
+    var quarantineDirectory: FilePath { directory.appending(Quarantine.directoryName) }
     var metaPath: FilePath { directory.appending("log.meta") }
 
     func recover() throws(SpoolError) -> Recovered {
@@ -60,6 +60,11 @@ struct LogRecovery {
                 throw SpoolError.system("pread", error, path: path, doing: "scanning the segment")
             }
             if streamID == nil, let header = result.header { streamID = header.streamID }
+            // Damaged ranges with valid records after them: copied aside, left in place, and
+            // skipped by the index built from the runs below.
+            for range in result.damaged {
+                try quarantine(fd, path: path, range: range, events: &events)
+            }
             if let failure = result.failure {
                 switch failure.kind {
                 case .tornTail:
@@ -80,7 +85,7 @@ struct LogRecovery {
                 case .corrupt:
                     if isLast { newestDamaged = true }
                     let moved = try quarantine(fd, path: path, from: failure.offset, fileSize: result.fileSize)
-                    let report = CorruptionReport(peer: peer, path: path, offset: failure.offset, reason: failure.reason, quarantinedTo: moved)
+                    let report = CorruptionReport(peer: peer, path: path, offset: failure.offset, reason: failure.reason, quarantinedTo: moved, length: result.fileSize - failure.offset)
                     metrics.corruptions.increment()
                     logger.error("spool: corruption found; the damaged part was quarantined and is never read again", metadata: [
                         "peer": "\(peer)", "file": "\(path)", "offset": "\(failure.offset)", "reason": "\(failure.reason)", "quarantinedTo": "\(moved)",
@@ -90,7 +95,9 @@ struct LogRecovery {
                 }
             }
             let segment = Segment(baseSequence: base, path: path, fd: fd)
-            segments.append(SegmentIndex(segment: segment, offsets: result.offsets, end: result.end))
+            for run in result.runs {
+                segments.append(SegmentIndex(segment: segment, baseSequence: run.baseSequence, offsets: run.offsets, end: run.end))
+            }
         }
 
         // 3. The meta file again: create it for a new stream, or rebuild a damaged one.
@@ -104,7 +111,7 @@ struct LogRecovery {
             // Damaged or missing with segments present: keep the stream id the segments
             // carry, treat everything before the oldest segment as acknowledged.
             let rebuiltStream = streamID ?? UInt64.random(in: 1...UInt64.max)
-            let acknowledged = (segments.first?.baseSequence ?? 1) - 1
+            let acknowledged = (segments.first?.segment.baseSequence ?? 1) - 1
             if !metaExists {
                 let report = CorruptionReport(peer: peer, path: metaPath, offset: 0, reason: "meta file missing beside existing segments; rebuilt from the segments", quarantinedTo: nil)
                 events.append(.corruptionFound(report))
@@ -131,18 +138,32 @@ struct LogRecovery {
             // Records after the damage may have been handed out: skip past the reservation.
             highest = max(highest, metaFile.current.reservedUpTo)
         }
-
-        // 5. Segments wholly acknowledged (except the newest) are garbage.
-        let acknowledged = metaFile.current.acknowledgedUpTo
-        var deleted = false
-        while segments.count > 1, segments[0].lastSequence <= acknowledged {
-            try FileOps.unlinkFile(segments[0].segment.path)
-            segments.removeFirst()
-            deleted = true
+        let nextSequence = highest + 1
+        if newestDamaged, (segments.last?.lastSequence ?? 0) + 1 < nextSequence, !bases.contains(nextSequence) {
+            // Make the jump durable before anything can be handed out above it: an empty
+            // segment whose base is the next number. The next open finds no damage (it was
+            // quarantined) and would otherwise continue right after the last record, reusing
+            // numbers the node may already have sent tombstones for; every segment's base − 1
+            // counts instead. (The writer would start this segment at its first append anyway.)
+            let segment = try Segment.create(in: directory, streamID: metaFile.current.streamID, baseSequence: nextSequence, sync: true)
+            segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size)))
+            logger.notice("spool: sequence numbers continue above everything that may have been handed out; started a segment there", metadata: [
+                "peer": "\(peer)", "next": "\(nextSequence)", "file": "\(segment.path)",
+            ])
         }
-        if deleted { try FileOps.syncDirectory(directory) }
 
-        return Recovered(metaFile: metaFile, segments: segments, nextSequence: highest + 1, events: events)
+        // 5. Segments wholly acknowledged (except the newest) are garbage. A file with a
+        // quarantined range has several runs; it goes when its last run does.
+        let acknowledged = metaFile.current.acknowledgedUpTo
+        var dropped: [SegmentIndex] = []
+        while segments.count > 1, segments[0].lastSequence <= acknowledged {
+            dropped.append(segments.removeFirst())
+        }
+        let doomed = SegmentIndex.filesToDelete(dropped, keeping: segments.first)
+        for segment in doomed { try FileOps.unlinkFile(segment.path) }
+        if !doomed.isEmpty { try FileOps.syncDirectory(directory) }
+
+        return Recovered(metaFile: metaFile, segments: segments, nextSequence: nextSequence, events: events)
     }
 
     private func truncate(_ fd: FileDescriptor, to offset: Int64, path: FilePath) throws(SpoolError) {
@@ -154,12 +175,50 @@ struct LogRecovery {
         }
     }
 
+    /// Copies a damaged range followed by valid records into `quarantine/` (synced, directory
+    /// synced) and reports it, unless an earlier open already did: then the quarantine file
+    /// holds exactly these bytes and the range is only skipped again. The segment itself is
+    /// not changed.
+    private func quarantine(_ fd: FileDescriptor, path: FilePath, range: SegmentScanner.DamagedRange, events: inout [SpoolEvent]) throws(SpoolError) {
+        let target = Quarantine.path(for: path, offset: range.offset)
+        if Quarantine.holds(target, sameBytesAs: fd, at: range.offset, length: range.length) {
+            logger.info("spool: skipping a damaged range quarantined at an earlier open", metadata: [
+                "peer": "\(peer)", "file": "\(path)", "offset": "\(range.offset)", "bytes": "\(range.length)",
+                "missing": "\(range.missing.lowerBound)...\(range.missing.upperBound)", "quarantinedTo": "\(target)",
+            ])
+            return
+        }
+        try FileOps.makeDirectory(quarantineDirectory)
+        let out = try FileOps.openForWriting(target, create: true)
+        defer { try? out.close() }
+        do {
+            try out.resize(to: 0)
+            var position = range.offset
+            while position < range.end {
+                let chunk = try fd.readBytes(at: position, count: min(1 << 20, (range.end - position).clamped))
+                if chunk.isEmpty { break }
+                _ = try out.writeAll(toAbsoluteOffset: position - range.offset, chunk)
+                position += Int64(chunk.count)
+            }
+            try out.datasync()
+        } catch {
+            throw SpoolError.from(error, call: "write", path: target, doing: "copying damaged bytes to quarantine")
+        }
+        try FileOps.syncDirectory(quarantineDirectory)
+        let report = CorruptionReport(peer: peer, path: path, offset: range.offset, reason: range.summary, quarantinedTo: target, length: range.length)
+        metrics.corruptions.increment()
+        logger.error("spool: corruption found; the damaged records were quarantined and are never read, the records after them are kept", metadata: [
+            "peer": "\(peer)", "file": "\(path)", "offset": "\(range.offset)", "bytes": "\(range.length)",
+            "missing": "\(range.missing.lowerBound)...\(range.missing.upperBound)", "reason": "\(range.reason)", "quarantinedTo": "\(target)",
+        ])
+        events.append(.corruptionFound(report))
+    }
+
     /// Moves `[from, end)` of a damaged segment into `quarantine/`: a whole file by rename,
     /// a tail by copy, datasync, directory sync and truncation of the original.
     private func quarantine(_ fd: FileDescriptor, path: FilePath, from offset: Int64, fileSize: Int64) throws(SpoolError) -> FilePath {
         try FileOps.makeDirectory(quarantineDirectory)
-        let name = path.lastComponent?.string ?? "segment"
-        let target = quarantineDirectory.appending("\(name).at-\(offset).quarantined")
+        let target = Quarantine.path(for: path, offset: offset)
         if offset == 0 {
             try? fd.close()
             try FileOps.renameFile(path, to: target)

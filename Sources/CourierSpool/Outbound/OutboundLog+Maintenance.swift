@@ -46,24 +46,26 @@ extension OutboundLog {
 
     /// Writes the acknowledged mark and deletes the segments wholly below it.
     func persistAcknowledgement(_ target: UInt64) {
-        let doomed = state.withLock { state -> [SegmentIndex] in
+        let (doomed, files) = state.withLock { state -> ([SegmentIndex], [Segment]) in
             var doomed: [SegmentIndex] = []
             while state.segments.count > 1, state.segments[0].lastSequence <= target {
                 doomed.append(state.segments.removeFirst())
             }
-            return doomed
+            return (doomed, SegmentIndex.filesToDelete(doomed, keeping: state.segments.first))
         }
         do throws(SpoolError) {
             if target > writer.metaFile.current.acknowledgedUpTo {
                 try writer.metaFile.write(
                     acknowledgedUpTo: target,
                     reservedUpTo: writer.metaFile.current.reservedUpTo,
-                    sync: configuration.durability.syncsAtAll || !doomed.isEmpty
+                    sync: configuration.durability.syncsAtAll || !files.isEmpty
                 )
+            } else if !files.isEmpty || configuration.durability.syncsAtAll {
+                try writer.metaFile.syncIfNeeded()
             }
             state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, target) }
-            for index in doomed { try FileOps.unlinkFile(index.segment.path) }
-            if !doomed.isEmpty { try FileOps.syncDirectory(directory) }
+            for segment in files { try FileOps.unlinkFile(segment.path) }
+            if !files.isEmpty { try FileOps.syncDirectory(directory) }
         } catch {
             // Put back what was not deleted; the next acknowledgement retries.
             let survivors = doomed.filter { FileOps.exists($0.segment.path) }
@@ -80,7 +82,8 @@ extension OutboundLog {
         let target = state.withLock { state -> (Segment, Int64, Int)? in
             guard state.oldestNeedsRefresh else { return nil }
             state.oldestNeedsRefresh = false
-            let i = state.firstSegment(holdingAtLeast: state.acknowledgedUpTo + 1)
+            var i = state.firstSegment(holdingAtLeast: state.acknowledgedUpTo + 1)
+            while i < state.segments.count, state.segments[i].count == 0 { i += 1 }
             guard i < state.segments.count else { return nil }
             let index = state.segments[i]
             let sequence = max(state.acknowledgedUpTo + 1, index.baseSequence)

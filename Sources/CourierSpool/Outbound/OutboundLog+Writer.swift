@@ -16,6 +16,9 @@ final class LogWriter: @unchecked Sendable {
     var lastSyncAt = monotonicNanoseconds()
     var highestUnsynced: UInt64 = 0
     var lastAcknowledgementPersistAt: Int64 = 0
+    /// Whether to check if the active segment is wholly acknowledged and worth giving back
+    /// (at start, and after each acknowledgement written).
+    var reclaimCheckDue = true
 
     init(metaFile: LogMetaFile) { self.metaFile = metaFile }
 }
@@ -54,10 +57,18 @@ extension OutboundLog {
             if !work.flushWaiters.isEmpty {
                 let result = flushNow()
                 for waiter in work.flushWaiters { waiter(result) }
+                writer.reclaimCheckDue = true  // the flush may have written a new mark
             }
             if let target = work.acknowledge {
                 persistAcknowledgement(target)
                 writer.lastAcknowledgementPersistAt = monotonicNanoseconds()
+                writer.reclaimCheckDue = true
+            }
+            if writer.reclaimCheckDue {
+                // Also while closing: a node that stops once everything was delivered leaves
+                // no more than the threshold behind.
+                writer.reclaimCheckDue = false
+                reclaimActiveSegment(force: false)
             }
             if work.refreshOldest { refreshOldestIfNeeded() }
             if work.exit {
@@ -126,9 +137,15 @@ extension OutboundLog {
 
     // MARK: Appending
 
-    private func write(_ requests: [AppendRequest]) {
+    /// Writes a batch of appends. When one fails with `storageFull` while the active segment
+    /// is wholly acknowledged, the failed appends and those after them are not failed at
+    /// once: the segment's space is given back (``reclaimActiveSegment(force:)``) and they
+    /// are written again, once (`mayReclaim` false on that second pass).
+    private func write(_ requests: [AppendRequest], mayReclaim: Bool = true) {
         let logger = configuration.logger
         var start = state.withLock { $0.nextSequence }
+        var retry: [AppendRequest] = []
+        var retryError: SpoolError?
         var pending: [(AppendRequest, ClosedRange<UInt64>)] = []
         var buffer = ByteWriter(capacity: 64 * 1024)
         var offsets: [UInt32] = []
@@ -139,6 +156,14 @@ extension OutboundLog {
             metrics.appendErrors.increment()
             logger.error("spool: append failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
             for request in requests { request.completion(.failure(error)) }
+        }
+
+        // Whether a failure should wait for the retry instead of failing its appends.
+        func deferForRetry(_ error: SpoolError) -> Bool {
+            if retryError != nil { return true }
+            guard mayReclaim, error.code == .storageFull, activeSegmentWhollyAcknowledged() else { return false }
+            retryError = error
+            return true
         }
 
         // Writes what is buffered to the active segment, syncs per policy, publishes.
@@ -167,7 +192,11 @@ extension OutboundLog {
                 writer.needsRepair = true
                 repair()
                 next = start
-                fail(spoolError, pending.map(\.0))
+                if deferForRetry(spoolError) {
+                    retry += pending.map(\.0)
+                } else {
+                    fail(spoolError, pending.map(\.0))
+                }
                 return spoolError
             }
             let last = next - 1
@@ -211,6 +240,10 @@ extension OutboundLog {
         var active = state.withLock { $0.active }
         var remaining = requests[...]
         while let request = remaining.popFirst() {
+            if retryError != nil {
+                retry.append(request)
+                continue
+            }
             do throws(SpoolError) {
                 let activeSize = (active?.end ?? 0) + Int64(buffer.bytes.count)
                 let activeCount = (active?.count ?? 0) + offsets.count
@@ -234,7 +267,7 @@ extension OutboundLog {
                     )
                 }
             } catch {
-                fail(error, [request])
+                if deferForRetry(error) { retry.append(request) } else { fail(error, [request]) }
                 continue
             }
             let now = wallClockNanoseconds()
@@ -252,6 +285,13 @@ extension OutboundLog {
             pending.append((request, first...(next - 1)))
         }
         _ = flushBuffer()
+        guard let retryError, !retry.isEmpty else { return }
+        if reclaimActiveSegment(force: true) {
+            logger.notice("spool: the disk was full; gave back the space of the wholly acknowledged active segment and retried the append", metadata: ["peer": "\(peer)"])
+            write(retry, mayReclaim: false)
+        } else {
+            fail(retryError, retry)
+        }
     }
 
     /// Truncates the active segment back to its last good end after a failed write.
@@ -272,6 +312,104 @@ extension OutboundLog {
         }
     }
 
+    // MARK: Giving back a wholly acknowledged active segment
+
+    /// The active segment is rolled once all of it is acknowledged and it holds at least
+    /// this many bytes (1 MiB, or a quarter of `segmentSize` if that is smaller), so at most
+    /// this much acknowledged data stays on disk after everything was delivered.
+    static func acknowledgedRollThreshold(segmentSize: Int) -> Int64 {
+        Int64(min(1 << 20, segmentSize / 4))
+    }
+
+    /// Whether the active segment's file holds anything besides its header and every number
+    /// ever handed out (below the next one) is acknowledged, in memory: then the active
+    /// segment, the newest, is wholly acknowledged, and after a crash at any point of a roll
+    /// recovery continues at the same next number, whichever files survived (the mark alone
+    /// says so once it is durable).
+    func activeSegmentWhollyAcknowledged() -> Bool {
+        state.withLock { Self.whollyAcknowledgedActive($0) != nil }
+    }
+
+    /// The active segment, if ``activeSegmentWhollyAcknowledged()``.
+    private static func whollyAcknowledgedActive(_ state: OutboundLogState) -> ActiveSegment? {
+        guard let active = state.active, active.end > Int64(FileHeader.size),
+              state.acknowledgedUpTo &+ 1 >= state.nextSequence, active.segment.baseSequence < state.nextSequence
+        else { return nil }
+        return active
+    }
+
+    /// Gives back the space of the active segment when it is wholly acknowledged and holds at
+    /// least ``acknowledgedRollThreshold(segmentSize:)`` bytes (any size when `force`, after
+    /// an append failed for lack of space): makes the acknowledged mark durable, starts a new
+    /// empty segment at the next sequence number, so the old one is no longer the newest, and
+    /// deletes it through the normal path. Crash-safe: the mark is synced before anything is
+    /// deleted, and the new segment's base keeps the next number (see docs/SPOOL-FORMAT.md).
+    /// Returns whether the old segment was deleted.
+    @discardableResult
+    func reclaimActiveSegment(force: Bool) -> Bool {
+        let threshold = Self.acknowledgedRollThreshold(segmentSize: configuration.segmentSize)
+        // Read together: acknowledgements only grow, and only this thread appends, so what
+        // holds here holds throughout.
+        let snapshot = state.withLock { state -> (ActiveSegment, UInt64, UInt64)? in
+            guard let active = Self.whollyAcknowledgedActive(state) else { return nil }
+            return (active, state.acknowledgedUpTo, state.nextSequence)
+        }
+        guard let (active, acknowledged, next) = snapshot, force || active.end >= threshold else { return false }
+        do throws(SpoolError) {
+            // 1. The mark covering every record of the segment, durable before any deletion.
+            if acknowledged > writer.metaFile.current.acknowledgedUpTo {
+                try writer.metaFile.write(acknowledgedUpTo: acknowledged, reservedUpTo: writer.metaFile.current.reservedUpTo, sync: true)
+            } else {
+                try writer.metaFile.syncIfNeeded()
+            }
+            state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, acknowledged) }
+            // 2. A new, empty newest segment whose base is the next sequence number.
+            do {
+                try roll(base: next)
+            } catch where error.code == .storageFull {
+                // Not even room for a segment header. Everything ever handed out is acknowledged
+                // (and the mark says so, durably), so the old segment's records can go first:
+                // cut it back to its header, then start the new one in the space freed.
+                configuration.logger.notice("spool: no room for a new segment; cutting the acknowledged active segment back to its header first", metadata: [
+                    "peer": "\(peer)", "file": "\(active.segment.path)",
+                ])
+                try dropAcknowledgedRecords(of: active.segment)
+                try roll(base: next)
+            }
+        } catch {
+            configuration.logger.error("spool: could not give back the space of the acknowledged active segment", metadata: [
+                "peer": "\(peer)", "file": "\(active.segment.path)", "error": "\(error)",
+            ])
+            return false
+        }
+        // 3. The old segment is wholly acknowledged and no longer the newest: the usual deletion.
+        persistAcknowledgement(acknowledged)
+        let deleted = !FileOps.exists(active.segment.path)
+        if deleted {
+            configuration.logger.debug("spool: gave back a wholly acknowledged active segment", metadata: [
+                "peer": "\(peer)", "file": "\(active.segment.path)", "bytes": "\(active.end)", "next": "\(next)",
+            ])
+        }
+        return deleted
+    }
+
+    /// Truncates a wholly acknowledged segment to its header (synced) and indexes it as empty.
+    /// Only while every number below the next one is durably acknowledged: recovery then
+    /// continues right above the mark even with this empty segment as the newest.
+    private func dropAcknowledgedRecords(of segment: Segment) throws(SpoolError) {
+        do {
+            try segment.fd.resize(to: Int64(FileHeader.size))
+            try segment.fd.datasync()
+        } catch {
+            throw SpoolError.from(error, call: "ftruncate", path: segment.path, doing: "giving back an acknowledged segment's space")
+        }
+        writer.unsynced = false
+        state.withLock { state in
+            state.segments.removeAll { $0.segment === segment }
+            state.segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size)))
+        }
+    }
+
     /// Seals the active segment (synced) and starts a new one whose first record is `base`.
     private func roll(base: UInt64) throws(SpoolError) {
         if writer.unsynced, configuration.durability.syncsAtAll, let active = state.withLock({ $0.active }) {
@@ -280,26 +418,7 @@ extension OutboundLog {
             }
             writer.unsynced = false
         }
-        let path = directory.appending(Segment.fileName(baseSequence: base))
-        let fd = try FileOps.openForWriting(path, create: true)
-        do {
-            try fd.resize(to: 0)
-            let header = FileHeader(kind: .segment, streamID: streamID, baseSequence: base, createdAt: wallClockNanoseconds())
-            _ = try fd.writeAll(toAbsoluteOffset: 0, header.encoded())
-            if configuration.durability.syncsAtAll { try fd.datasync() }
-        } catch {
-            try? fd.close()
-            try? FileOps.unlinkFile(path)
-            throw SpoolError.from(error, call: "write", path: path, doing: "creating a segment")
-        }
-        do {
-            try FileOps.syncDirectory(directory)
-        } catch {
-            try? fd.close()
-            try? FileOps.unlinkFile(path)
-            throw error
-        }
-        let segment = Segment(baseSequence: base, path: path, fd: fd)
+        let segment = try Segment.create(in: directory, streamID: streamID, baseSequence: base, sync: configuration.durability.syncsAtAll)
         state.withLock { $0.segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size))) }
     }
 }

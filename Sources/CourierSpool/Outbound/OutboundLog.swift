@@ -238,7 +238,7 @@ public final class OutboundLog: Sendable {
                 pendingBytes: state.pendingBytes,
                 oldestPendingEnqueuedAt: state.oldestPendingEnqueuedAt,
                 missingRanges: state.missingRanges(),
-                segmentCount: state.segments.count,
+                segmentCount: state.segmentFileCount,
                 queuedAppends: state.queue.count,
                 appendsCompleted: state.appendsCompleted,
                 syncs: state.syncs,

@@ -34,7 +34,18 @@ struct OutboundLogState {
     /// would share its offsets array and make the next append copy it whole.
     var active: ActiveSegment? {
         guard let last = segments.last else { return nil }
-        return ActiveSegment(segment: last.segment, end: last.end, count: last.count)
+        return ActiveSegment(segment: last.segment, baseSequence: last.baseSequence, end: last.end, count: last.count)
+    }
+
+    /// Segment files in use (a file with quarantined ranges has several runs).
+    var segmentFileCount: Int {
+        var count = 0
+        var previous: Segment?
+        for index in segments where index.segment !== previous {
+            count += 1
+            previous = index.segment
+        }
+        return count
     }
 
     /// Marks the writer awake; returns whether the caller must signal it.
@@ -46,13 +57,15 @@ struct OutboundLogState {
         return false
     }
 
-    /// The index of the first segment whose last sequence number is at least `sequence`.
+    /// The index of the first run whose last sequence number is at least `sequence` (it may
+    /// be empty, holding nothing: callers skip empty runs). An empty run's `lastSequence` is
+    /// its base − 1, which keeps the predicate monotonic over runs in sequence order.
     func firstSegment(holdingAtLeast sequence: UInt64) -> Int {
         var low = 0
         var high = segments.count
         while low < high {
             let mid = (low + high) / 2
-            if segments[mid].count == 0 || segments[mid].lastSequence < sequence { low = mid + 1 } else { high = mid }
+            if segments[mid].lastSequence < sequence { low = mid + 1 } else { high = mid }
         }
         return low
     }
@@ -94,12 +107,14 @@ struct OutboundLogState {
     }
 }
 
-/// The newest segment's file and where its next record goes.
+/// The newest segment's file (its last run) and where its next record goes.
 struct ActiveSegment {
     let segment: Segment
+    /// The first sequence number of the file's last run.
+    let baseSequence: UInt64
     let end: Int64
     let count: Int
 
     /// The sequence number the next record in this segment must have.
-    var nextSequence: UInt64 { segment.baseSequence + UInt64(count) }
+    var nextSequence: UInt64 { baseSequence + UInt64(count) }
 }

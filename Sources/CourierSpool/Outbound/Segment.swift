@@ -25,6 +25,31 @@ final class Segment: Sendable {
         return prefix + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
     }
 
+    /// Creates `seg-<base>.log` in `directory` with its header written (and synced if
+    /// `sync`), then syncs the directory; removes the file again on failure.
+    static func create(in directory: FilePath, streamID: UInt64, baseSequence base: UInt64, sync: Bool) throws(SpoolError) -> Segment {
+        let path = directory.appending(fileName(baseSequence: base))
+        let fd = try FileOps.openForWriting(path, create: true)
+        do {
+            try fd.resize(to: 0)
+            let header = FileHeader(kind: .segment, streamID: streamID, baseSequence: base, createdAt: wallClockNanoseconds())
+            _ = try fd.writeAll(toAbsoluteOffset: 0, header.encoded())
+            if sync { try fd.datasync() }
+        } catch {
+            try? fd.close()
+            try? FileOps.unlinkFile(path)
+            throw SpoolError.from(error, call: "write", path: path, doing: "creating a segment")
+        }
+        do {
+            try FileOps.syncDirectory(directory)
+        } catch {
+            try? fd.close()
+            try? FileOps.unlinkFile(path)
+            throw error
+        }
+        return Segment(baseSequence: base, path: path, fd: fd)
+    }
+
     /// The base sequence number in a segment file name, or `nil` if it is not one.
     static func baseSequence(fromFileName name: String) -> UInt64? {
         guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
@@ -34,18 +59,33 @@ final class Segment: Sendable {
     }
 }
 
-/// The in-memory index of one segment: where each record starts. Four bytes per record.
+/// The in-memory index of one run of records in a segment file: where each record
+/// starts. Four bytes per record.
+///
+/// A segment normally has one run holding `base, base+1, …`. When recovery found damaged
+/// records in the middle of a segment and resynchronised on the next valid record, the
+/// file has one run before each quarantined range and one after it (all sharing the same
+/// ``Segment``); the sequence numbers inside a range are missing. Runs are kept in
+/// sequence order, so the runs of one file are adjacent.
 struct SegmentIndex {
     let segment: Segment
-    /// Byte offset of each record in the file; record `i` has sequence `base + i`.
+    /// The sequence number of the run's first record (the segment's base for its first run).
+    let baseSequence: UInt64
+    /// Byte offset of each record in the file; record `i` has sequence `baseSequence + i`.
     var offsets: [UInt32]
-    /// The end of the last good record (the next append goes here).
+    /// The end of the run's last good record (for the file's last run, the next append goes here).
     var end: Int64
 
-    var baseSequence: UInt64 { segment.baseSequence }
+    init(segment: Segment, baseSequence: UInt64? = nil, offsets: [UInt32], end: Int64) {
+        self.segment = segment
+        self.baseSequence = baseSequence ?? segment.baseSequence
+        self.offsets = offsets
+        self.end = end
+    }
+
     var count: Int { offsets.count }
-    /// The last sequence number held, or `base - 1` when empty.
-    var lastSequence: UInt64 { segment.baseSequence &+ UInt64(offsets.count) &- 1 }
+    /// The last sequence number held, or `baseSequence - 1` when empty.
+    var lastSequence: UInt64 { baseSequence &+ UInt64(offsets.count) &- 1 }
 
     func contains(_ sequence: UInt64) -> Bool {
         sequence >= baseSequence && sequence - baseSequence < UInt64(offsets.count)
@@ -59,8 +99,18 @@ struct SegmentIndex {
         return index < offsets.count ? Int64(offsets[index]) : end
     }
 
-    /// Bytes taken by records `from...to` (both within this segment).
+    /// Bytes taken by records `from...to` (both within this run).
     func bytes(from: UInt64, to: UInt64) -> Int64 {
         endOffset(of: to) - offset(of: from)
+    }
+
+    /// The files of runs dropped from the index that no remaining run still uses (the runs of
+    /// one file are adjacent, so only the first remaining run can share a file with them).
+    static func filesToDelete(_ dropped: [SegmentIndex], keeping first: SegmentIndex?) -> [Segment] {
+        var files: [Segment] = []
+        for index in dropped where index.segment !== files.last && index.segment !== first?.segment {
+            files.append(index.segment)
+        }
+        return files
     }
 }

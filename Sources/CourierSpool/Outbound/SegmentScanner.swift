@@ -2,6 +2,11 @@ import SystemPackage
 
 /// Reads a segment file from start to end, verifying every record, without repairing
 /// anything. Used by recovery (which then repairs) and by the read-only inspector.
+///
+/// Damage in the middle of the file does not end the scan: the scanner resynchronises on
+/// the next valid record (see ``resynchronise(_:from:lastGood:fileSize:)``), reports the
+/// damaged byte range and goes on, so the records after it stay readable. Only damage with
+/// nothing valid after it ends the scan (a torn tail, or corruption up to the end).
 struct SegmentScanner {
     /// How a scan ended early.
     struct Failure: Equatable {
@@ -17,15 +22,57 @@ struct SegmentScanner {
         var reason: String
     }
 
+    /// Damaged bytes in the middle of a segment, with a valid record right after them.
+    struct DamagedRange: Equatable {
+        /// Where the first damaged record starts.
+        var offset: Int64
+        /// Where the next valid record starts.
+        var end: Int64
+        /// What was wrong with the first damaged record.
+        var reason: String
+        /// The sequence numbers the range held (none of them is readable).
+        var missing: ClosedRange<UInt64>
+
+        var length: Int64 { end - offset }
+
+        /// The range and what it cost, for logs and reports.
+        var summary: String {
+            let numbers = missing.count == 1 ? "sequence number \(missing.lowerBound)" : "sequence numbers \(missing.lowerBound)...\(missing.upperBound)"
+            return "\(reason); damaged bytes \(offset)..<\(end) (\(length) bytes, \(numbers)); the records after them are intact"
+        }
+    }
+
+    /// Consecutive good records: `baseSequence, baseSequence+1, …`.
+    struct Run {
+        var baseSequence: UInt64
+        /// Offsets of the records (when the scanner collects them).
+        var offsets: [UInt32] = []
+        var count = 0
+        /// The end of the run's last record.
+        var end: Int64
+    }
+
     struct Result {
         var header: FileHeader?
-        var offsets: [UInt32] = []
+        /// The good records, one run before each damaged range and one after the last. A run
+        /// is listed only if it holds records, except the last, which is always listed (it is
+        /// where the next append goes).
+        var runs: [Run] = []
+        /// Damaged ranges with valid records after them, in file order.
+        var damaged: [DamagedRange] = []
+        /// The end of the last good record.
         var end: Int64 = Int64(FileHeader.size)
         var fileSize: Int64 = 0
+        /// Damage with nothing valid after it.
         var failure: Failure?
         var firstEnqueuedAt: Int64?
-        /// Payload bytes of the records, when asked to keep them (small files only).
-        var lastSequence: UInt64? { offsets.isEmpty ? nil : (header.map { $0.baseSequence + UInt64(offsets.count) - 1 }) }
+        var recordCount: Int { runs.reduce(0) { $0 + $1.count } }
+    }
+
+    /// Where the scan picks up again after damage.
+    struct Resync: Equatable {
+        var offset: Int64
+        var sequence: UInt64
     }
 
     static let chunkSize = 1 << 20
@@ -36,8 +83,7 @@ struct SegmentScanner {
     var expectedBase: UInt64
     /// Whether this is the newest segment (the only one that may have a torn tail).
     var isLast: Bool
-    /// When true, a partial record at the end is reported as torn even in a non-last
-    /// segment (the inspector, racing a writer, sees appends in flight).
+    /// Whether to keep every record's offset (recovery builds the index from them).
     var collectOffsets = true
 
     /// Scans; `visit` sees each good record (header, file offset, the bytes it occupies).
@@ -80,6 +126,7 @@ struct SegmentScanner {
 
         var position = Int64(FileHeader.size)
         var expected = expectedBase
+        var run = Run(baseSequence: expectedBase, end: position)
         var wanted = Self.chunkSize
         while position < result.fileSize {
             let requested = min(Int64(wanted), result.fileSize - position).clamped
@@ -99,7 +146,8 @@ struct SegmentScanner {
                                 : "record type \(header.type) in a segment")
                             return
                         }
-                        if collectOffsets { result.offsets.append(UInt32(truncatingIfNeeded: position + Int64(consumed))) }
+                        if collectOffsets { run.offsets.append(UInt32(truncatingIfNeeded: position + Int64(consumed))) }
+                        run.count += 1
                         if result.firstEnqueuedAt == nil { result.firstEnqueuedAt = header.enqueuedAt }
                         visit(header, position + Int64(consumed), UnsafeRawBufferPointer(rebasing: raw[consumed..<(consumed + header.length)]))
                         consumed += header.length
@@ -124,7 +172,20 @@ struct SegmentScanner {
                 }
             }
             position += Int64(consumed)
+            run.end = position
             if var failure = stop {
+                if let resync = try resynchronise(fd, from: failure.offset, lastGood: expected &- 1, fileSize: result.fileSize), resync.sequence > expected {
+                    result.damaged.append(DamagedRange(
+                        offset: failure.offset, end: resync.offset,
+                        reason: failure.kind == .tornTail ? "record length runs past the end of the file" : failure.reason,
+                        missing: expected...(resync.sequence - 1)
+                    ))
+                    if run.count > 0 { result.runs.append(run) }
+                    run = Run(baseSequence: resync.sequence, end: resync.offset)
+                    expected = resync.sequence
+                    position = resync.offset
+                    continue
+                }
                 if failure.kind == .tornTail || isLast {
                     failure = try classify(fd, failure: failure, fileSize: result.fileSize, expected: expected)
                 }
@@ -137,8 +198,120 @@ struct SegmentScanner {
                 break
             }
         }
+        result.runs.append(run)
         result.end = position
         return result
+    }
+
+    // MARK: Resynchronising
+
+    /// Finds where good records start again after damage at `start`, or `nil` when nothing
+    /// valid follows it (the damage runs to the end of the file). `lastGood` is the sequence
+    /// number of the last good record before the damage.
+    ///
+    /// A record is taken as the place to resume only if it is whole, verifies its CRC-32C
+    /// (which covers its header and body), is a message record, and holds a sequence number
+    /// that fits: above `lastGood + 1` (the damaged bytes held at least that record) and at
+    /// most one number per 40 bytes of damage (no record is shorter than its header).
+    ///
+    /// 1. First it follows the declared lengths: a flipped bit in a body leaves the damaged
+    ///    record's length intact, and the record it points to is the next one. Damaged
+    ///    records whose headers still look right (a plausible length, the expected type and
+    ///    sequence number; only the checksum fails) are stepped over whole, so their bodies
+    ///    are never searched for records.
+    /// 2. When a length is itself damaged, it searches byte by byte from there. A candidate
+    ///    must then also be followed by the next record in sequence (or end exactly at the end
+    ///    of the file), so that a record encoded inside a damaged record's payload is not
+    ///    taken for the real one.
+    func resynchronise(_ fd: FileDescriptor, from start: Int64, lastGood: UInt64, fileSize: Int64) throws(Errno) -> Resync? {
+        let headerSize = Int64(RecordFormat.headerSize)
+        var at = start
+        var damagedRecords: UInt64 = 1
+        while at + headerSize <= fileSize {
+            let header = try fd.readBytes(at: at, count: RecordFormat.headerSize)
+            guard header.count == RecordFormat.headerSize else { break }
+            let length = Int64(header.withUnsafeBytes { $0.u32(at: 0) })
+            guard length >= headerSize, length <= Int64(maxRecordSize), at + length <= fileSize else { break }
+            let next = at + length
+            if next == fileSize { return nil }  // the damaged record reaches the end of the file
+            let wantedSequence = lastGood &+ damagedRecords &+ 1
+            switch try probe(fd, at: next, fileSize: fileSize) {
+            case .valid(let found) where found.sequenceNumber == wantedSequence:
+                return Resync(offset: next, sequence: wantedSequence)
+            case .damaged(let found) where found.sequenceNumber == wantedSequence:
+                at = next
+                damagedRecords += 1
+            default:
+                return try search(fd, from: at + 1, damageStart: start, lastGood: lastGood, fileSize: fileSize)
+            }
+        }
+        return try search(fd, from: at + 1, damageStart: start, lastGood: lastGood, fileSize: fileSize)
+    }
+
+    private enum Probe {
+        /// A whole message record whose checksum verifies.
+        case valid(RecordFormat.Header)
+        /// A plausible message header (length within limits and within the file, reserved
+        /// byte 0) whose record fails its checksum.
+        case damaged(RecordFormat.Header)
+        case nothing
+    }
+
+    /// What starts at `offset`.
+    private func probe(_ fd: FileDescriptor, at offset: Int64, fileSize: Int64) throws(Errno) -> Probe {
+        guard offset + Int64(RecordFormat.headerSize) <= fileSize else { return .nothing }
+        let head = try fd.readBytes(at: offset, count: RecordFormat.headerSize)
+        guard head.count == RecordFormat.headerSize else { return .nothing }
+        let length = Int(head.withUnsafeBytes { $0.u32(at: 0) })
+        guard length >= RecordFormat.headerSize, length <= maxRecordSize, offset + Int64(length) <= fileSize,
+              head[8] == RecordFormat.RecordType.message.rawValue, head[9] == 0
+        else { return .nothing }
+        let bytes = try fd.readBytes(at: offset, count: length)
+        guard bytes.count == length else { return .nothing }
+        return bytes.withUnsafeBytes { raw -> Probe in
+            switch RecordFormat.decode(raw, at: 0, maxLength: maxRecordSize) {
+            case .record(let header): .valid(header)
+            default: .damaged(RecordFormat.header(raw, at: 0, length: length))
+            }
+        }
+    }
+
+    /// Step 2 of ``resynchronise(_:from:lastGood:fileSize:)``: every offset from `from` on.
+    private func search(_ fd: FileDescriptor, from: Int64, damageStart: Int64, lastGood: UInt64, fileSize: Int64) throws(Errno) -> Resync? {
+        let headerSize = RecordFormat.headerSize
+        var windowStart = from
+        while windowStart + Int64(headerSize) <= fileSize {
+            // Windows overlap by a header's length so that every offset is probed whole.
+            let window = try fd.readBytes(at: windowStart, count: min(Int64(Self.chunkSize), fileSize - windowStart).clamped)
+            if window.count < headerSize { return nil }
+            var candidates: [(offset: Int64, sequence: UInt64)] = []
+            window.withUnsafeBytes { raw in
+                for i in 0...(raw.count - headerSize) {
+                    let length = Int(raw.u32(at: i))
+                    guard length >= headerSize, length <= maxRecordSize,
+                          raw[i + 8] == RecordFormat.RecordType.message.rawValue, raw[i + 9] == 0 else { continue }
+                    let offset = windowStart + Int64(i)
+                    guard offset + Int64(length) <= fileSize else { continue }
+                    let sequence = raw.u64(at: i + 16)
+                    // At least the record at the damage is missing, and each missing record took
+                    // at least a header's worth of the damaged bytes.
+                    guard sequence > lastGood, sequence - lastGood >= 2,
+                          sequence - lastGood - 1 <= UInt64(offset - damageStart) / UInt64(headerSize) else { continue }
+                    candidates.append((offset, sequence))
+                }
+            }
+            for candidate in candidates {
+                guard case .valid(let header) = try probe(fd, at: candidate.offset, fileSize: fileSize),
+                      header.sequenceNumber == candidate.sequence else { continue }
+                let next = candidate.offset + Int64(header.length)
+                if next == fileSize { return Resync(offset: candidate.offset, sequence: candidate.sequence) }
+                if case .valid(let following) = try probe(fd, at: next, fileSize: fileSize), following.sequenceNumber == candidate.sequence + 1 {
+                    return Resync(offset: candidate.offset, sequence: candidate.sequence)
+                }
+            }
+            windowStart += Int64(max(1, window.count - headerSize + 1))
+        }
+        return nil
     }
 
     /// Decides whether damage found in the newest segment is a torn tail (the remains of a
