@@ -158,7 +158,10 @@ class Combined:
 
     def __init__(self, reports):
         self.reports = reports
-        self.expected_lost = 0
+
+    @property
+    def expected_lost(self):
+        return sum(report.expected_lost for report in self.reports)
 
     @property
     def acked_again(self):
