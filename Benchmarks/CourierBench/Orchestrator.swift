@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Histogram
 
 #if canImport(Glibc)
@@ -37,11 +38,27 @@ struct Orchestrator {
         let sender = try Child(executable, ["--role", "\(kind)-sender", "--endpoint", endpoint,
                                             "--data-directory", directory + "/sender",
                                             "--senders", "\(senders)", "--batch", "\(batch)"] + common)
+        // A scenario that has not finished well after its phases is stopped and reported
+        // (its data directories kept), rather than hanging the whole run.
+        let limit = saturationSeconds + latencySeconds + 120
+        let timedOut = Atomic<Bool>(false)
+        let pids = (sender.pid, receiver.pid)
+        let watchdog = DispatchWorkItem {
+            timedOut.store(true, ordering: .relaxed)
+            // SIGKILL: the children's pipes close, so the reads below return.
+            kill(pids.0, SIGKILL)
+            kill(pids.1, SIGKILL)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
         let senderLine = sender.readLine()
         sender.wait()
         receiver.send("stop")
         let receiverLine = receiver.readLine()
         receiver.wait()
+        watchdog.cancel()
+        if timedOut.load(ordering: .relaxed) {
+            throw BenchError("the \(system.label) scenario (\(size) B) did not finish within \(Int(limit)) s; its data is kept in \(directory)")
+        }
         try? FileManager.default.removeItem(atPath: directory)
         let decoder = JSONDecoder()
         guard let senderLine, let senderReport = try? decoder.decode(ChildReport.self, from: Data(senderLine.utf8)) else {
@@ -101,6 +118,8 @@ final class Child {
     }
 
     func wait() { process.waitUntilExit() }
+
+    var pid: Int32 { process.processIdentifier }
 
     func terminate() {
         process.terminate()
