@@ -178,10 +178,10 @@ def disk_full(ctx):
         raise Skip("needs root to mount a tmpfs (run as root, or in a container with CAP_SYS_ADMIN)")
     mount = ctx.path("tmpfs")
     os.makedirs(mount)
-    # Larger than a spool segment (64 MiB): the newest segment keeps acknowledged records
-    # until it rolls over, so on a smaller disk delivering everything frees nothing (see
-    # docs/RELIABILITY.md, findings); at this size segments roll and old ones are reclaimed.
-    size_mib = 96
+    # Smaller than three spool segments (8 MiB each): a wholly acknowledged newest segment
+    # must give its space back, or delivering everything would free nothing and the next
+    # cycle could never send (docs/RELIABILITY.md, finding 2).
+    size_mib = 24
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "chaos-diskfull", mount], check=True)
     ctx.cleanups.append(lambda: subprocess.run(["umount", "-l", mount]))
     port = free_port()
