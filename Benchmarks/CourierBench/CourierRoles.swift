@@ -76,6 +76,15 @@ enum CourierRoles {
         var configuration = configuration(id: senderID, directory: directory, durability: durability)
         configuration.peers = [PeerConfiguration(id: receiverID, endpoints: [endpoint])]
         let node = try await Node.start(configuration)
+        // If this role is still running well after its phases, say where the stream stands
+        // (the orchestrator kills a scenario that does not finish).
+        let diagnostics = Task {
+            try await Task.sleep(for: .seconds(saturationSeconds + latencySeconds + 60))
+            if let statistics = node.statistics(for: receiverID) {
+                FileHandle.standardError.write(Data("courier-bench sender: still running; \(statistics)\n".utf8))
+            }
+        }
+        defer { diagnostics.cancel() }
         let startCPU = ProcessFigures.cpuSeconds()
         let startWrites = ProcessFigures.writeBytes()
         var warmUp = Payload.make(size: size)
