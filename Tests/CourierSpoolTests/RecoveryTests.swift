@@ -174,6 +174,9 @@ struct RecoveryTests {
         #expect(status.missingRanges.dropFirst().first?.lowerBound == 20)
         let next = log.nextSequenceNumber
         directory.close()
+        // The inspector (courier-spool status) sees the same next number, from the empty
+        // newest segment's base.
+        #expect(try SpoolInspector(path: path2).status(peer: "peer").nextSequenceNumber == next)
         // A second open before anything was appended keeps the jump: the damage is gone (it
         // was quarantined), but the empty segment started at the next number remembers it.
         let secondEvents = EventCollector()

@@ -61,7 +61,11 @@ public struct SpoolInspector: Sendable {
                 status.pendingBytes += Int64(bytes)
                 if status.oldestPendingEnqueuedAt == nil { status.oldestPendingEnqueuedAt = header.enqueuedAt }
             }
-        } segment: { _ in status.segmentCount += 1 }
+        } segment: { base, _ in
+            // An empty newest segment starts at the next number (after a recovery jump).
+            status.nextSequenceNumber = max(status.nextSequenceNumber, base)
+            status.segmentCount += 1
+        }
         status.deadLetterCount = try deadLetters(peer: peer).count
         return status
     }
@@ -82,7 +86,7 @@ public struct SpoolInspector: Sendable {
             )
             records.append(InspectedRecord(record: record, acknowledged: header.sequenceNumber <= acknowledged, path: location.path, offset: location.offset))
             _ = body
-        } segment: { _ in }
+        } segment: { _, _ in }
         return records
     }
 
@@ -142,7 +146,7 @@ public struct SpoolInspector: Sendable {
                     report.problems.append(SpoolProblem(path: metaPath, offset: 0, reason: "one slot of the meta file is damaged (the other is good)"))
                 }
             }
-            let outcome = try scanSegments(directory, streamID: streamID) { _, _, _ in report.recordsChecked += 1 } segment: { size in
+            let outcome = try scanSegments(directory, streamID: streamID) { _, _, _ in report.recordsChecked += 1 } segment: { _, size in
                 report.filesChecked += 1
                 report.bytesChecked += size
                 progress?(report.bytesChecked, total)
@@ -191,7 +195,7 @@ public struct SpoolInspector: Sendable {
     private func scanSegments(
         _ directory: FilePath, streamID: UInt64?, keepBodies: Bool = false,
         record: (RecordFormat.Header, Location, Int) -> Void,
-        segment: (Int64) -> Void
+        segment: (_ base: UInt64, _ fileSize: Int64) -> Void
     ) throws(SpoolError) -> SegmentsOutcome {
         var outcome = SegmentsOutcome()
         let bases = try FileOps.list(directory).compactMap(Segment.baseSequence(fromFileName:)).sorted()
@@ -223,7 +227,7 @@ public struct SpoolInspector: Sendable {
             } catch {
                 throw SpoolError.system("pread", error, path: path, doing: "reading the segment")
             }
-            segment(result.fileSize)
+            segment(base, result.fileSize)
             for range in result.damaged {
                 outcome.problems.append(SpoolProblem(path: path, offset: range.offset, reason: range.summary, length: range.length))
             }
