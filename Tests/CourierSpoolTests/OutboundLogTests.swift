@@ -252,4 +252,31 @@ final class BlockingBox: Sendable {
         guard semaphore.wait(timeout: .now() + 10) == .success else { return nil }
         return value.withLock { $0 ?? nil }
     }
+
+    @Test("pending count and bytes return to zero after appends and acknowledgements of every shape, across segment rolls")
+    func pendingFiguresStayExact() async throws {
+        let temp = TemporaryDirectory("pending")
+        let directory = try await DataDirectory.open(path: temp.path, configuration: configuration(.none) { $0.segmentSize = 64 << 10 })
+        defer { directory.close() }
+        let log = try await directory.outboundLog(for: "peer")
+        var random = SystemRandomNumberGenerator()
+        var appended: [(UInt64, Int)] = []  // sequence, encoded bytes (header + payload)
+        var acknowledged: UInt64 = 0
+        for _ in 0..<300 {
+            let sizes = (0..<Int.random(in: 1...40, using: &random)).map { _ in Int.random(in: 0...3000, using: &random) }
+            let range = try await log.append(contentsOf: sizes.map { SpoolEntry(payload: [UInt8](repeating: 7, count: $0)) })
+            appended += zip(range, sizes).map { ($0, $1 + RecordFormat.headerSize) }
+            if Bool.random(using: &random) {
+                let last = appended.last!.0
+                acknowledged = UInt64.random(in: acknowledged...last, using: &random)
+                _ = try log.acknowledge(upTo: acknowledged)
+            }
+            let expected = appended.filter { $0.0 > acknowledged }
+            let status = log.status
+            #expect(status.pendingCount == expected.count)
+            #expect(status.pendingBytes == Int64(expected.reduce(0) { $0 + $1.1 }))
+        }
+        _ = try log.acknowledge(upTo: appended.last!.0)
+        #expect(log.status.pendingCount == 0 && log.status.pendingBytes == 0)
+    }
 }
