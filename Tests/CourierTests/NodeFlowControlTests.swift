@@ -18,37 +18,7 @@ struct NodeFlowControlTests {
         let sender = try await Node.start(senderSettings)
         _ = try await sender.send(batch: (1...200).map { _ in [UInt8](repeating: 7, count: 1000) }, to: "r")
 
-        let held = Locked<[IncomingMessage]>([])
-        let reader = Task {
-            for await message in receiver.messages {
-                let count = held.withLock { $0.append(message); return $0.count }
-                if count == 200 { break }
-            }
-        }
-        try await within(.seconds(20), "the byte limit filled") {
-            while held.withLock({ $0.count }) < 10 { try await Task.sleep(for: .milliseconds(5)) }
-        }
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(held.withLock { $0.count } == 10)
-        #expect(try #require(sender.statistics(for: "r")).inFlight <= 10)
-
-        let acknowledger = Task {
-            var next = 0
-            while next < 200 {
-                let batch = held.withLock { Array($0[next...]) }
-                for message in batch { message.acknowledge() }
-                next += batch.count
-                try await Task.sleep(for: .milliseconds(2))
-            }
-        }
-        try await within(.seconds(60), "all acknowledged") {
-            try await acknowledger.value
-            try await sender.waitUntilDelivered(to: "r")
-        }
-        await reader.value
-        #expect(held.withLock { $0.map(\.sequence) } == Array(1...200))
-        await sender.shutdown()
-        await receiver.shutdown()
+        try await expectHeldBack(at: 10, of: 200, from: sender, to: receiver, what: "the byte limit")
     }
 
     @Test("a consumer that does not acknowledge holds at most the window; acknowledging lets the rest flow")
@@ -64,41 +34,7 @@ struct NodeFlowControlTests {
         let sender = try await Node.start(senderSettings)
         _ = try await sender.send(batch: (1...2000).map { Array("m\($0)".utf8) }, to: "r")
 
-        let held = Locked<[IncomingMessage]>([])
-        let reader = Task {
-            for await message in receiver.messages {
-                let count = held.withLock { $0.append(message); return $0.count }
-                if count == 2000 { break }
-            }
-        }
-        // Wait until the window is full, then check that nothing more arrives for a while
-        // (several retransmission timeouts): the sender holds back, the receiver buffers nothing.
-        try await within(.seconds(20), "window filled") {
-            while held.withLock({ $0.count }) < 100 { try await Task.sleep(for: .milliseconds(5)) }
-        }
-        try await Task.sleep(for: .milliseconds(500))
-        #expect(held.withLock { $0.count } == 100)
-        let inFlight = try #require(sender.statistics(for: "r")).inFlight
-        #expect(inFlight <= 100)
-
-        // Acknowledge as they come: everything flows.
-        let acknowledger = Task {
-            var next = 0
-            while next < 2000 {
-                let batch = held.withLock { Array($0[next...]) }
-                for message in batch { message.acknowledge() }
-                next += batch.count
-                try await Task.sleep(for: .milliseconds(2))
-            }
-        }
-        try await within(.seconds(60), "all acknowledged") {
-            try await acknowledger.value
-            try await sender.waitUntilDelivered(to: "r")
-        }
-        await reader.value
-        #expect(held.withLock { $0.map(\.sequence) } == Array(1...2000))
-        await sender.shutdown()
-        await receiver.shutdown()
+        try await expectHeldBack(at: 100, of: 2000, from: sender, to: receiver, what: "the window")
     }
 
     @Test("as a ServiceLifecycle service, a node runs until graceful shutdown and then stops")
@@ -155,5 +91,43 @@ struct NodeFlowControlTests {
         let drainError = await #expect(throws: CourierError.self) { try await within(.seconds(10), "cancelled drain") { try await draining.value } }
         #expect(drainError?.code == .cancelled)
         await sender.shutdown(timeout: .zero)
+    }
+
+    /// Takes `total` messages from `receiver` without acknowledging them: exactly `limit`
+    /// arrive and stay (several retransmission timeouts pass; the sender holds back). Then
+    /// acknowledges them as they come: all `total` flow, in order. Shuts both nodes down.
+    private func expectHeldBack(at limit: Int, of total: Int, from sender: Node, to receiver: Node, what: String) async throws {
+        let held = Locked<[IncomingMessage]>([])
+        let reader = Task {
+            for await message in receiver.messages {
+                let count = held.withLock { $0.append(message); return $0.count }
+                if count == total { break }
+            }
+        }
+        try await within(.seconds(20), "\(what) filled") {
+            while held.withLock({ $0.count }) < limit { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(held.withLock { $0.count } == limit)
+        #expect(try #require(sender.statistics(for: "r")).inFlight <= limit)
+
+        // Acknowledge as they come: everything flows.
+        let acknowledger = Task {
+            var next = 0
+            while next < total {
+                let batch = held.withLock { Array($0[next...]) }
+                for message in batch { message.acknowledge() }
+                next += batch.count
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        try await within(.seconds(60), "all acknowledged") {
+            try await acknowledger.value
+            try await sender.waitUntilDelivered(to: "r")
+        }
+        await reader.value
+        #expect(held.withLock { $0.map(\.sequence) } == Array(1...UInt64(total)))
+        await sender.shutdown()
+        await receiver.shutdown()
     }
 }
