@@ -65,6 +65,31 @@ struct ReclaimTests {
         #expect(try allPending(log).map(\.payload) == [payload(1101)])
     }
 
+    @Test("the descriptors of deleted segments are closed, so their space really comes back")
+    func deletedSegmentsAreClosed() async throws {
+        let temp = TemporaryDirectory("release")
+        let data = temp.sub("data")
+        let directory = try DataDirectory(path: data, configuration: configuration { $0.segmentSize = 64 << 10 })
+        defer { directory.close() }
+        let log = try await directory.outboundLog(for: "peer")
+        for batch in 0..<22 {
+            _ = try await log.append(contentsOf: (1...50).map { SpoolEntry(payload: payload(batch * 50 + $0, size: 100)) })
+        }
+        let peer = peerDirectory(data, "peer").string
+        #expect(openDeletedFiles(under: peer).isEmpty)
+        try log.acknowledge(upTo: 1100)
+        #expect(await eventually { (try? segmentFiles(peerDirectory(data, "peer")).count) == 1 })
+        // Unlinked files live on while a descriptor is open; the releaser closes them.
+        #expect(await eventually { openDeletedFiles(under: peer).isEmpty }, "still open: \(openDeletedFiles(under: peer))")
+    }
+
+    /// Files under `directory` that this process still holds open although they were deleted.
+    private func openDeletedFiles(under directory: String) -> [String] {
+        let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return descriptors.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)") }
+            .filter { $0.hasPrefix(directory) && $0.hasSuffix(" (deleted)") }
+    }
+
     @Test("below the threshold the active segment stays; once it reaches it and is all acknowledged it goes, also at open")
     func threshold() async throws {
         let temp = TemporaryDirectory("reclaim-threshold")

@@ -44,9 +44,11 @@ extension OutboundLog {
 
     // MARK: Acknowledging
 
-    /// Writes the acknowledged mark and deletes the segments wholly below it.
-    func persistAcknowledgement(_ target: UInt64) {
-        let (doomed, files) = state.withLock { state -> ([SegmentIndex], [Segment]) in
+    /// Writes the acknowledged mark and deletes the segments wholly below it. Their
+    /// descriptors are closed by the ``SegmentReleaser`` (freeing a file's blocks takes
+    /// milliseconds), unless `freeSpaceNow`: then here, so the space is free on return.
+    func persistAcknowledgement(_ target: UInt64, freeSpaceNow: Bool = false) {
+        var (doomed, files) = state.withLock { state -> ([SegmentIndex], [Segment]) in
             var doomed: [SegmentIndex] = []
             while state.segments.count > 1, state.segments[0].lastSequence <= target {
                 doomed.append(state.segments.removeFirst())
@@ -66,6 +68,12 @@ extension OutboundLog {
             state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, target) }
             for segment in files { try FileOps.unlinkFile(segment.path) }
             if !files.isEmpty { try FileOps.syncDirectory(directory) }
+            if !freeSpaceNow {
+                // Every reference this thread holds goes to the releaser.
+                var released = files + doomed.map(\.segment)
+                (files, doomed) = ([], [])
+                SegmentReleaser.shared.release(&released)
+            }
         } catch {
             // Put back what was not deleted; the next acknowledgement retries.
             let survivors = doomed.filter { FileOps.exists($0.segment.path) }

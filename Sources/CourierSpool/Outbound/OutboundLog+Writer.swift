@@ -347,6 +347,24 @@ extension OutboundLog {
     /// Returns whether the old segment was deleted.
     @discardableResult
     func reclaimActiveSegment(force: Bool) -> Bool {
+        guard let (path, bytes, acknowledged, next) = retireActiveSegment(force: force) else { return false }
+        // 3. The old segment is wholly acknowledged and no longer the newest: the usual
+        // deletion. No reference to it is left here, so unless `force` its descriptor closes
+        // on the releaser's thread, not this one.
+        persistAcknowledgement(acknowledged, freeSpaceNow: force)
+        let deleted = !FileOps.exists(path)
+        if deleted {
+            configuration.logger.debug("spool: gave back a wholly acknowledged active segment", metadata: [
+                "peer": "\(peer)", "file": "\(path)", "bytes": "\(bytes)", "next": "\(next)",
+            ])
+        }
+        return deleted
+    }
+
+    /// Steps 1 and 2 of ``reclaimActiveSegment(force:)``: the durable mark and the new newest
+    /// segment. Returns the old segment's path and size, the mark and the next number, or
+    /// `nil` if there is nothing to give back or a step failed (logged).
+    private func retireActiveSegment(force: Bool) -> (FilePath, Int64, UInt64, UInt64)? {
         let threshold = Self.acknowledgedRollThreshold(segmentSize: configuration.segmentSize)
         // Read together: acknowledgements only grow, and only this thread appends, so what
         // holds here holds throughout.
@@ -354,7 +372,7 @@ extension OutboundLog {
             guard let active = Self.whollyAcknowledgedActive(state) else { return nil }
             return (active, state.acknowledgedUpTo, state.nextSequence)
         }
-        guard let (active, acknowledged, next) = snapshot, force || active.end >= threshold else { return false }
+        guard let (active, acknowledged, next) = snapshot, force || active.end >= threshold else { return nil }
         do throws(SpoolError) {
             // 1. The mark covering every record of the segment, durable before any deletion.
             if acknowledged > writer.metaFile.current.acknowledgedUpTo {
@@ -380,17 +398,9 @@ extension OutboundLog {
             configuration.logger.error("spool: could not give back the space of the acknowledged active segment", metadata: [
                 "peer": "\(peer)", "file": "\(active.segment.path)", "error": "\(error)",
             ])
-            return false
+            return nil
         }
-        // 3. The old segment is wholly acknowledged and no longer the newest: the usual deletion.
-        persistAcknowledgement(acknowledged)
-        let deleted = !FileOps.exists(active.segment.path)
-        if deleted {
-            configuration.logger.debug("spool: gave back a wholly acknowledged active segment", metadata: [
-                "peer": "\(peer)", "file": "\(active.segment.path)", "bytes": "\(active.end)", "next": "\(next)",
-            ])
-        }
-        return deleted
+        return (active.segment.path, active.end, acknowledged, next)
     }
 
     /// Truncates a wholly acknowledged segment to its header (synced) and indexes it as empty.
