@@ -135,9 +135,10 @@ enum CourierRoles {
 
 /// Sends on a constant-rate schedule from a thread of its own (so that a slow `send` never
 /// delays the schedule): at each wake-up (at most every 200 µs) every message whose time
-/// has come goes out in one `send(batch:)` from a new task, which then waits for each outcome and records
-/// now − intended time. Coordinated omission is corrected because the intended time, not
-/// the actual send time, starts the clock.
+/// has come goes out in one `send(batch:)` from a new task, which then waits for the batch's
+/// outcomes (`[Receipt].outcomes()`) and records, for each message, now − intended time.
+/// Coordinated omission is corrected because the intended time, not the actual send time,
+/// starts the clock.
 enum Pacer {
     struct Result: Sendable {
         var count: Int
@@ -178,10 +179,10 @@ enum Pacer {
                         Task {
                             do {
                                 let receipts = try await node.send(batch: batch, to: receiver)
-                                for (receipt, time) in zip(receipts, times) {
-                                    _ = try await receipt.outcome()
-                                    let latency = monotonicNanoseconds() &- time
-                                    shared.histogram.withLock { _ = $0.record(latency) }
+                                _ = try await receipts.outcomes()
+                                let seen = monotonicNanoseconds()
+                                shared.histogram.withLock { histogram in
+                                    for time in times { _ = histogram.record(seen &- time) }
                                 }
                             } catch {
                                 shared.failures.add(1, ordering: .relaxed)

@@ -58,6 +58,37 @@ struct NodeOutcomeTests {
         await receiver.shutdown()
     }
 
+    @Test("a batch's outcomes awaited together, before any is known, come back in order, rejection included")
+    func batchOutcomes() async throws {
+        let directory = TemporaryDirectory("batch-outcomes")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
+                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let receipts = try await sender.send(batch: (1...300).map { Array("m\($0)".utf8) }, to: "r")
+        // Waiting starts while the receiver does not exist yet: nothing is known.
+        let waiting = Task { try await receipts.outcomes() }
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let consumer = Task {
+            await receive(300, from: receiver) { message in
+                if message.sequence == 150 { message.reject(reason: "odd one") } else { message.acknowledge() }
+            }
+        }
+        _ = try await within(.seconds(20), "delivery") { await consumer.value }
+        let together = try await within(.seconds(10), "outcomes") { try await waiting.value }
+        var expected = [Outcome](repeating: .processed, count: 300)
+        expected[149] = .rejected(reason: "odd one")
+        #expect(together == expected)
+        // Known ones are read again the same way; one by one gives the same.
+        #expect(try await receipts.outcomes() == expected)
+        var oneByOne: [Outcome] = []
+        for receipt in receipts { oneByOne.append(try await receipt.outcome()) }
+        #expect(oneByOne == expected)
+        #expect(try await [Receipt]().outcomes().isEmpty)
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+
     @Test("a message whose time-to-live passes while the peer is away expires and is never delivered")
     func expiry() async throws {
         let directory = TemporaryDirectory("expiry")

@@ -18,3 +18,22 @@ public struct Receipt: Sendable, Hashable {
     public static func == (lhs: Receipt, rhs: Receipt) -> Bool { lhs.id == rhs.id }
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
+
+extension Array where Element == Receipt {
+    /// Waits until every message has an outcome, and returns them in the receipts' order.
+    ///
+    /// The same as awaiting each receipt's ``Receipt/outcome()`` in turn, but cheaper for
+    /// the receipts of one ``Node/send(batch:to:timeToLive:)``: the outcomes already known
+    /// are read together, and the wait is only for the first one that is not. Throws what
+    /// ``Receipt/outcome()`` throws, for the first receipt that fails.
+    public func outcomes() async throws(CourierError) -> [Outcome] {
+        guard let core = first?.core else { return [] }
+        if allSatisfy({ $0.core === core }) {
+            return try await core.outcomes.outcomes(of: map(\.id))
+        }
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(count)
+        for receipt in self { outcomes.append(try await receipt.outcome()) }
+        return outcomes
+    }
+}

@@ -7,7 +7,9 @@ typealias DrainWaiter = CheckedContinuation<Result<Void, CourierError>, Never>
 /// stands, the outcomes decided individually, and who is waiting. Written by the I/O thread
 /// once per acknowledgement frame, not once per message.
 final class OutcomeBook: Sendable {
-    private struct Peer {
+    /// One peer's entry: a reference, so that reading it under the lock copies nothing (it
+    /// never leaves the lock).
+    private final class Peer {
         var stream: UInt64
         var processedUpTo: UInt64
         /// Outcomes of numbers settled one by one (selective acks, rejections, expiries).
@@ -18,6 +20,11 @@ final class OutcomeBook: Sendable {
         var generation = 0
         var drained = false
         var statistics: PeerStatistics?
+
+        init(stream: UInt64, processedUpTo: UInt64) {
+            self.stream = stream
+            self.processedUpTo = processedUpTo
+        }
     }
 
     private struct State {
@@ -42,11 +49,9 @@ final class OutcomeBook: Sendable {
 
     /// Publishes settled outcomes and wakes their waiters.
     func settle(peer: String, processedUpTo: UInt64, individually: [(UInt64, Outcome)]) {
-        var ready: [(OutcomeWaiter, Outcome)] = []
-        state.withLock { state in
-            // Taken out and put back so that its dictionaries are mutated in place, not copied.
-            guard var entry = state.peers.removeValue(forKey: peer) else { return }
-            defer { state.peers[peer] = entry }
+        let ready = state.withLock { state -> [(OutcomeWaiter, Outcome)] in
+            var ready: [(OutcomeWaiter, Outcome)] = []
+            guard let entry = state.peers[peer] else { return ready }
             let previous = entry.processedUpTo
             entry.processedUpTo = max(previous, processedUpTo)
             for (sequence, outcome) in individually where outcome != .processed || sequence > entry.processedUpTo {
@@ -56,7 +61,7 @@ final class OutcomeBook: Sendable {
                 let cutoff = entry.individually.keys.sorted()[memory / 2]
                 entry.individually = entry.individually.filter { $0.key >= cutoff }
             }
-            guard !entry.waiters.isEmpty else { return }
+            guard !entry.waiters.isEmpty else { return ready }
             func wake(_ sequence: UInt64) {
                 guard let waiters = entry.waiters[sequence], let outcome = Self.outcome(sequence, in: entry) else { return }
                 ready += waiters.values.map { ($0, outcome) }
@@ -70,6 +75,7 @@ final class OutcomeBook: Sendable {
             } else {
                 for sequence in Array(entry.waiters.keys) { wake(sequence) }
             }
+            return ready
         }
         for (continuation, outcome) in ready { continuation.resume(returning: .success(outcome)) }
     }
@@ -93,7 +99,6 @@ final class OutcomeBook: Sendable {
                 let immediate: Result<Outcome, CourierError>? = state.withLock { state in
                     if state.cancelledEarly.remove(token) != nil { return .failure(Self.cancelled) }
                     if let known = Self.known(id, in: state) { return known }
-                    // In place: copying the entry out would copy its waiters on every call.
                     state.peers[id.peer]!.waiters[id.sequence, default: [:]][token] = waiter
                     return nil
                 }
@@ -109,6 +114,27 @@ final class OutcomeBook: Sendable {
             }
             waiter?.resume(returning: .failure(Self.cancelled))
         }.get()
+    }
+
+    /// The outcomes of `ids`, in order: every outcome already known is read under one lock,
+    /// and the wait is only for the first one not known yet (then again under one lock).
+    func outcomes(of ids: [MessageID]) async throws(CourierError) -> [Outcome] {
+        var results: [Outcome] = []
+        results.reserveCapacity(ids.count)
+        while results.count < ids.count {
+            let failure: CourierError? = state.withLock { state in
+                while results.count < ids.count, let known = Self.known(ids[results.count], in: state) {
+                    switch known {
+                    case .success(let outcome): results.append(outcome)
+                    case .failure(let error): return error
+                    }
+                }
+                return nil
+            }
+            if let failure { throw failure }
+            if results.count < ids.count { results.append(try await outcome(of: ids[results.count])) }
+        }
+        return results
     }
 
     /// The outcome of `id` if it is settled, or the error that ends the wait; nil while
