@@ -53,6 +53,11 @@ final class RecordFile {
             let bytes = try fd.readBytes(at: 0, count: Int(size))
             let scan = scanRecords(bytes, kind: kind, maxRecordSize: maxRecordSize, tolerateTornTail: true)
             var events: [SpoolEvent] = []
+            for range in scan.damaged {
+                if let report = try quarantine(range, of: bytes, path: path, peer: peer, quarantineDirectory: quarantineDirectory) {
+                    events.append(.corruptionFound(report))
+                }
+            }
             if let failure = scan.failure {
                 if failure.kind == .tornTail {
                     if failure.offset < Int64(FileHeader.size) {
@@ -90,14 +95,47 @@ final class RecordFile {
         }
     }
 
+    /// Damaged bytes with valid records after them: skipped, and the scan goes on.
+    struct DamagedBytes: Equatable {
+        var offset: Int64
+        var end: Int64
+        var reason: String
+        var length: Int64 { end - offset }
+    }
+
+    /// Copies a damaged range into `quarantine/` (synced, directory synced) and returns the
+    /// report, unless an earlier open already did (the quarantine file holds exactly these
+    /// bytes): then `nil`. The file itself is not changed; every open skips the range again.
+    private static func quarantine(
+        _ range: DamagedBytes, of bytes: [UInt8], path: FilePath, peer: String?, quarantineDirectory: FilePath
+    ) throws -> CorruptionReport? {
+        let name = path.lastComponent?.string ?? "file"
+        let target = quarantineDirectory.appending("\(name).at-\(range.offset).quarantined")
+        let damaged = Array(bytes[Int(range.offset)..<Int(range.end)])
+        if let kept = try? FileOps.openForReading(target) {
+            defer { try? kept.close() }
+            if let size = try? kept.fileSize(), size == range.length,
+               let copy = try? kept.readBytes(at: 0, count: damaged.count), copy == damaged {
+                return nil
+            }
+        }
+        try FileOps.makeDirectory(quarantineDirectory)
+        try FileOps.writeAtomically(damaged, to: target)
+        return CorruptionReport(peer: peer, path: path, offset: range.offset, reason: "\(range.reason); damaged bytes \(range.offset)..<\(range.end); the records after them are intact", quarantinedTo: target, length: range.length)
+    }
+
     struct Scan {
         var entries: [Entry] = []
         var end: Int64 = Int64(FileHeader.size)
+        /// Damaged records followed by valid ones, in file order (see ``resumeAfterDamage``).
+        var damaged: [DamagedBytes] = []
         var failure: SegmentScanner.Failure?
     }
 
-    /// Verifies every record of a whole file's bytes. Damage followed by nothing valid, or
-    /// by zeros only, is a torn tail (when `tolerateTornTail`); anything else is corruption.
+    /// Verifies every record of a whole file's bytes. A damaged record whose declared length
+    /// leads to a valid record is a damaged range: skipped, and the scan goes on. Damage
+    /// followed by nothing valid, or by zeros only, is a torn tail (when `tolerateTornTail`);
+    /// anything else is corruption that ends the scan.
     static func scanRecords(_ bytes: [UInt8], kind: FileHeader.Kind, maxRecordSize: Int, tolerateTornTail: Bool) -> Scan {
         var scan = Scan()
         bytes.withUnsafeBytes { raw in
@@ -120,6 +158,11 @@ final class RecordFile {
                     scan.end = Int64(offset)
                     return
                 case .invalid(let reason):
+                    if let resume = resumeAfterDamage(raw, at: offset, kind: kind, maxRecordSize: maxRecordSize) {
+                        scan.damaged.append(DamagedBytes(offset: Int64(offset), end: Int64(resume), reason: reason))
+                        offset = resume
+                        continue
+                    }
                     let zeros = raw[offset...].allSatisfy { $0 == 0 }
                     scan.failure = SegmentScanner.Failure(kind: tolerateTornTail && zeros ? .tornTail : .corrupt, offset: Int64(offset), reason: reason)
                     scan.end = Int64(offset)
@@ -129,6 +172,43 @@ final class RecordFile {
             scan.end = Int64(offset)
         }
         return scan
+    }
+
+    /// Where valid records start again after the damaged record at `offset`, following
+    /// declared lengths only: the damaged record's header must still look right (a length
+    /// within the limits and within the file, reserved byte 0, a type this file holds), and
+    /// so must that of any further damaged record stepped over; the first whole record there
+    /// whose checksum verifies (and whose type this file holds) is the place. `nil` when the
+    /// chain reaches the end of the file or anything implausible: the damage is then
+    /// treated as before, up to the end of the file. No byte-by-byte search: a record
+    /// encoded inside a payload is never taken for a real one.
+    private static func resumeAfterDamage(_ raw: UnsafeRawBufferPointer, at offset: Int, kind: FileHeader.Kind, maxRecordSize: Int) -> Int? {
+        let types = recordTypes(kind)
+        var at = offset
+        while at + RecordFormat.headerSize <= raw.count {
+            let length = Int(raw.u32(at: at))
+            guard length >= RecordFormat.headerSize, length <= maxRecordSize, at + length <= raw.count,
+                  raw[at + 9] == 0, types.contains(raw[at + 8]) else { return nil }
+            let next = at + length
+            switch RecordFormat.decode(raw, at: next, maxLength: maxRecordSize) {
+            case .record(let header):
+                return types.contains(header.type) ? next : nil
+            case .invalid:
+                at = next  // another damaged record; the loop checks its header
+            case .incomplete:
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// The record types a file of `kind` holds.
+    private static func recordTypes(_ kind: FileHeader.Kind) -> Set<UInt8> {
+        switch kind {
+        case .segment: [RecordFormat.RecordType.message.rawValue]
+        case .deadLetters: [RecordFormat.RecordType.deadLetter.rawValue, RecordFormat.RecordType.deadLetterRemoval.rawValue]
+        case .inbound: [RecordFormat.RecordType.inboundState.rawValue]
+        }
     }
 
     private static func validRecordExists(_ raw: UnsafeRawBufferPointer, after offset: Int, maxRecordSize: Int) -> Bool {

@@ -174,6 +174,9 @@ public struct SpoolInspector: Sendable {
         report.bytesChecked += Int64(bytes.count)
         let scan = RecordFile.scanRecords(bytes, kind: kind, maxRecordSize: Int(Int32.max), tolerateTornTail: true)
         report.recordsChecked += scan.entries.count
+        for range in scan.damaged {
+            report.problems.append(SpoolProblem(path: path, offset: range.offset, reason: "\(range.reason) (the records after it are intact)", length: range.length))
+        }
         if let failure = scan.failure {
             let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason, length: Int64(bytes.count) - failure.offset)
             if failure.kind == .tornTail { report.incompleteTails.append(problem) } else { report.problems.append(problem) }
