@@ -121,6 +121,10 @@ func appendBenchmarks(_ options: Options) async throws -> [Result] {
                 progress("appends: \(name), \(size) B, \(mode)")
                 var configuration = SpoolConfiguration()
                 configuration.durability = policy
+                // Nothing is ever acknowledged here: without these, a fast row fills the
+                // default 1 GiB limit and its appends wait for space forever.
+                configuration.maxPendingBytes = .max
+                configuration.maxPendingMessages = .max
                 let directory = try DataDirectory(path: fresh(options.directory + "/appends"), configuration: configuration)
                 let log = try await directory.outboundLog(for: "bench")
                 let start = ContinuousClock.now
