@@ -34,32 +34,37 @@ enum CourierRoles {
         stop.watchStandardInput()
         var configuration = configuration(id: receiverID, directory: directory, durability: durability)
         configuration.listen = ["tcp://127.0.0.1:*"]
+        let capture = SyncCounter.install(SyncCounter.inbound)
         let node = try await Node.start(configuration)
         emitLine("READY \(node.boundEndpoints.first ?? "")")
         let startCPU = ProcessFigures.cpuSeconds()
         let startWrites = ProcessFigures.writeBytes()
         let began = monotonicNanoseconds()
-        let consumer = Task { () -> (Int, LatencyHistogram) in
+        let consumer = Task { () -> (Int, LatencyHistogram, PhaseSyncs) in
             var histogram = makeLatencyHistogram()
             var count = 0
+            var syncs = PhaseSyncs()
             for await message in node.messages {
-                if let (kind, intended) = Payload.read(message.payload), kind == Payload.latency {
-                    _ = histogram.record(monotonicNanoseconds() &- intended)
+                if let (kind, intended) = Payload.read(message.payload) {
+                    if kind == Payload.latency {
+                        _ = histogram.record(monotonicNanoseconds() &- intended)
+                    }
+                    syncs.saw(kind, syncs: capture.value)
                 }
                 message.acknowledge()
                 count += 1
             }
-            return (count, histogram)
+            return (count, histogram, syncs)
         }
         while !stop.stopRequested { try await Task.sleep(for: .milliseconds(20)) }
         await node.shutdown()
-        let (count, histogram) = await consumer.value
+        let (count, histogram, phaseSyncs) = await consumer.value
         let report = ChildReport(
             role: "courier-receiver", throughput: nil, saturationMessages: nil, latencyRate: nil,
             latencyMessages: nil, latency: nil, deliveryLatency: histogram,
             peakResidentBytes: ProcessFigures.peakResidentBytes(),
             writeBytes: ProcessFigures.writeBytes() - startWrites,
-            messages: count, syncs: nil,
+            messages: count, syncs: phaseSyncs.saturationSyncs, syncSeconds: phaseSyncs.saturationSeconds,
             seconds: Double(monotonicNanoseconds() - began) / 1e9, cpuSeconds: ProcessFigures.cpuSeconds() - startCPU)
         emitLine(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
     }
@@ -72,7 +77,7 @@ enum CourierRoles {
     static func sender(endpoint: String, directory: String, durability: Durability, size: Int,
                        saturationSeconds: Double, latencySeconds: Double, rate: Double?,
                        senders: Int, batch: Int) async throws {
-        let capture = SyncCounter.install()
+        let capture = SyncCounter.install(SyncCounter.outbound)
         var configuration = configuration(id: senderID, directory: directory, durability: durability)
         configuration.peers = [PeerConfiguration(id: receiverID, endpoints: [endpoint])]
         let node = try await Node.start(configuration)
@@ -126,7 +131,7 @@ enum CourierRoles {
             latencyRate: latencyRate, latencyMessages: paced.count, latency: paced.histogram, deliveryLatency: nil,
             peakResidentBytes: ProcessFigures.peakResidentBytes(),
             writeBytes: ProcessFigures.writeBytes() - startWrites,
-            messages: sent + paced.count, syncs: saturationSyncs,
+            messages: sent + paced.count, syncs: saturationSyncs, syncSeconds: Double(saturationEnd - began) / 1e9,
             seconds: Double(saturationEnd - began) / 1e9, cpuSeconds: ProcessFigures.cpuSeconds() - startCPU)
         await node.shutdown()
         emitLine(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
@@ -208,5 +213,33 @@ enum Pacer {
         let failures = shared.failures.load(ordering: .relaxed)
         if failures > 0 { fail("\(failures) paced sends failed") }
         return Result(count: schedule.count, histogram: shared.histogram.withLock { $0 })
+    }
+}
+
+/// The receiver's inbound-journal syncs during the saturation phase: from its first
+/// saturation message to (about) its last one, sampled every 256 messages.
+struct PhaseSyncs {
+    private var start: (syncs: Int, time: UInt64)?
+    private var end: (syncs: Int, time: UInt64)?
+    private var seen = 0
+
+    mutating func saw(_ kind: UInt8, syncs: @autoclosure () -> Int) {
+        guard kind == Payload.saturation else { return }
+        seen += 1
+        if start == nil {
+            start = (syncs(), monotonicNanoseconds())
+        } else if seen % 256 == 0 {
+            end = (syncs(), monotonicNanoseconds())
+        }
+    }
+
+    var saturationSyncs: Int? {
+        guard let start, let end else { return nil }
+        return end.syncs - start.syncs
+    }
+
+    var saturationSeconds: Double? {
+        guard let start, let end else { return nil }
+        return Double(end.time - start.time) / 1e9
     }
 }

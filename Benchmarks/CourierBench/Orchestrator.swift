@@ -150,6 +150,8 @@ struct Scenario: Codable {
     var receiverDiskBytesPerMessage: Double
     /// The sender spool's fdatasync calls per second during the saturation phase.
     var syncsPerSecond: Double?
+    /// The receiver's inbound-journal fdatasync calls per second during the saturation phase.
+    var receiverSyncsPerSecond: Double?
     var senderCPUSeconds: Double
     var receiverCPUSeconds: Double
 
@@ -168,7 +170,10 @@ struct Scenario: Codable {
         senderDiskBytesPerMessage = Double(sender.writeBytes) / messages
         receiverDiskBytesPerMessage = Double(receiver.writeBytes) / messages
         diskBytesPerMessage = senderDiskBytesPerMessage + receiverDiskBytesPerMessage
-        syncsPerSecond = sender.syncs.map { Double($0) / max(sender.seconds, 1e-9) }
+        syncsPerSecond = sender.syncs.map { Double($0) / max(sender.syncSeconds ?? sender.seconds, 1e-9) }
+        if let syncs = receiver.syncs, let seconds = receiver.syncSeconds, seconds > 0 {
+            receiverSyncsPerSecond = Double(syncs) / seconds
+        }
         senderCPUSeconds = sender.cpuSeconds
         receiverCPUSeconds = receiver.cpuSeconds
     }

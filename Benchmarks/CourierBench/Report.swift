@@ -2,6 +2,12 @@ import Foundation
 
 /// The Markdown tables: every Courier figure beside the baseline's, as a ratio.
 enum Report {
+    /// "sender + receiver" syncs per second; "–" where a side has none (the baseline).
+    private static func syncs(_ scenario: Scenario) -> String {
+        guard let sender = scenario.syncsPerSecond else { return "–" }
+        return "\(grouped(sender)) + \(scenario.receiverSyncsPerSecond.map { grouped($0) } ?? "–")"
+    }
+
     static func markdown(_ results: Results) -> String {
         var out: [String] = []
         let machine = results.machine
@@ -10,11 +16,11 @@ enum Report {
         out.append("")
         out.append("### Throughput at saturation, memory, disk")
         out.append("")
-        out.append("| size | system (durability class) | msg/s | × baseline | MB/s | sender peak RSS | receiver peak RSS | disk bytes/msg (sender + receiver) | sender syncs/s |")
+        out.append("| size | system (durability class) | msg/s | × baseline | MB/s | sender peak RSS | receiver peak RSS | disk bytes/msg (sender + receiver) | syncs/s (sender + receiver) |")
         out.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for scenario in results.scenarios {
             let baseline = baselineFor(scenario, in: results)
-            out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.throughput)) | \(ratio(scenario.throughput, baseline?.throughput)) | \(format(scenario.throughput * Double(scenario.size) / 1e6)) | \(mebibytes(scenario.senderPeakResidentBytes)) | \(mebibytes(scenario.receiverPeakResidentBytes)) | \(format(scenario.senderDiskBytesPerMessage, digits: 0)) + \(format(scenario.receiverDiskBytesPerMessage, digits: 0)) | \(scenario.syncsPerSecond.map { grouped($0) } ?? "–") |")
+            out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.throughput)) | \(ratio(scenario.throughput, baseline?.throughput)) | \(format(scenario.throughput * Double(scenario.size) / 1e6)) | \(mebibytes(scenario.senderPeakResidentBytes)) | \(mebibytes(scenario.receiverPeakResidentBytes)) | \(format(scenario.senderDiskBytesPerMessage, digits: 0)) + \(format(scenario.receiverDiskBytesPerMessage, digits: 0)) | \(syncs(scenario)) |")
         }
         out.append("")
         out.append("### Latency at half the saturation rate (coordinated omission corrected), milliseconds")

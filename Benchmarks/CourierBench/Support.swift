@@ -152,7 +152,10 @@ struct ChildReport: Codable, Sendable {
     var peakResidentBytes: Int64
     var writeBytes: Int64
     var messages: Int
+    /// Spool syncs during the saturation phase (sender: its outbound spool; Courier receiver:
+    /// its inbound journal), counted over `syncSeconds`.
     var syncs: Int?
+    var syncSeconds: Double? = nil
     var seconds: Double
     var cpuSeconds: Double
 }

@@ -1,18 +1,23 @@
 import CoreMetrics
 import Synchronization
 
-/// Counts the outbound spool's `fdatasync` calls (`courier_spool_syncs_total`, summed over
-/// peers) through swift-metrics, the only public window on them from outside the node.
-/// Every other metric goes to a no-op handler.
+/// Counts one spool sync counter through swift-metrics, the only public window on them from
+/// outside the node: the outbound spool's `fdatasync` calls (`courier_spool_syncs_total`,
+/// summed over peers) or the inbound journal's (`courier_spool_inbound_syncs_total`). Every
+/// other metric goes to a no-op handler.
 final class SyncCounter: Sendable {
     private let count = Atomic<Int64>(0)
 
     var value: Int { Int(count.load(ordering: .relaxed)) }
 
-    /// Bootstraps the process's metrics system with a counter of spool syncs (once per process).
-    static func install() -> SyncCounter {
+    static let outbound = "courier_spool_syncs_total"
+    static let inbound = "courier_spool_inbound_syncs_total"
+
+    /// Bootstraps the process's metrics system with a counter of the metric `label` (once
+    /// per process).
+    static func install(_ label: String) -> SyncCounter {
         let counter = SyncCounter()
-        MetricsSystem.bootstrap(Factory(counter: counter))
+        MetricsSystem.bootstrap(Factory(counter: counter, label: label))
         return counter
     }
 
@@ -25,9 +30,10 @@ final class SyncCounter: Sendable {
 
     private struct Factory: MetricsFactory {
         let counter: SyncCounter
+        let label: String
 
         func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-            label == "courier_spool_syncs_total" ? Handler(counter) : NOOPMetricsHandler.instance
+            label == self.label ? Handler(counter) : NOOPMetricsHandler.instance
         }
         func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
             NOOPMetricsHandler.instance

@@ -55,4 +55,21 @@ struct ObservabilityTests {
         #expect(events.corruptions.first?.quarantinedTo != nil)
         #expect(try metrics.expectCounter("courier_spool_corruptions_total", dimensions).totalValue == 1)
     }
+
+    @Test("the inbound journal's syncs are counted")
+    func inboundSyncs() async throws {
+        let temp = TemporaryDirectory("observe-inbound")
+        let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: configuration())
+        defer { directory.close() }
+        let counter = try testMetrics.expectCounter("courier_spool_inbound_syncs_total")
+        let before = counter.totalValue
+        let syncsBefore = directory.inbound.syncCount
+        for sequence in 1...5 {
+            try await directory.inbound.markProcessed(sender: "observed-sender", streamID: 1, sequenceNumbers: [UInt64(sequence)])
+        }
+        let made = directory.inbound.syncCount - syncsBefore
+        #expect(made >= 5)
+        // Other suites' stores share the process-wide counter: it grew at least by this store's syncs.
+        #expect(counter.totalValue - before >= Int64(made))
+    }
 }

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 import SystemPackage
 
@@ -41,6 +42,8 @@ public final class InboundStore: Sendable {
     private let journal: Journal
     private let signal = WakeSignal()
     private let thread: Mutex<SpoolThread?> = Mutex(nil)
+    /// `fdatasync` calls on the journal, as the `courier_spool_inbound_syncs_total` counter.
+    private let syncMetric = Counter(label: "courier_spool_inbound_syncs_total")
 
     var journalPath: FilePath { directory.appending("inbound.journal") }
 
@@ -264,6 +267,7 @@ public final class InboundStore: Sendable {
                 try journal.file.append(writer.bytes, sync: configuration.durability.syncsEachBatch)
                 if configuration.durability.syncsEachBatch {
                     state.withLock { $0.syncs += 1 }
+                    syncMetric.increment()
                 } else {
                     journal.unsynced = true
                 }
@@ -286,6 +290,7 @@ public final class InboundStore: Sendable {
         do throws(SpoolError) {
             try journal.file.sync()
             state.withLock { $0.syncs += 1 }
+            syncMetric.increment()
         } catch {
             configuration.logger.error("spool: syncing inbound state failed", metadata: ["error": "\(error)"])
         }
