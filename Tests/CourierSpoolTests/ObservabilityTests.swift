@@ -72,4 +72,17 @@ struct ObservabilityTests {
         // Other suites' stores share the process-wide counter: it grew at least by this store's syncs.
         #expect(counter.totalValue - before >= Int64(made))
     }
+
+    @Test("the spool's threads carry names that say what they are")
+    func threadNames() async throws {
+        let temp = TemporaryDirectory("observe-names")
+        let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: configuration())
+        defer { directory.close() }
+        _ = try await directory.outboundLog(for: "named-peer")
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        let names = Set(tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) })
+        #expect(names.contains("spool-writer"), "thread names: \(names.sorted())")
+        #expect(names.contains("spool-inbound"), "thread names: \(names.sorted())")
+    }
 }

@@ -35,7 +35,7 @@ final class SegmentReleaser: Sendable {
             return !started
         }
         guard start else { return }
-        let thread = SpoolThread(name: "courier-segment-release") { [self] in
+        let thread = SpoolThread(name: "spool-release") { [self] in
             while true {
                 wake.wait(timeoutNanoseconds: nil)
                 let batch = queue.withLock { queue -> [Segment] in

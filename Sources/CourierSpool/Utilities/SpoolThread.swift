@@ -21,9 +21,11 @@ final class SpoolThread: Sendable {
     private let thread: pthread_t
     #endif
 
-    /// Starts `body` on a new thread; `name` says what it is for (kept for debugging).
+    /// Starts `body` on a new thread named `name` (on Linux the first 15 bytes show in
+    /// `top -H`, `gdb` and `perf`).
     init(name: String, body: @escaping @Sendable () -> Void) {
         let box = Unmanaged.passRetained(Box({
+            Self.nameCurrentThread(name)
             body()
         }))
         #if canImport(Darwin)
@@ -45,6 +47,19 @@ final class SpoolThread: Sendable {
         thread = handle!
         #else
         thread = handle
+        #endif
+    }
+
+    /// Names the calling thread by writing its `comm` file (the same as `prctl(PR_SET_NAME)`,
+    /// which Swift cannot call: it is variadic). Best effort: a failure changes nothing else.
+    private static func nameCurrentThread(_ name: String) {
+        #if os(Linux)
+        let path = "/proc/thread-self/comm"
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
         #endif
     }
 
