@@ -56,12 +56,16 @@ struct CourierBench: ParsableCommand {
     @Option(name: .customLong("latency-rate"), help: "Messages per second in the latency phase. Default: half of the saturation throughput measured just before.")
     var latencyRate: Double?
 
+    @Option(help: "Also write each Courier scenario's delivery timeline to <timeline>/<system>-<size>.tsv: per 2 ms of intended send time in the latency phase, the worst one-way latency (finds stalls).")
+    var timeline: String?
+
     // The child roles.
     @Option(help: .hidden) var role: String?
     @Option(help: .hidden) var endpoint: String?
     @Option(help: .hidden) var durability: String?
     @Option(help: .hidden) var size = 100
     @Option(help: .hidden) var rate: Double?
+    @Option(help: .hidden) var timelineFile: String?
 
     func run() throws {
         let saturation = saturationSeconds ?? (quick ? 1.5 : 3)
@@ -86,6 +90,8 @@ struct CourierBench: ParsableCommand {
             executable: CommandLine.arguments[0], dataDirectory: dataDirectory,
             saturationSeconds: saturation, latencySeconds: latency, senders: senders, batch: batch, window: window)
         orchestrator.latencyRate = latencyRate
+        orchestrator.timelineDirectory = timeline
+        if let timeline { try FileManager.default.createDirectory(atPath: timeline, withIntermediateDirectories: true) }
         var results = Results(machine: Machine.describe(), quick: quick, saturationSeconds: saturation,
                               latencySeconds: latency, senders: senders, batch: batch, window: window, scenarios: [])
         for size in sizeList {
@@ -121,11 +127,12 @@ struct CourierBench: ParsableCommand {
             let directory = dataDirectory
             CourierRoles.window.store(window, ordering: .relaxed)
             let (endpoint, size, rate, senders, batch) = (self.endpoint ?? "", self.size, self.rate, self.senders, self.batch)
+            let timelineFile = self.timelineFile
             let outcome = BlockingOutcome()
             Task {
                 do {
                     if role == "courier-receiver" {
-                        try await CourierRoles.receiver(directory: directory, durability: durability)
+                        try await CourierRoles.receiver(directory: directory, durability: durability, timelineFile: timelineFile)
                     } else {
                         try await CourierRoles.sender(endpoint: endpoint, directory: directory, durability: durability,
                                                       size: size, saturationSeconds: saturation, latencySeconds: latency,

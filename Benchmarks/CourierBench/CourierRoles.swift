@@ -29,7 +29,7 @@ enum CourierRoles {
 
     /// Listens; acknowledges every message as soon as it is delivered; records the one-way
     /// delivery latency of the latency phase's messages.
-    static func receiver(directory: String, durability: Durability) async throws {
+    static func receiver(directory: String, durability: Durability, timelineFile: String?) async throws {
         let stop = StopSignal()
         stop.watchStandardInput()
         var configuration = configuration(id: receiverID, directory: directory, durability: durability)
@@ -40,25 +40,29 @@ enum CourierRoles {
         let startCPU = ProcessFigures.cpuSeconds()
         let startWrites = ProcessFigures.writeBytes()
         let began = monotonicNanoseconds()
-        let consumer = Task { () -> (Int, LatencyHistogram, PhaseSyncs) in
+        let consumer = Task { () -> (Int, LatencyHistogram, PhaseSyncs, Timeline) in
             var histogram = makeLatencyHistogram()
             var count = 0
             var syncs = PhaseSyncs()
+            var timeline = Timeline()
             for await message in node.messages {
                 if let (kind, intended) = Payload.read(message.payload) {
                     if kind == Payload.latency {
-                        _ = histogram.record(monotonicNanoseconds() &- intended)
+                        let latency = monotonicNanoseconds() &- intended
+                        _ = histogram.record(latency)
+                        if timelineFile != nil { timeline.record(intended: intended, latency: latency) }
                     }
                     syncs.saw(kind, syncs: capture.value)
                 }
                 message.acknowledge()
                 count += 1
             }
-            return (count, histogram, syncs)
+            return (count, histogram, syncs, timeline)
         }
         while !stop.stopRequested { try await Task.sleep(for: .milliseconds(20)) }
         await node.shutdown()
-        let (count, histogram, phaseSyncs) = await consumer.value
+        let (count, histogram, phaseSyncs, timeline) = await consumer.value
+        if let timelineFile { try timeline.write(to: timelineFile) }
         let report = ChildReport(
             role: "courier-receiver", throughput: nil, saturationMessages: nil, latencyRate: nil,
             latencyMessages: nil, latency: nil, deliveryLatency: histogram,
@@ -241,5 +245,29 @@ struct PhaseSyncs {
     var saturationSeconds: Double? {
         guard let start, let end else { return nil }
         return Double(end.time - start.time) / 1e9
+    }
+}
+
+/// The worst one-way delivery latency per 2 ms of intended send time, over the latency
+/// phase (`--timeline`): a stall shows as a run of buckets whose worst latency falls by
+/// 2 ms per bucket, the messages queued behind it.
+struct Timeline {
+    private static let bucket: UInt64 = 2_000_000
+    private var worst: [UInt64: UInt64] = [:]
+
+    mutating func record(intended: UInt64, latency: UInt64) {
+        let key = intended / Self.bucket
+        worst[key] = max(worst[key] ?? 0, latency)
+    }
+
+    /// Tab-separated: milliseconds since the first bucket, worst latency in microseconds.
+    func write(to path: String) throws {
+        let keys = worst.keys.sorted()
+        guard let first = keys.first else { return }
+        var text = "ms\tworst_latency_us\n"
+        for key in keys {
+            text += "\((key - first) * Self.bucket / 1_000_000)\t\(worst[key]! / 1000)\n"
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 }

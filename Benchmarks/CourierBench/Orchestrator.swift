@@ -18,6 +18,8 @@ struct Orchestrator {
     let window: Int
     /// A fixed rate for the latency phase instead of half the saturation throughput.
     var latencyRate: Double? = nil
+    /// Where Courier receivers write their delivery timelines (`--timeline`), if anywhere.
+    var timelineDirectory: String? = nil
 
     func run(_ system: BenchSystem, size: Int) throws -> Scenario {
         let directory = "\(dataDirectory)/\(system.rawValue)-\(size)"
@@ -29,7 +31,11 @@ struct Orchestrator {
         if system != .baseline { common += ["--durability", system.rawValue] }
         if let latencyRate { common += ["--rate", "\(latencyRate)"] }
 
-        let receiver = try Child(executable, ["--role", "\(kind)-receiver", "--data-directory", directory + "/receiver"] + common)
+        var receiverArguments = ["--role", "\(kind)-receiver", "--data-directory", directory + "/receiver"] + common
+        if let timelineDirectory, system != .baseline {
+            receiverArguments += ["--timeline-file", "\(timelineDirectory)/\(system.rawValue)-\(size).tsv"]
+        }
+        let receiver = try Child(executable, receiverArguments)
         guard let ready = receiver.readLine(), ready.hasPrefix("READY ") else {
             receiver.terminate()
             throw BenchError("the \(system.label) receiver did not start")
