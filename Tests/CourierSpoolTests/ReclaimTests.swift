@@ -275,4 +275,31 @@ struct ReclaimTests {
         #expect(log.nextSequenceNumber == UInt64(accepted + 1))
         #expect(try allPending(log).map(\.sequenceNumber) == Array(UInt64(first + 1)...UInt64(accepted)))
     }
+
+    @Test(
+        "a full disk with room for a new segment but not the append: the old segment's space is free before the retry",
+        .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
+    )
+    func fullDiskRoomForHeaderOnly() throws {
+        let temp = TemporaryDirectory("reclaim-full-room")
+        let mount = temp.sub("mnt")
+        try FileManager.default.createDirectory(atPath: mount.string, withIntermediateDirectories: true)
+        try #require(run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mount.string]) == 0, "mount failed")
+        defer { run(["umount", mount.string]) }
+        let filler = mount.appending("filler")
+        try writeFile(filler, [UInt8](repeating: 1, count: 64 << 10))
+        let directory = try DataDirectory(path: mount.appending("data"), configuration: configuration(.groupCommit))
+        defer { directory.close() }
+        let log = try directory.outboundLog(for: "peer")
+        var accepted = 0
+        while (try? log.appendAndWait(SpoolEntry(payload: payload(accepted + 1, size: 1000)))) != nil { accepted += 1 }
+        #expect(accepted > 100)
+        try log.acknowledge(upTo: UInt64(accepted))
+        // 64 KiB free: enough for a new segment, not for 200 KiB, which fits only once the
+        // acknowledged segment's blocks are really freed (its descriptor closed).
+        try FileManager.default.removeItem(atPath: filler.string)
+        let big = payload(accepted + 1, size: 200 << 10)
+        #expect(try log.appendAndWait(SpoolEntry(payload: big)) == UInt64(accepted + 1))
+        #expect(try allPending(log).map(\.payload) == [big])
+    }
 }

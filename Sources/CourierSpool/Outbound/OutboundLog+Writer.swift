@@ -286,6 +286,9 @@ extension OutboundLog {
         }
         _ = flushBuffer()
         guard let retryError, !retry.isEmpty else { return }
+        // This function's own reference to the old segment would keep its file open, and
+        // its blocks allocated, through the reclaim: let go of it first.
+        active = nil
         if reclaimActiveSegment(force: true) {
             logger.notice("spool: the disk was full; gave back the space of the wholly acknowledged active segment and retried the append", metadata: ["peer": "\(peer)"])
             write(retry, mayReclaim: false)
