@@ -111,16 +111,10 @@ final class RecordFile {
     ) throws -> CorruptionReport? {
         let name = path.lastComponent?.string ?? "file"
         let target = quarantineDirectory.appending("\(name).at-\(range.offset).quarantined")
-        let damaged = Array(bytes[Int(range.offset)..<Int(range.end)])
-        if let kept = try? FileOps.openForReading(target) {
-            defer { try? kept.close() }
-            if let size = try? kept.fileSize(), size == range.length,
-               let copy = try? kept.readBytes(at: 0, count: damaged.count), copy == damaged {
-                return nil
-            }
-        }
+        let damaged = bytes[Int(range.offset)..<Int(range.end)]
+        if Quarantine.holds(target, exactly: damaged) { return nil }
         try FileOps.makeDirectory(quarantineDirectory)
-        try FileOps.writeAtomically(damaged, to: target)
+        try FileOps.writeAtomically(Array(damaged), to: target)
         return CorruptionReport(peer: peer, path: path, offset: range.offset, reason: "\(range.reason); damaged bytes \(range.offset)..<\(range.end); the records after them are intact", quarantinedTo: target, length: range.length)
     }
 

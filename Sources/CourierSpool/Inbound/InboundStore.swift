@@ -66,6 +66,9 @@ public final class InboundStore: Sendable {
             streams[InboundStreamKey(sender: stream.sender, streamID: stream.streamID)] = stream
         }
         for event in opened.events {
+            if case .corruptionFound = event {
+                Counter(label: "courier_spool_corruptions_total", dimensions: [("store", "inbound")]).increment()
+            }
             configuration.logger.error("spool: inbound journal repaired on open", metadata: ["event": "\(event)"])
             configuration.onEvent?(event)
         }

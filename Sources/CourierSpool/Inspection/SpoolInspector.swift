@@ -174,7 +174,10 @@ public struct SpoolInspector: Sendable {
         report.bytesChecked += Int64(bytes.count)
         let scan = RecordFile.scanRecords(bytes, kind: kind, maxRecordSize: Int(Int32.max), tolerateTornTail: true)
         report.recordsChecked += scan.entries.count
-        for range in scan.damaged {
+        // A damaged range an earlier open already quarantined stays in the file, skipped;
+        // only ranges not yet set aside are problems (as for segments).
+        for range in scan.damaged
+        where !Quarantine.holds(Quarantine.path(for: path, offset: range.offset), exactly: bytes[Int(range.offset)..<Int(range.end)]) {
             report.problems.append(SpoolProblem(path: path, offset: range.offset, reason: "\(range.reason) (the records after it are intact)", length: range.length))
         }
         if let failure = scan.failure {

@@ -17,6 +17,15 @@ enum Quarantine {
         return directory.appending(directoryName).appending("\(name).at-\(offset).quarantined")
     }
 
+    /// Whether `target` exists and holds exactly `bytes`. Any read error counts as no.
+    static func holds(_ target: FilePath, exactly bytes: ArraySlice<UInt8>) -> Bool {
+        guard let copy = try? FileOps.openForReading(target) else { return false }
+        defer { try? copy.close() }
+        guard let size = try? copy.fileSize(), size == Int64(bytes.count),
+              let kept = try? copy.readBytes(at: 0, count: bytes.count) else { return false }
+        return kept.elementsEqual(bytes)
+    }
+
     /// Whether `target` exists and holds exactly `length` bytes equal to `fd`'s bytes at
     /// `offset`. Any read error counts as no.
     static func holds(_ target: FilePath, sameBytesAs fd: FileDescriptor, at offset: Int64, length: Int64) -> Bool {
