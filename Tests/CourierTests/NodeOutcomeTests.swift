@@ -89,6 +89,34 @@ struct NodeOutcomeTests {
         await receiver.shutdown()
     }
 
+    @Test("removing a peer ends every wait on its outcomes, later ones too; adding it back resumes delivery")
+    func removedPeerOutcomes() async throws {
+        let directory = TemporaryDirectory("removed-peer")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let peer = PeerConfiguration(id: "r", endpoints: [endpoint])
+        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"), peers: [peer]))
+        let receipts = try await sender.send(batch: [Array("one".utf8), Array("two".utf8)], to: "r")
+        let waiting = Task { try await receipts.outcomes() }
+        await sender.removePeer("r")
+        let attempts: [@Sendable () async throws -> [Outcome]] = [{ try await waiting.value }, { try await receipts.outcomes() }]
+        for attempt in attempts {
+            do {
+                _ = try await within(.seconds(10), "outcome after removePeer") { try await attempt() }
+                Issue.record("an outcome was returned for a removed peer")
+            } catch let error as CourierError {
+                #expect(error.code == .unknownPeer)
+            }
+        }
+        // Added back: the spool is still there, delivery resumes and the outcomes come.
+        try await sender.addPeer(peer)
+        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        _ = try await within(.seconds(20), "delivery") { await receive(2, from: receiver) }
+        #expect(try await within(.seconds(10), "outcomes") { try await receipts.outcomes() } == [.processed, .processed])
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+
     @Test("a message whose time-to-live passes while the peer is away expires and is never delivered")
     func expiry() async throws {
         let directory = TemporaryDirectory("expiry")

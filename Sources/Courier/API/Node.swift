@@ -80,6 +80,8 @@ public final class Node: Sendable, Service {
     }
 
     /// Stops sending to a peer. Its spool stays on disk; adding it again resumes delivery.
+    /// Waits on its messages' outcomes, current and later, end with
+    /// ``CourierError/Code/unknownPeer`` until it is added again.
     public func removePeer(_ id: String) async {
         await core.removePeer(id)
     }

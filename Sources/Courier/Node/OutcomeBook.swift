@@ -95,7 +95,7 @@ final class OutcomeBook: Sendable {
             return state.nextToken
         }
         return try await withTaskCancellationHandler {
-            await withCheckedContinuation { (waiter: OutcomeWaiter) in
+            let result = await withCheckedContinuation { (waiter: OutcomeWaiter) in
                 let immediate: Result<Outcome, CourierError>? = state.withLock { state in
                     if state.cancelledEarly.remove(token) != nil { return .failure(Self.cancelled) }
                     if let known = Self.known(id, in: state) { return known }
@@ -104,6 +104,9 @@ final class OutcomeBook: Sendable {
                 }
                 if let immediate { waiter.resume(returning: immediate) }
             }
+            // A cancellation that came after the waiter was resumed left its token behind.
+            state.withLock { _ = $0.cancelledEarly.remove(token) }
+            return result
         } onCancel: {
             let waiter: OutcomeWaiter? = state.withLock { state in
                 guard let waiter = state.peers[id.peer]?.waiters[id.sequence]?.removeValue(forKey: token) else {
@@ -188,7 +191,7 @@ final class OutcomeBook: Sendable {
             return state.nextToken
         }
         try await withTaskCancellationHandler {
-            await withCheckedContinuation { (done: DrainWaiter) in
+            let result = await withCheckedContinuation { (done: DrainWaiter) in
                 let immediate: Result<Void, CourierError>? = state.withLock { state in
                     if state.cancelledEarly.remove(token) != nil { return .failure(Self.cancelled) }
                     if state.closed { return .failure(CourierError(.shutDown, "the node is stopped")) }
@@ -199,6 +202,8 @@ final class OutcomeBook: Sendable {
                 }
                 if let immediate { done.resume(returning: immediate) }
             }
+            state.withLock { _ = $0.cancelledEarly.remove(token) }
+            return result
         } onCancel: {
             let waiter: DrainWaiter? = state.withLock { state in
                 guard let waiter = state.peers[peer]?.drainWaiters.removeValue(forKey: token) else {
@@ -221,8 +226,10 @@ final class OutcomeBook: Sendable {
         state.withLock { $0.peers[peer]?.statistics }
     }
 
+    /// The peer was removed: its waiters fail, and so does every later wait on it, until it is
+    /// added again (its entry goes; a wait on an entry nothing settles would never end).
     func remove(peer: String) {
-        close(peers: [peer])
+        close(peers: [peer], removing: true, CourierError(.unknownPeer, "peer \(peer) was removed before this was known; add it again to resume delivery and learn the outcome"))
     }
 
     /// Fails every waiter: the node is stopping.
@@ -231,11 +238,10 @@ final class OutcomeBook: Sendable {
             state.closed = true
             return Array(state.peers.keys)
         }
-        close(peers: names)
+        close(peers: names, removing: false, CourierError(.shutDown, "the node stopped before this was known; it will be learned after the next start"))
     }
 
-    private func close(peers names: [String]) {
-        let error = CourierError(.shutDown, "the node stopped before this was known; it will be learned after the next start")
+    private func close(peers names: [String], removing: Bool, _ error: CourierError) {
         let (outcomeWaiters, drainWaiters) = state.withLock { state in
             var outcomes: [OutcomeWaiter] = []
             var drains: [DrainWaiter] = []
@@ -245,6 +251,7 @@ final class OutcomeBook: Sendable {
                 drains += entry.drainWaiters.values
                 state.peers[name]?.waiters = [:]
                 state.peers[name]?.drainWaiters = [:]
+                if removing { state.peers[name] = nil }
             }
             return (outcomes, drains)
         }
