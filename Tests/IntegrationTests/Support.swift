@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -107,21 +108,27 @@ func poll(within limit: Duration, _ what: String, _ condition: () throws -> Bool
     }
 }
 
-/// A loopback TCP port nobody listens on right now.
+/// Ports handed out in this process so far: never the same one twice.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// A loopback TCP port nobody listens on right now, below the kernel's ephemeral range
+/// (32768 and up), so that no outgoing connection takes it as its source port while the
+/// program meant to listen there is not started yet (see CourierTests' NodeTestSupport).
 func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
-            _ = bind(fd, raw, length)
-            _ = getsockname(fd, raw, &length)
+    while true {
+        let port = Int.random(in: 20_000..<32_000)
+        guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
+        close(fd)
+        if bound { return port }
     }
-    return Int(UInt16(bigEndian: address.sin_port))
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
