@@ -16,6 +16,20 @@ func run(_ arguments: [String]) -> Int32 {
     return process.terminationStatus
 }
 
+/// A tmpfs of `size` (such as "512k") mounted on a fresh directory, for running out of
+/// space on purpose. Root only; `unmount()` it in a `defer` after everything on it is closed.
+struct SmallDisk {
+    let path: FilePath
+
+    init(_ label: String, size: String) throws {
+        path = TemporaryDirectory(label).sub("mnt")
+        try FileManager.default.createDirectory(atPath: path.string, withIntermediateDirectories: true)
+        try #require(run(["mount", "-t", "tmpfs", "-o", "size=\(size)", "tmpfs", path.string]) == 0, "mount failed")
+    }
+
+    func unmount() { run(["umount", path.string]) }
+}
+
 @Suite("Disk full")
 struct DiskFullTests {
     @Test(
@@ -23,11 +37,9 @@ struct DiskFullTests {
         .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
     )
     func diskFull() throws {
-        let temp = TemporaryDirectory("full")
-        let mount = temp.sub("mnt")
-        try FileManager.default.createDirectory(atPath: mount.string, withIntermediateDirectories: true)
-        try #require(run(["mount", "-t", "tmpfs", "-o", "size=768k", "tmpfs", mount.string]) == 0, "mount failed")
-        defer { run(["umount", mount.string]) }
+        let disk = try SmallDisk("full", size: "768k")
+        defer { disk.unmount() }
+        let mount = disk.path
         // A filler to delete later, to give space back.
         let filler = mount.appending("filler")
         try writeFile(filler, [UInt8](repeating: 1, count: 256 << 10))

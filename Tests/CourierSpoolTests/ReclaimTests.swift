@@ -216,11 +216,9 @@ struct ReclaimTests {
         .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
     )
     func fullDisk() throws {
-        let temp = TemporaryDirectory("reclaim-full")
-        let mount = temp.sub("mnt")
-        try FileManager.default.createDirectory(atPath: mount.string, withIntermediateDirectories: true)
-        try #require(run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mount.string]) == 0, "mount failed")
-        defer { run(["umount", mount.string]) }
+        let disk = try SmallDisk("reclaim-full", size: "512k")
+        defer { disk.unmount() }
+        let mount = disk.path
         let data = mount.appending("data")
         let events = EventCollector()
         let logs = InMemoryLogHandler()
@@ -281,11 +279,9 @@ struct ReclaimTests {
         .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
     )
     func fullDiskRoomForHeaderOnly() throws {
-        let temp = TemporaryDirectory("reclaim-full-room")
-        let mount = temp.sub("mnt")
-        try FileManager.default.createDirectory(atPath: mount.string, withIntermediateDirectories: true)
-        try #require(run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", mount.string]) == 0, "mount failed")
-        defer { run(["umount", mount.string]) }
+        let disk = try SmallDisk("reclaim-full-room", size: "512k")
+        defer { disk.unmount() }
+        let mount = disk.path
         let filler = mount.appending("filler")
         try writeFile(filler, [UInt8](repeating: 1, count: 64 << 10))
         let directory = try DataDirectory(path: mount.appending("data"), configuration: configuration(.groupCommit))
