@@ -37,7 +37,7 @@ public final class DeadLetterStore: Sendable {
         self.configuration = configuration
         let opened = try RecordFile.open(
             path: directory.appending("deadletters.log"), kind: .deadLetters, peer: peer,
-            quarantineDirectory: directory.appending("quarantine"), maxRecordSize: configuration.maxRecordSize + 1024
+            maxRecordSize: configuration.maxRecordSize + 1024
         )
         var live: [UInt64: Location] = [:]
         var nextID: UInt64 = 1

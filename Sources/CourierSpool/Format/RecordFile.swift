@@ -34,7 +34,7 @@ final class RecordFile {
 
     /// Opens (creating if missing) and recovers the file.
     static func open(
-        path: FilePath, kind: FileHeader.Kind, peer: String?, quarantineDirectory: FilePath, maxRecordSize: Int
+        path: FilePath, kind: FileHeader.Kind, peer: String?, maxRecordSize: Int
     ) throws(SpoolError) -> Opened {
         var directory = path
         directory.removeLastComponent()
@@ -54,7 +54,7 @@ final class RecordFile {
             let scan = scanRecords(bytes, kind: kind, maxRecordSize: maxRecordSize, tolerateTornTail: true)
             var events: [SpoolEvent] = []
             for range in scan.damaged {
-                if let report = try quarantine(range, of: bytes, path: path, peer: peer, quarantineDirectory: quarantineDirectory) {
+                if let report = try quarantine(range, of: bytes, path: path, peer: peer) {
                     events.append(.corruptionFound(report))
                 }
             }
@@ -71,9 +71,8 @@ final class RecordFile {
                     try fd.datasync()
                     events.append(.tornTailTruncated(path: path, offset: failure.offset, bytes: size - failure.offset))
                 } else {
-                    try FileOps.makeDirectory(quarantineDirectory)
-                    let name = path.lastComponent?.string ?? "file"
-                    let target = quarantineDirectory.appending("\(name).at-\(failure.offset).quarantined")
+                    try FileOps.makeDirectory(Quarantine.directory(for: path))
+                    let target = Quarantine.path(for: path, offset: failure.offset)
                     try FileOps.writeAtomically(Array(bytes[Int(failure.offset)...]), to: target)
                     if failure.offset < Int64(FileHeader.size) {
                         // The header itself is damaged: start the file afresh.
@@ -107,13 +106,12 @@ final class RecordFile {
     /// report, unless an earlier open already did (the quarantine file holds exactly these
     /// bytes): then `nil`. The file itself is not changed; every open skips the range again.
     private static func quarantine(
-        _ range: DamagedBytes, of bytes: [UInt8], path: FilePath, peer: String?, quarantineDirectory: FilePath
+        _ range: DamagedBytes, of bytes: [UInt8], path: FilePath, peer: String?
     ) throws -> CorruptionReport? {
-        let name = path.lastComponent?.string ?? "file"
-        let target = quarantineDirectory.appending("\(name).at-\(range.offset).quarantined")
+        let target = Quarantine.path(for: path, offset: range.offset)
         let damaged = bytes[Int(range.offset)..<Int(range.end)]
         if Quarantine.holds(target, exactly: damaged) { return nil }
-        try FileOps.makeDirectory(quarantineDirectory)
+        try FileOps.makeDirectory(Quarantine.directory(for: path))
         try FileOps.writeAtomically(Array(damaged), to: target)
         return CorruptionReport(peer: peer, path: path, offset: range.offset, reason: "\(range.reason); damaged bytes \(range.offset)..<\(range.end); the records after them are intact", quarantinedTo: target, length: range.length)
     }

@@ -53,7 +53,7 @@ public final class InboundStore: Sendable {
         try FileOps.makeDirectory(directory)
         let opened = try RecordFile.open(
             path: directory.appending("inbound.journal"), kind: .inbound, peer: nil,
-            quarantineDirectory: directory.appending("quarantine"), maxRecordSize: 1 << 26
+            maxRecordSize: 1 << 26
         )
         var streams: [InboundStreamKey: InboundStreamState] = [:]
         var corrupt = 0
@@ -325,7 +325,7 @@ public final class InboundStore: Sendable {
             RecordFormat.encode(into: &writer, type: .inboundState, sequenceNumber: 0, enqueuedAt: stream.lastActivity, expiresAt: nil, attempt: 0, flags: 0, body: stream.encodedBody())
         }
         try FileOps.writeAtomically(writer.bytes, to: journalPath)
-        let reopened = try RecordFile.open(path: journalPath, kind: .inbound, peer: nil, quarantineDirectory: directory.appending("quarantine"), maxRecordSize: 1 << 26)
+        let reopened = try RecordFile.open(path: journalPath, kind: .inbound, peer: nil, maxRecordSize: 1 << 26)
         journal.file = reopened.file
         journal.compactedSize = reopened.file.end
         journal.unsynced = false

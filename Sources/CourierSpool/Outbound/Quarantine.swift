@@ -9,12 +9,17 @@ import SystemPackage
 enum Quarantine {
     static let directoryName = "quarantine"
 
-    /// `quarantine/<file>.at-<offset>.quarantined` beside `file`.
-    static func path(for file: FilePath, offset: Int64) -> FilePath {
+    /// `quarantine/` beside `file`.
+    static func directory(for file: FilePath) -> FilePath {
         var directory = file
         directory.removeLastComponent()
+        return directory.appending(directoryName)
+    }
+
+    /// `quarantine/<file>.at-<offset>.quarantined` beside `file`.
+    static func path(for file: FilePath, offset: Int64) -> FilePath {
         let name = file.lastComponent?.string ?? "segment"
-        return directory.appending(directoryName).appending("\(name).at-\(offset).quarantined")
+        return directory(for: file).appending("\(name).at-\(offset).quarantined")
     }
 
     /// Whether `target` exists and holds exactly `bytes`. Any read error counts as no.
