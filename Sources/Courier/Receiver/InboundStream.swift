@@ -8,6 +8,13 @@ import ZeroMQ
 /// Invariants: messages are handed out in sequence order without gaps; a number is handed
 /// out only at or below the durable reservation; an acknowledgement or outcome goes to the
 /// sender only for numbers whose processed mark is durable.
+///
+/// The per-message state is `@exclusivity(unchecked)`: each touch of a class's stored
+/// property otherwise pays a runtime exclusivity check, several per message, and those
+/// checks took about a fifth of the receiving I/O thread's time (docs/PERFORMANCE.md). It is
+/// sound here because only the I/O thread ever touches a stream, and no access overlaps
+/// another: no closure given to a mutation of a property reads the object (the compiler
+/// still checks every access statically). Keep it so when changing this class.
 final class InboundStream {
     enum Arrival {
         case message(payload: [UInt8], attempt: UInt32)
@@ -23,26 +30,26 @@ final class InboundStream {
     var welcomeOwed = false
 
     /// Durable: every number up to here is processed.
-    private(set) var processedUpTo: UInt64
+    @exclusivity(unchecked) private(set) var processedUpTo: UInt64
     /// Durable: processed numbers above `processedUpTo`.
-    private(set) var processedAbove: SequenceSet
+    @exclusivity(unchecked) private(set) var processedAbove: SequenceSet
     /// Durable: numbers up to here may have been handed out.
-    private var reservedUpTo: UInt64
+    @exclusivity(unchecked) private var reservedUpTo: UInt64
     /// The reservation found at load: unprocessed numbers at or below it were possibly seen.
     private let redeliverUpTo: UInt64
     /// Handed to the application (or finished internally) up to here.
-    private var deliveredUpTo: UInt64
-    private var buffer = SequenceTable<Arrival>()
-    private var reservationRequested: UInt64 = 0
+    @exclusivity(unchecked) private var deliveredUpTo: UInt64
+    @exclusivity(unchecked) private var buffer = SequenceTable<Arrival>()
+    @exclusivity(unchecked) private var reservationRequested: UInt64 = 0
     /// Settled by the application, being made durable.
-    private var settling = SequenceSet()
+    @exclusivity(unchecked) private var settling = SequenceSet()
     /// Settled and durable, with the verdict to tell the sender (nil: processed).
-    private var toMark: [UInt64] = []
-    private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
-    private var outcomesToSend: [WireFrame.OutcomeEntry] = []
-    private var unacknowledged = 0
-    private var ackDue: ContinuousClock.Instant?
-    private var ackNow = false
+    @exclusivity(unchecked) private var toMark: [UInt64] = []
+    @exclusivity(unchecked) private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
+    @exclusivity(unchecked) private var outcomesToSend: [WireFrame.OutcomeEntry] = []
+    @exclusivity(unchecked) private var unacknowledged = 0
+    @exclusivity(unchecked) private var ackDue: ContinuousClock.Instant?
+    @exclusivity(unchecked) private var ackNow = false
 
     init(sender: String, stream: UInt64, stored: InboundStreamState?) {
         self.sender = sender
