@@ -124,6 +124,7 @@ enum CourierRoles {
         let saturationEnd = monotonicNanoseconds()
         let throughput = Double(sent) / (Double(saturationEnd - began) / 1e9)
         let saturationSyncs = capture.value - syncsBefore
+        let retransmittedAtSaturation = node.statistics(for: receiverID)?.retransmitted ?? 0
         try await Task.sleep(for: .milliseconds(200))
 
         // Latency at a constant rate.
@@ -136,7 +137,9 @@ enum CourierRoles {
             peakResidentBytes: ProcessFigures.peakResidentBytes(),
             writeBytes: ProcessFigures.writeBytes() - startWrites,
             messages: sent + paced.count, syncs: saturationSyncs, syncSeconds: Double(saturationEnd - began) / 1e9,
-            seconds: Double(saturationEnd - began) / 1e9, cpuSeconds: ProcessFigures.cpuSeconds() - startCPU)
+            seconds: Double(saturationEnd - began) / 1e9, cpuSeconds: ProcessFigures.cpuSeconds() - startCPU,
+            retransmittedAtSaturation: retransmittedAtSaturation,
+            retransmittedAtLatency: (node.statistics(for: receiverID)?.retransmitted ?? 0) - retransmittedAtSaturation)
         await node.shutdown()
         emitLine(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
     }

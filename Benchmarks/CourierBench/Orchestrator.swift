@@ -160,6 +160,10 @@ struct Scenario: Codable {
     var receiverSyncsPerSecond: Double?
     var senderCPUSeconds: Double
     var receiverCPUSeconds: Double
+    /// Courier: copies the sender sent again, per phase (retransmission timeouts after a
+    /// stall, or the receiver's request); nil for the baseline and for older runs' files.
+    var retransmittedAtSaturation: Int?
+    var retransmittedAtLatency: Int?
 
     init(system: BenchSystem, size: Int, sender: ChildReport, receiver: ChildReport) {
         self.system = system
@@ -182,6 +186,8 @@ struct Scenario: Codable {
         }
         senderCPUSeconds = sender.cpuSeconds
         receiverCPUSeconds = receiver.cpuSeconds
+        retransmittedAtSaturation = sender.retransmittedAtSaturation
+        retransmittedAtLatency = sender.retransmittedAtLatency
     }
 }
 

@@ -22,6 +22,15 @@ enum Report {
             let baseline = baselineFor(scenario, in: results)
             out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.throughput)) | \(ratio(scenario.throughput, baseline?.throughput)) | \(format(scenario.throughput * Double(scenario.size) / 1e6)) | \(mebibytes(scenario.senderPeakResidentBytes)) | \(mebibytes(scenario.receiverPeakResidentBytes)) | \(format(scenario.senderDiskBytesPerMessage, digits: 0)) + \(format(scenario.receiverDiskBytesPerMessage, digits: 0)) | \(syncs(scenario)) |")
         }
+        let retransmissions = results.scenarios.compactMap { scenario -> String? in
+            guard let saturation = scenario.retransmittedAtSaturation, let latency = scenario.retransmittedAtLatency,
+                  saturation + latency > 0 else { return nil }
+            return "\(sizeLabel(scenario.size)) \(scenario.label): \(grouped(Double(saturation))) + \(grouped(Double(latency)))"
+        }
+        if !retransmissions.isEmpty {
+            out.append("")
+            out.append("Retransmitted copies (saturation + latency phase; none elsewhere): " + retransmissions.joined(separator: "; ") + ".")
+        }
         out.append("")
         out.append("### Latency at half the saturation rate (coordinated omission corrected), milliseconds")
         out.append("")
