@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(
             name: "CourierTests",
             dependencies: [
-                "Courier", "CourierSpool", "ZeroMQ",
+                "Courier", "CourierSpool", "ZeroMQ", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -85,6 +85,12 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Helpers for every test target: a seeded random generator, free loopback ports.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: upcoming
+        ),
         // Helpers both spool test targets use to make and damage data directories.
         .target(
             name: "SpoolTestSupport",
@@ -95,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "CourierSpoolTests",
             dependencies: [
-                "CourierSpool", "SpoolTestSupport",
+                "CourierSpool", "SpoolTestSupport", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -192,7 +198,7 @@ let package = Package(
         // (`swift build --build-tests` builds them).
         .testTarget(
             name: "IntegrationTests",
-            dependencies: [],
+            dependencies: ["TestSupport"],
             swiftSettings: upcoming
         ),
     ],

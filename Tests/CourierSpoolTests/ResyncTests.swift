@@ -1,6 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
+import TestSupport
 @testable @_spi(Testing) import CourierSpool
 
 /// Recovery resynchronises after damage in the middle of a segment: only the damaged
@@ -365,18 +366,5 @@ struct ResyncTests {
         #expect(await eventually { (try? segmentFiles(peerDirectory(path, "peer"))) == Array(segments.dropFirst()) })
         #expect(log.status.segmentCount == segments.count - 1)
         #expect(try allPending(log).map(\.sequenceNumber) == Array(10...40))
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failing round can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

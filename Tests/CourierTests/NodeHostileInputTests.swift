@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 import ZeroMQ
 @testable import Courier
 
@@ -81,7 +82,7 @@ struct NodeHostileInputTests {
             let mallory = try Socket(.dealer, context: context)
             try mallory.set(.routingID, Array("mallory".utf8))
             try mallory.connect(endpoint)
-            var random = SplitMix(seed: 7)
+            var random = SeededGenerator(seed: 7)
             let hello = WireEncoder.encode(.hello(.init(stream: 99, firstUnacknowledged: 1, nextSequence: 5)))
             var data = WireEncoder.data(stream: 99)
             data.appendRecord(sequence: 1, attempt: 1, isTombstone: false, expiry: 0, payload: Array("forged".utf8))

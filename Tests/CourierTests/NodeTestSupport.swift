@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+import TestSupport
 @testable import Courier
 
 /// A fresh data directory under /tmp, removed by `cleanup()`.
@@ -15,31 +16,9 @@ struct TemporaryDirectory {
     func sub(_ name: String) -> String { path + "/" + name }
 }
 
-/// Ports handed out in this process so far: never the same one twice.
-private let handedOutPorts = Mutex<Set<Int>>([])
-
-/// A port nobody listens on right now, for tcp://127.0.0.1. Taken below the kernel's
-/// ephemeral range (32768 and up): a port from `bind(0)` comes from that range, and while a
-/// test holds it unbound (a peer that starts later), any outgoing connection (nodes retry
-/// theirs all the time) may take it as its source port, and the later bind fails.
+/// A tcp://127.0.0.1 endpoint nobody listens on (see `freeLoopbackPort()`).
 func freeLoopbackEndpoint() -> String {
-    while true {
-        let port = Int.random(in: 20_000..<32_000)
-        guard handedOutPorts.withLock({ $0.insert(port).inserted }), canBindLoopback(port) else { continue }
-        return "tcp://127.0.0.1:\(port)"
-    }
-}
-
-private func canBindLoopback(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    return withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
+    "tcp://127.0.0.1:\(freeLoopbackPort())"
 }
 
 func configuration(id: String, directory: String, listen: [String] = [], peers: [PeerConfiguration] = []) -> NodeConfiguration {

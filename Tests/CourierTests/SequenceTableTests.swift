@@ -1,11 +1,12 @@
 import Testing
+import TestSupport
 @testable import Courier
 
 @Suite("Sequence table")
 struct SequenceTableTests {
     @Test("random inserts, lookups and removals agree with Dictionary", arguments: [1, 2, 3])
     func matchesDictionary(seed: UInt64) {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var table = SequenceTable<Int>()
         var reference: [UInt64: Int] = [:]
         for step in 0..<50_000 {

@@ -1,5 +1,6 @@
 import CourierSpool
 import Testing
+import TestSupport
 @testable import Courier
 
 @Suite("Wire protocol v1: encoding and decoding")
@@ -99,7 +100,7 @@ struct WireCodecTests {
 
     @Test("random byte strings never decode and never trap")
     func randomFrames() {
-        var generator = SplitMix(seed: 0xC0FFEE)
+        var generator = SeededGenerator(seed: 0xC0FFEE)
         for _ in 0..<20_000 {
             let length = Int(generator.next() % 200)
             var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
@@ -141,15 +142,3 @@ func record(seq: UInt64, attempt: UInt32 = 1, flags: UInt8 = 0, statedLength: UI
 /// Appends a correct CRC-32C, so a test reaches the checks behind the checksum.
 func seal(_ body: [UInt8]) -> [UInt8] { body + u32(CRC32C.checksum(body)) }
 
-/// A small deterministic generator for reproducible random inputs.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

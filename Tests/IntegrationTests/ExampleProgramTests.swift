@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// courier-producer and courier-consumer as real processes over 127.0.0.1 (SPEC §5).
 @Suite("Example programs as processes", .serialized, .timeLimit(.minutes(3)))
@@ -7,7 +8,7 @@ struct ExampleProgramTests {
     @Test("a producer's messages reach the consumer once, in order, without gaps")
     func basicDelivery() async throws {
         let work = Workspace("basic")
-        let port = freePort()
+        let port = freeLoopbackPort()
         let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)"],
                                  stdout: work.file("c.out"), stderr: work.file("c.err"))
         let producer = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", "C=tcp://127.0.0.1:\(port)",
@@ -30,7 +31,7 @@ struct ExampleProgramTests {
     @Test("--exit-after N: the consumer exits 0 after N messages")
     func exitAfter() async throws {
         let work = Workspace("exit-after")
-        let port = freePort()
+        let port = freeLoopbackPort()
         let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
                                                       "--exit-after", "5"],
                                  stdout: work.file("c.out"), stderr: work.file("c.err"))
@@ -48,7 +49,7 @@ struct ExampleProgramTests {
     @Test("the sender learns the outcome of messages a consumer acknowledged just before --exit-after ended it")
     func exitAfterAcknowledgementsReachTheSender() async throws {
         let work = Workspace("exit-after-acks")
-        let port = freePort()
+        let port = freeLoopbackPort()
         let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
                                                       "--exit-after", "10"],
                                  stdout: work.file("c.out"), stderr: work.file("c.err"))
@@ -66,7 +67,7 @@ struct ExampleProgramTests {
     @Test("--reject-matching: the message is printed as rejected and --wait fails with a summary")
     func rejection() async throws {
         let work = Workspace("reject")
-        let port = freePort()
+        let port = freeLoopbackPort()
         let input = work.create("input", contents: "good-1\nbad-2\ngood-3\n")
         let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
                                                       "--reject-matching", "^bad-"],
@@ -88,12 +89,12 @@ struct ExampleProgramTests {
     @Test("a second process on the same data directory fails at once, naming the holder")
     func lockedDataDirectory() async throws {
         let work = Workspace("lock")
-        let port = freePort()
+        let port = freeLoopbackPort()
         let holder = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)"],
                                stdout: work.file("c.out"), stderr: work.file("c.err"))
         try await poll(within: .seconds(15), "the consumer to listen on \(port)") { isListening(port) }
         let started = ContinuousClock.now
-        let second = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(freePort())"],
+        let second = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(freeLoopbackPort())"],
                                stdout: work.file("c2.out"), stderr: work.file("c2.err"))
         #expect(try await second.exitCode(within: .seconds(10)) == 1)
         #expect(ContinuousClock.now - started < .seconds(5))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// How long the kill test runs its faults: COURIER_SOAK_SECONDS, or a short run for CI.
 private let soakSeconds = Int(ProcessInfo.processInfo.environment["COURIER_SOAK_SECONDS"] ?? "") ?? 12
@@ -17,7 +18,7 @@ extension ExampleProgramTests {
         let seed = UInt64(ProcessInfo.processInfo.environment["COURIER_KILL_SEED"] ?? "") ?? UInt64.random(in: 1...999_999)
         var random = SeededGenerator(seed: seed)
         let work = Workspace("kill-\(seed)")
-        let port = freePort()
+        let port = freeLoopbackPort()
         let peer = "C=tcp://127.0.0.1:\(port)"
 
         var consumerRuns = 0

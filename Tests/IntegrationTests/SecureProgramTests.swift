@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @Suite("Example programs with --secure", .serialized, .timeLimit(.minutes(2)))
 struct SecureProgramTests {
@@ -13,7 +14,7 @@ struct SecureProgramTests {
     func secureExchange() async throws {
         let work = Workspace("secure")
         for name in ["p.key", "c.key", "eve.key"] { try await keygen(work, name) }
-        let port = freePort()
+        let port = freeLoopbackPort()
         let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
                                                       "--secure", "--key", work.file("c.key"), "--trust", "P=\(work.file("p.key.pub"))",
                                                       "--exit-after", "3"],
@@ -39,10 +40,10 @@ struct SecureProgramTests {
     @Test("--secure without a key, or with a missing key file, is a usage error (exit 2)")
     func badSecureFlags() async throws {
         let work = Workspace("secure-flags")
-        let noKey = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(freePort())", "--secure"],
+        let noKey = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(freeLoopbackPort())", "--secure"],
                               stdout: work.file("1.out"), stderr: work.file("1.err"))
         #expect(try await noKey.exitCode(within: .seconds(20)) == 2)
-        let missing = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(freePort())",
+        let missing = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(freeLoopbackPort())",
                                                      "--secure", "--key", work.file("absent.key")],
                                 stdout: work.file("2.out"), stderr: work.file("2.err"))
         #expect(try await missing.exitCode(within: .seconds(20)) == 2)

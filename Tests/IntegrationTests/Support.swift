@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -108,29 +107,6 @@ func poll(within limit: Duration, _ what: String, _ condition: () throws -> Bool
     }
 }
 
-/// Ports handed out in this process so far: never the same one twice.
-private let handedOutPorts = Mutex<Set<Int>>([])
-
-/// A loopback TCP port nobody listens on right now, below the kernel's ephemeral range
-/// (32768 and up), so that no outgoing connection takes it as its source port while the
-/// program meant to listen there is not started yet (see CourierTests' NodeTestSupport).
-func freePort() -> Int {
-    while true {
-        let port = Int.random(in: 20_000..<32_000)
-        guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        close(fd)
-        if bound { return port }
-    }
-}
-
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 func isListening(_ port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -179,17 +155,4 @@ func completeLines(_ text: String) -> [String] {
     var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     lines.removeLast()   // after the last newline: empty, or a torn line
     return lines
-}
-
-/// A small seeded generator (SplitMix64), so a failing schedule can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
