@@ -19,7 +19,17 @@ public func freeLoopbackPort() -> Int {
     }
 }
 
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+public func isListening(_ port: Int) -> Bool {
+    withLoopbackSocket(port) { fd, address, length in connect(fd, address, length) == 0 }
+}
+
 private func canBindLoopback(_ port: Int) -> Bool {
+    withLoopbackSocket(port) { fd, address, length in bind(fd, address, length) == 0 }
+}
+
+/// Calls `body` with a new TCP socket and the address 127.0.0.1:`port`; closes the socket.
+private func withLoopbackSocket(_ port: Int, _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Bool) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
@@ -27,6 +37,6 @@ private func canBindLoopback(_ port: Int) -> Bool {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = UInt16(port).bigEndian
     return withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
 }
