@@ -100,6 +100,7 @@ enum CourierRoles {
         Payload.stamp(&warmUp, kind: Payload.endOfPhase, intended: 0)
         _ = try await node.send(warmUp, to: receiverID).outcome()
         let syncsBefore = capture.value
+        let retransmittedBefore = node.statistics(for: receiverID)?.retransmitted ?? 0
 
         // Saturation.
         let began = monotonicNanoseconds()
@@ -124,7 +125,7 @@ enum CourierRoles {
         let saturationEnd = monotonicNanoseconds()
         let throughput = Double(sent) / (Double(saturationEnd - began) / 1e9)
         let saturationSyncs = capture.value - syncsBefore
-        let retransmittedAtSaturation = node.statistics(for: receiverID)?.retransmitted ?? 0
+        let retransmittedAtSaturation = (node.statistics(for: receiverID)?.retransmitted ?? 0) - retransmittedBefore
         try await Task.sleep(for: .milliseconds(200))
 
         // Latency at a constant rate.
@@ -139,7 +140,7 @@ enum CourierRoles {
             messages: sent + paced.count, syncs: saturationSyncs, syncSeconds: Double(saturationEnd - began) / 1e9,
             seconds: Double(saturationEnd - began) / 1e9, cpuSeconds: ProcessFigures.cpuSeconds() - startCPU,
             retransmittedAtSaturation: retransmittedAtSaturation,
-            retransmittedAtLatency: (node.statistics(for: receiverID)?.retransmitted ?? 0) - retransmittedAtSaturation)
+            retransmittedAtLatency: (node.statistics(for: receiverID)?.retransmitted ?? 0) - retransmittedBefore - retransmittedAtSaturation)
         await node.shutdown()
         emitLine(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
     }

@@ -160,8 +160,8 @@ struct Scenario: Codable {
     var receiverSyncsPerSecond: Double?
     var senderCPUSeconds: Double
     var receiverCPUSeconds: Double
-    /// Courier: copies the sender sent again, per phase (retransmission timeouts after a
-    /// stall, or the receiver's request); nil for the baseline and for older runs' files.
+    /// Courier: copies the sender sent again, per phase (after a retransmission timeout, or
+    /// after a reconnection); nil for the baseline and for older runs' files.
     var retransmittedAtSaturation: Int?
     var retransmittedAtLatency: Int?
 

@@ -25,11 +25,11 @@ enum Report {
         let retransmissions = results.scenarios.compactMap { scenario -> String? in
             guard let saturation = scenario.retransmittedAtSaturation, let latency = scenario.retransmittedAtLatency,
                   saturation + latency > 0 else { return nil }
-            return "\(sizeLabel(scenario.size)) \(scenario.label): \(grouped(Double(saturation))) + \(grouped(Double(latency)))"
+            return "\(sizeLabel(scenario.size)) \(scenario.label) \(grouped(Double(saturation))) + \(grouped(Double(latency)))"
         }
         if !retransmissions.isEmpty {
             out.append("")
-            out.append("Retransmitted copies (saturation + latency phase; none elsewhere): " + retransmissions.joined(separator: "; ") + ".")
+            out.append("Copies the sender sent again, saturation + latency phase (other Courier scenarios: none): " + retransmissions.joined(separator: "; ") + ".")
         }
         out.append("")
         out.append("### Latency at half the saturation rate (coordinated omission corrected), milliseconds")

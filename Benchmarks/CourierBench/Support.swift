@@ -158,8 +158,9 @@ struct ChildReport: Codable, Sendable {
     var syncSeconds: Double? = nil
     var seconds: Double
     var cpuSeconds: Double
-    /// Courier sender: copies it sent again (retransmission timeouts, or a peer's request),
-    /// during the saturation phase and during the latency phase.
+    /// Courier sender: copies it sent again (after a retransmission timeout, or resending
+    /// from the first unacknowledged number after a reconnection), during the saturation
+    /// phase and during the latency phase.
     var retransmittedAtSaturation: Int? = nil
     var retransmittedAtLatency: Int? = nil
 }
