@@ -141,4 +141,3 @@ func record(seq: UInt64, attempt: UInt32 = 1, flags: UInt8 = 0, statedLength: UI
 
 /// Appends a correct CRC-32C, so a test reaches the checks behind the checksum.
 func seal(_ body: [UInt8]) -> [UInt8] { body + u32(CRC32C.checksum(body)) }
-
