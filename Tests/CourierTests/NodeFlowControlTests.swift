@@ -12,7 +12,7 @@ struct NodeFlowControlTests {
         let directory = TemporaryDirectory("bytes")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         var senderSettings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
         senderSettings.inFlightBytes = 10_000   // ten of the 1,000-byte messages
         let sender = try await Node.start(senderSettings)
@@ -58,7 +58,7 @@ struct NodeFlowControlTests {
         let directory = TemporaryDirectory("peers")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s")))
         let unknown = await #expect(throws: CourierError.self) { _ = try await sender.send([1], to: "r") }
         #expect(unknown?.code == .unknownPeer)

@@ -72,8 +72,7 @@ struct NodeHostileInputTests {
             }
             return dropped
         }
-        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
-                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let sender = try await startSender(in: directory, to: endpoint)
         let collector = Task { await receive(200, from: receiver) }
         _ = try await sender.send(batch: (1...100).map { Array("real \($0)".utf8) }, to: "r")
 

@@ -36,9 +36,8 @@ struct NodeOutcomeTests {
         let directory = TemporaryDirectory("reject")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
-        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
-                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        let sender = try await startSender(in: directory, to: endpoint)
         let consumer = Task {
             await receive(5, from: receiver) { message in
                 if message.sequence == 3 { message.reject(reason: "bad invoice") } else { message.acknowledge() }
@@ -63,12 +62,11 @@ struct NodeOutcomeTests {
         let directory = TemporaryDirectory("batch-outcomes")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
-                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let sender = try await startSender(in: directory, to: endpoint)
         let receipts = try await sender.send(batch: (1...300).map { Array("m\($0)".utf8) }, to: "r")
         // Waiting starts while the receiver does not exist yet: nothing is known.
         let waiting = Task { try await receipts.outcomes() }
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let consumer = Task {
             await receive(300, from: receiver) { message in
                 if message.sequence == 150 { message.reject(reason: "odd one") } else { message.acknowledge() }
@@ -110,7 +108,7 @@ struct NodeOutcomeTests {
         }
         // Added back: the spool is still there, delivery resumes and the outcomes come.
         try await sender.addPeer(peer)
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         _ = try await within(.seconds(20), "delivery") { await receive(2, from: receiver) }
         #expect(try await within(.seconds(10), "outcomes") { try await receipts.outcomes() } == [.processed, .processed])
         await sender.shutdown()
@@ -122,12 +120,11 @@ struct NodeOutcomeTests {
         let directory = TemporaryDirectory("expiry")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
-                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+        let sender = try await startSender(in: directory, to: endpoint)
         let short = try await sender.send(Array("short-lived".utf8), to: "r", timeToLive: .milliseconds(1))
         let lasting = try await sender.send(Array("lasting".utf8), to: "r")
         try await Task.sleep(for: .milliseconds(20))  // the TTL itself, not a wait for an event
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let received = try await within(.seconds(20), "delivery") { await receive(1, from: receiver) }
         #expect(received.map(\.payload) == [Array("lasting".utf8)])
         #expect(received.first?.sequence == 2)
@@ -149,7 +146,7 @@ struct NodeOutcomeTests {
         for n in 1...10 { _ = try await sender.send(Array("m\(n)".utf8), to: "r") }
         let error = await #expect(throws: CourierError.self) { _ = try await sender.send(Array("one too many".utf8), to: "r") }
         #expect(error?.code == .spoolFull)
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let received = try await within(.seconds(20), "delivery") { await receive(10, from: receiver) }
         #expect(received.map { String(decoding: $0.payload, as: UTF8.self) } == (1...10).map { "m\($0)" })
         await sender.shutdown()

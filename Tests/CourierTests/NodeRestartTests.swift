@@ -9,9 +9,8 @@ struct NodeRestartTests {
         let directory = TemporaryDirectory("receiver-restart")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
-                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let sender = try await startSender(in: directory, to: endpoint)
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let receipts = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
         let first = try await within(.seconds(20), "first delivery") {
             await receive(20, from: receiver) { if $0.sequence <= 10 { $0.acknowledge() } }
@@ -23,7 +22,7 @@ struct NodeRestartTests {
         }
         await receiver.shutdown()
 
-        let restarted = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let restarted = try await startReceiver(in: directory, listening: endpoint)
         let again = try await within(.seconds(20), "redelivery") { await receive(10, from: restarted) }
         #expect(again.map(\.sequence) == Array(11...20))
         #expect(again.allSatisfy { $0.redelivered }, "handed out before the restart, so flagged")
@@ -48,7 +47,7 @@ struct NodeRestartTests {
         let after = try await sender.send(batch: (6...10).map { Array("m\($0)".utf8) }, to: "r")
         #expect(Set((before + after).map(\.id.stream)).count == 1)
         #expect((before + after).map(\.id.sequence) == Array(1...10))
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let received = try await within(.seconds(20), "delivery") { await receive(10, from: receiver) }
         #expect(received.map { String(decoding: $0.payload, as: UTF8.self) } == (1...10).map { "m\($0)" })
         try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
@@ -62,7 +61,7 @@ struct NodeRestartTests {
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
         let peers = [PeerConfiguration(id: "r", endpoints: [endpoint])]
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let original = try await Node.start(configuration(id: "s", directory: directory.sub("s"), peers: peers))
         let old = try await original.send(batch: (1...3).map { Array("old\($0)".utf8) }, to: "r")
         let first = try await within(.seconds(20), "old stream") { await receive(3, from: receiver) }
@@ -88,9 +87,8 @@ struct NodeRestartTests {
         let directory = TemporaryDirectory("flush-acks")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
-                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let sender = try await startSender(in: directory, to: endpoint)
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         let receipts = try await sender.send(batch: (1...10).map { Array("m\($0)".utf8) }, to: "r")
         _ = try await within(.seconds(20), "delivery") { await receive(10, from: receiver) }
         await receiver.shutdown(timeout: .zero)
@@ -105,9 +103,8 @@ struct NodeRestartTests {
         let directory = TemporaryDirectory("untaken")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let sender = try await Node.start(configuration(id: "s", directory: directory.sub("s"),
-                                                        peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
-        let receiver = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let sender = try await startSender(in: directory, to: endpoint)
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
         _ = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
         // Take and acknowledge five; the other fifteen wait in the node's hand-out buffer.
         let first = try await within(.seconds(20), "five") { await receive(5, from: receiver) }
@@ -120,7 +117,7 @@ struct NodeRestartTests {
         for await _ in receiver.messages { afterStop += 1 }
         #expect(afterStop == 0, "a stopping node hands nothing more to the application")
 
-        let restarted = try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+        let restarted = try await startReceiver(in: directory, listening: endpoint)
         let rest = try await within(.seconds(20), "the rest") { await receive(15, from: restarted) }
         #expect(rest.map(\.sequence) == Array(6...20))
         #expect(rest.allSatisfy { !$0.redelivered }, "never handed to the application, so not flagged")

@@ -21,6 +21,17 @@ func freeLoopbackEndpoint() -> String {
     "tcp://127.0.0.1:\(freeLoopbackPort())"
 }
 
+/// Starts node "s" in `directory`/s, with one peer: "r" at `endpoint`.
+func startSender(in directory: TemporaryDirectory, to endpoint: String) async throws -> Node {
+    try await Node.start(configuration(id: "s", directory: directory.sub("s"),
+                                       peers: [PeerConfiguration(id: "r", endpoints: [endpoint])]))
+}
+
+/// Starts node "r" in `directory`/r, listening on `endpoint`.
+func startReceiver(in directory: TemporaryDirectory, listening endpoint: String) async throws -> Node {
+    try await Node.start(configuration(id: "r", directory: directory.sub("r"), listen: [endpoint]))
+}
+
 func configuration(id: String, directory: String, listen: [String] = [], peers: [PeerConfiguration] = []) -> NodeConfiguration {
     var configuration = NodeConfiguration(id: id, dataDirectory: directory)
     configuration.listen = listen
