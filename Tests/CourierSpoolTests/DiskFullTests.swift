@@ -16,6 +16,13 @@ func run(_ arguments: [String]) -> Int32 {
     return process.terminationStatus
 }
 
+extension Trait where Self == ConditionTrait {
+    /// Tests that mount a ``SmallDisk`` run only as root, and say so when skipped.
+    static var rootForSmallDisk: Self {
+        .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
+    }
+}
+
 /// A tmpfs of `size` (such as "512k") mounted on a fresh directory, for running out of
 /// space on purpose. Root only; `unmount()` it in a `defer` after everything on it is closed.
 struct SmallDisk {
@@ -34,7 +41,7 @@ struct SmallDisk {
 struct DiskFullTests {
     @Test(
         "appends fail with a storage error naming the file; nothing durable is lost; appends resume once space returns",
-        .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
+        .rootForSmallDisk
     )
     func diskFull() throws {
         let disk = try SmallDisk("full", size: "768k")

@@ -213,7 +213,7 @@ struct ReclaimTests {
 
     @Test(
         "a full disk with everything acknowledged: the append gives back the active segment and succeeds",
-        .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
+        .rootForSmallDisk
     )
     func fullDisk() throws {
         let disk = try SmallDisk("reclaim-full", size: "512k")
@@ -276,7 +276,7 @@ struct ReclaimTests {
 
     @Test(
         "a full disk with room for a new segment but not the append: the old segment's space is free before the retry",
-        .enabled(if: getuid() == 0, "needs root to mount a small tmpfs (run the tests as root to include this test)")
+        .rootForSmallDisk
     )
     func fullDiskRoomForHeaderOnly() throws {
         let disk = try SmallDisk("reclaim-full-room", size: "512k")
