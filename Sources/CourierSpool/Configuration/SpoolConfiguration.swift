@@ -74,6 +74,19 @@ public struct InboundConfiguration: Sendable {
     /// Default: 8 MiB.
     public var compactionThreshold: Int = 8 << 20
 
+    /// How far beyond what it hands out a receiver's durable *reservation ceiling* runs under
+    /// group commit. Before a message is handed to the application the receiver writes its
+    /// exact handed-out mark to the journal without waiting for a sync (a process crash
+    /// keeps it: the page cache survives), and needs only a synced ceiling at or above the
+    /// message, which it raises this far ahead, half a ceiling before it runs out. After an
+    /// operating-system crash or power loss (see docs/SPOOL-FORMAT.md, "Inbound journal")
+    /// every unprocessed number up to the ceiling is treated as possibly handed out, so at
+    /// most this many messages per stream may then come flagged `redelivered` without
+    /// having been handed out. Larger means fewer syncs waited for; 0 syncs every
+    /// reservation before the hand-out.
+    /// Default: 8,192.
+    public var reservationAhead: Int = 8192
+
     /// A configuration with every default.
     public init() {}
 }
@@ -83,5 +96,8 @@ public struct InboundConfiguration: Sendable {
     /// Called on the writer thread right after each successful `fdatasync` of an outbound
     /// segment, with the highest sequence number it covers, before any completion runs.
     public var afterSegmentSync: (@Sendable (UInt64) -> Void)?
+    /// Replaces the operating system's boot id (16 bytes) for the inbound journal, to
+    /// simulate a reboot between two opens.
+    public var bootID: [UInt8]?
     public init() {}
 }

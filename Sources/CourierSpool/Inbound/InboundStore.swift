@@ -13,37 +13,55 @@ import SystemPackage
 /// it grows past ``InboundConfiguration/compactionThreshold``. Old stream incarnations of
 /// a sender are dropped at compaction once idle for ``InboundConfiguration/retainOldStreamsFor``.
 ///
-/// To honour SPEC §2 guarantee 4, a receiver reserves (``reserve(sender:streamID:upTo:completion:)``)
+/// To honour SPEC §2 guarantee 4, a receiver reserves (``reserveForHandOut(sender:streamID:upTo:completion:)``)
 /// before handing a message out, and marks it processed (``markProcessed(sender:streamID:sequenceNumbers:completion:)``)
 /// before acknowledging it to the sender.
+///
+/// Every snapshot carries the kernel's boot id ("BootID"). A snapshot of the current boot
+/// is exact whatever happened to the process since (the page cache outlives it); one of an
+/// earlier boot may have lost later unsynced writes, so at open its reservation is raised to
+/// its reservation ceiling, which group commit syncs before anything above it is handed out.
 public final class InboundStore: Sendable {
-    private struct State {
+    struct State {
         var streams: [InboundStreamKey: InboundStreamState]
         var dirty: Set<InboundStreamKey> = []
         var waiters: [@Sendable (Result<Void, SpoolError>) -> Void] = []
+        /// Per stream, the highest reservation ceiling a synced snapshot holds (group commit).
+        var durableCeilings: [InboundStreamKey: UInt64] = [:]
+        /// Whether something was written since the last sync (interval policy).
+        var unsynced = false
         var closed = false
         var sleeping = false
         var syncs = 0
     }
 
-    /// File work owned by the store's thread only (`@unchecked Sendable`: handed to that one
-    /// thread, plus the initializer before it starts).
-    private final class Journal: @unchecked Sendable {
+    /// The journal file. Appends (and compaction, which replaces the file) happen with the
+    /// state's lock held, so that snapshots reach the file in the order their changes were
+    /// made; only the store's thread syncs it, without the lock (`@unchecked Sendable` for
+    /// that discipline).
+    final class Journal: @unchecked Sendable {
         var file: RecordFile
-        var unsynced = false
         var lastSyncAt = monotonicNanoseconds()
         var compactedSize: Int64 = 0
         init(file: RecordFile) { self.file = file }
     }
 
     let directory: FilePath
-    private let configuration: SpoolConfiguration
-    private let state: Mutex<State>
-    private let journal: Journal
-    private let signal = WakeSignal()
+    let configuration: SpoolConfiguration
+    let state: Mutex<State>
+    let journal: Journal
+    let signal = WakeSignal()
     private let thread: Mutex<SpoolThread?> = Mutex(nil)
     /// `fdatasync` calls on the journal, as the `courier_spool_inbound_syncs_total` counter.
-    private let syncMetric = Counter(label: "courier_spool_inbound_syncs_total")
+    let syncMetric = Counter(label: "courier_spool_inbound_syncs_total")
+    /// Stamped on every snapshot written (nil: this system has none).
+    let bootID: [UInt8]?
+    /// Whether a hand-out must wait for a synced reservation ceiling (group commit).
+    let ceilingsRequired: Bool
+    /// Whether ``reserveForHandOut(sender:streamID:upTo:completion:)`` may write from the
+    /// caller's thread: always, except under group commit without a boot id, where
+    /// nothing could tell an exact unsynced reservation from a lost one after a reboot.
+    let handsOutBeforeSync: Bool
 
     var journalPath: FilePath { directory.appending("inbound.journal") }
 
@@ -55,15 +73,30 @@ public final class InboundStore: Sendable {
             path: directory.appending("inbound.journal"), kind: .inbound, peer: nil,
             maxRecordSize: 1 << 26
         )
+        bootID = configuration.testHooks.bootID ?? BootID.current
+        ceilingsRequired = configuration.durability.syncsEachBatch
+        handsOutBeforeSync = !ceilingsRequired || (bootID != nil && configuration.inbound.reservationAhead > 0)
         var streams: [InboundStreamKey: InboundStreamState] = [:]
+        var writtenBy: [InboundStreamKey: [UInt8]?] = [:]
         var corrupt = 0
         for entry in opened.entries {
             guard entry.header.type == RecordFormat.RecordType.inboundState.rawValue,
-                  let stream = InboundStreamState.decode(body: entry.body, lastActivity: entry.header.enqueuedAt) else {
+                  let (stream, writer) = InboundStreamState.decodeSnapshot(body: entry.body, lastActivity: entry.header.enqueuedAt) else {
                 corrupt += 1
                 continue
             }
-            streams[InboundStreamKey(sender: stream.sender, streamID: stream.streamID)] = stream
+            let key = InboundStreamKey(sender: stream.sender, streamID: stream.streamID)
+            streams[key] = stream
+            writtenBy[key] = writer
+        }
+        // A stream's last snapshot from an earlier boot may be older than what was handed
+        // out (unsynced writes lost with the machine): everything up to its synced ceiling
+        // may have been handed out.
+        let thisBoot = bootID
+        for (key, writer) in writtenBy where writer == nil || writer != thisBoot {
+            guard var stream = streams[key] else { continue }
+            stream.reservedUpTo = max(stream.reservedUpTo, stream.reservationCeiling)
+            streams[key] = stream
         }
         for event in opened.events {
             if case .corruptionFound = event {
@@ -104,7 +137,9 @@ public final class InboundStore: Sendable {
     // MARK: Changing
 
     /// Records that every sequence number up to `sequenceNumber` may have been handed to
-    /// the application. `completion` runs on the store's thread once durable.
+    /// the application. `completion` runs on the store's thread once durable (synced under
+    /// group commit). A receiver's I/O thread uses ``reserveForHandOut(sender:streamID:upTo:completion:)``,
+    /// which seldom waits for a sync.
     public func reserve(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         change(sender: sender, streamID: streamID, completion: completion) { stream in
             stream.reservedUpTo = max(stream.reservedUpTo, sequenceNumber)
@@ -141,12 +176,14 @@ public final class InboundStore: Sendable {
         }
     }
 
-    /// Lowers the handed-out reservation to `sequenceNumber` (never below the processed mark):
-    /// numbers above it were not handed out after all, as at a graceful shutdown that
-    /// withdrew messages the application never took. `completion` runs once durable.
+    /// Lowers the handed-out reservation, and the reservation ceiling with it, to
+    /// `sequenceNumber` (never below the processed mark): numbers above it were not handed
+    /// out after all, as at a graceful shutdown that withdrew messages the application never
+    /// took. `completion` runs once durable.
     public func lowerReservation(sender: String, streamID: UInt64, to sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         change(sender: sender, streamID: streamID, completion: completion) { stream in
             stream.reservedUpTo = max(stream.processedUpTo, min(stream.reservedUpTo, sequenceNumber))
+            stream.reservationCeiling = stream.reservedUpTo
             return nil
         }
     }
@@ -193,6 +230,10 @@ public final class InboundStore: Sendable {
             if state.closed { return (.closedError, false) }
             var stream = state.streams[key] ?? InboundStreamState(sender: sender, streamID: streamID)
             let error = body(&stream)
+            stream.reservationCeiling = max(stream.reservationCeiling, stream.reservedUpTo)
+            if let durable = state.durableCeilings[key], durable > stream.reservationCeiling {
+                state.durableCeilings[key] = stream.reservationCeiling
+            }
             stream.lastActivity = wallClockNanoseconds()
             state.streams[key] = stream
             state.dirty.insert(key)
@@ -223,112 +264,5 @@ public final class InboundStore: Sendable {
             return thread
         }
         running?.join()
-    }
-
-    // MARK: The store's thread
-
-    private func runWriter() {
-        let policy = configuration.durability
-        while true {
-            var intervalDue = false
-            var sleep: Int64?
-            if case .interval(let period) = policy.kind, journal.unsynced {
-                let remaining = journal.lastSyncAt + period.nanoseconds - monotonicNanoseconds()
-                if remaining <= 0 { intervalDue = true } else { sleep = remaining }
-            }
-            let taken = state.withLock { state -> (snapshots: [InboundStreamState], waiters: [@Sendable (Result<Void, SpoolError>) -> Void], exit: Bool) in
-                let snapshots = state.dirty.compactMap { state.streams[$0] }
-                state.dirty.removeAll(keepingCapacity: true)
-                var waiters: [@Sendable (Result<Void, SpoolError>) -> Void] = []
-                swap(&waiters, &state.waiters)
-                let exit = state.closed && snapshots.isEmpty && waiters.isEmpty
-                if snapshots.isEmpty && waiters.isEmpty && !exit && !intervalDue { state.sleeping = true }
-                return (snapshots, waiters, exit)
-            }
-            if !taken.snapshots.isEmpty || !taken.waiters.isEmpty {
-                let result = persist(taken.snapshots)
-                for waiter in taken.waiters { waiter(result) }
-            }
-            if intervalDue { syncJournal() }
-            if taken.exit {
-                if journal.unsynced { syncJournal() }
-                return
-            }
-            if taken.snapshots.isEmpty && taken.waiters.isEmpty && !intervalDue {
-                signal.wait(timeoutNanoseconds: sleep)
-            }
-        }
-    }
-
-    private func persist(_ snapshots: [InboundStreamState]) -> Result<Void, SpoolError> {
-        var writer = ByteWriter(capacity: 128 * max(1, snapshots.count))
-        for stream in snapshots {
-            RecordFormat.encode(into: &writer, type: .inboundState, sequenceNumber: 0, enqueuedAt: stream.lastActivity, expiresAt: nil, attempt: 0, flags: 0, body: stream.encodedBody())
-        }
-        do throws(SpoolError) {
-            if !writer.bytes.isEmpty {
-                try journal.file.append(writer.bytes, sync: configuration.durability.syncsEachBatch)
-                if configuration.durability.syncsEachBatch {
-                    state.withLock { $0.syncs += 1 }
-                    syncMetric.increment()
-                } else {
-                    journal.unsynced = true
-                }
-            }
-            if journal.file.end > Int64(configuration.inbound.compactionThreshold), journal.file.end > 2 * journal.compactedSize {
-                try compact()
-            }
-            return .success(())
-        } catch {
-            // Keep the changes dirty so the next write retries them.
-            state.withLock { state in
-                for stream in snapshots { state.dirty.insert(InboundStreamKey(sender: stream.sender, streamID: stream.streamID)) }
-            }
-            configuration.logger.error("spool: writing inbound state failed", metadata: ["file": "\(journal.file.path)", "error": "\(error)"])
-            return .failure(error)
-        }
-    }
-
-    private func syncJournal() {
-        do throws(SpoolError) {
-            try journal.file.sync()
-            state.withLock { $0.syncs += 1 }
-            syncMetric.increment()
-        } catch {
-            configuration.logger.error("spool: syncing inbound state failed", metadata: ["error": "\(error)"])
-        }
-        journal.unsynced = false
-        journal.lastSyncAt = monotonicNanoseconds()
-    }
-
-    /// Drops streams idle for longer than `retain` that are not their sender's most recently
-    /// active stream.
-    private static func pruned(_ streams: [InboundStreamKey: InboundStreamState], retain: Duration) -> [InboundStreamKey: InboundStreamState] {
-        let now = wallClockNanoseconds()
-        var newest: [String: Int64] = [:]
-        for stream in streams.values { newest[stream.sender] = max(newest[stream.sender] ?? .min, stream.lastActivity) }
-        return streams.filter { _, stream in
-            stream.lastActivity == newest[stream.sender] || now - stream.lastActivity < retain.nanoseconds
-        }
-    }
-
-    /// Rewrites the journal with one snapshot per live stream, dropping idle old incarnations.
-    private func compact() throws(SpoolError) {
-        let now = wallClockNanoseconds()
-        let live = state.withLock { state -> [InboundStreamState] in
-            state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
-            return Array(state.streams.values)
-        }
-        var writer = ByteWriter(capacity: FileHeader.size + live.count * 64)
-        writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: now).encoded())
-        for stream in live {
-            RecordFormat.encode(into: &writer, type: .inboundState, sequenceNumber: 0, enqueuedAt: stream.lastActivity, expiresAt: nil, attempt: 0, flags: 0, body: stream.encodedBody())
-        }
-        try FileOps.writeAtomically(writer.bytes, to: journalPath)
-        let reopened = try RecordFile.open(path: journalPath, kind: .inbound, peer: nil, maxRecordSize: 1 << 26)
-        journal.file = reopened.file
-        journal.compactedSize = reopened.file.end
-        journal.unsynced = false
-        configuration.logger.debug("spool: compacted the inbound journal", metadata: ["streams": "\(live.count)", "bytes": "\(writer.bytes.count)"])
     }
 }

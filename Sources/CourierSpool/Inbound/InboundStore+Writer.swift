@@ -1,0 +1,142 @@
+import Logging
+import Metrics
+import Synchronization
+import SystemPackage
+
+/// The store's thread: writes what changed, syncs it under the durability policy, completes
+/// the waiting changes, compacts the journal.
+extension InboundStore {
+    /// What one pass of the store's thread took under the lock.
+    private struct Pass {
+        var waiters: [@Sendable (Result<Void, SpoolError>) -> Void] = []
+        /// The keys and reservation ceilings of the snapshots written (nil: none written).
+        var written: Result<[(InboundStreamKey, UInt64)], SpoolError>?
+        var intervalDue = false
+        var sleep: Int64?
+        var exit = false
+    }
+
+    func runWriter() {
+        let policy = configuration.durability
+        while true {
+            let pass = state.withLock { state -> Pass in
+                var pass = Pass()
+                if case .interval(let period) = policy.kind, state.unsynced {
+                    let remaining = journal.lastSyncAt + period.nanoseconds - monotonicNanoseconds()
+                    if remaining <= 0 { pass.intervalDue = true } else { pass.sleep = remaining }
+                }
+                let snapshots = state.dirty.compactMap { state.streams[$0] }
+                state.dirty.removeAll(keepingCapacity: true)
+                swap(&pass.waiters, &state.waiters)
+                pass.exit = state.closed && snapshots.isEmpty && pass.waiters.isEmpty
+                if !snapshots.isEmpty {
+                    pass.written = write(snapshots, state: &state)
+                    // The sync that follows covers everything written so far.
+                    if ceilingsRequired, case .success = pass.written { state.unsynced = false }
+                } else if !pass.waiters.isEmpty || pass.exit || pass.intervalDue {
+                    // Work to do without sleeping.
+                } else {
+                    state.sleeping = true
+                }
+                return pass
+            }
+            var result: Result<Void, SpoolError> = .success(())
+            switch pass.written {
+            case .failure(let error)?:
+                result = .failure(error)
+            case .success(let ceilings)? where ceilingsRequired:
+                result = syncJournal(crediting: ceilings)
+            default:
+                break
+            }
+            for waiter in pass.waiters { waiter(result) }
+            if pass.intervalDue { _ = syncJournal(crediting: []) }
+            if pass.exit {
+                if state.withLock({ $0.unsynced }) { _ = syncJournal(crediting: []) }
+                return
+            }
+            if pass.written == nil && pass.waiters.isEmpty && !pass.intervalDue {
+                signal.wait(timeoutNanoseconds: pass.sleep)
+            }
+        }
+    }
+
+    /// Appends snapshots (the state's lock held) and compacts when the journal is due.
+    private func write(_ snapshots: [InboundStreamState], state: inout State) -> Result<[(InboundStreamKey, UInt64)], SpoolError> {
+        var writer = ByteWriter(capacity: 128 * snapshots.count)
+        for stream in snapshots { encodeSnapshot(stream, into: &writer) }
+        do throws(SpoolError) {
+            _ = try journal.file.append(writer.bytes, sync: false)
+            state.unsynced = true
+            if journal.file.end > Int64(configuration.inbound.compactionThreshold), journal.file.end > 2 * journal.compactedSize {
+                try compact(&state)
+            }
+            return .success(snapshots.map { (InboundStreamKey(sender: $0.sender, streamID: $0.streamID), $0.reservationCeiling) })
+        } catch {
+            // Keep the changes dirty so the next write retries them.
+            for stream in snapshots { state.dirty.insert(InboundStreamKey(sender: stream.sender, streamID: stream.streamID)) }
+            configuration.logger.error("spool: writing inbound state failed", metadata: ["file": "\(journal.file.path)", "error": "\(error)"])
+            return .failure(error)
+        }
+    }
+
+    /// One journal record holding `stream`'s snapshot, stamped with this boot's id.
+    func encodeSnapshot(_ stream: InboundStreamState, into writer: inout ByteWriter) {
+        RecordFormat.encode(
+            into: &writer, type: .inboundState, sequenceNumber: 0, enqueuedAt: stream.lastActivity,
+            expiresAt: nil, attempt: 0, flags: 0, body: stream.encodedBody(bootID: bootID))
+    }
+
+    /// Syncs the journal (on the store's thread, without the lock); then the ceilings of the
+    /// snapshots written before it are durable.
+    private func syncJournal(crediting ceilings: [(InboundStreamKey, UInt64)]) -> Result<Void, SpoolError> {
+        if !ceilingsRequired { state.withLock { $0.unsynced = false } }
+        do throws(SpoolError) {
+            try journal.file.sync()
+            journal.lastSyncAt = monotonicNanoseconds()
+            state.withLock { state in
+                state.syncs += 1
+                for (key, ceiling) in ceilings where state.streams[key] != nil {
+                    state.durableCeilings[key] = max(state.durableCeilings[key] ?? 0, min(ceiling, state.streams[key]!.reservationCeiling))
+                }
+            }
+            syncMetric.increment()
+            return .success(())
+        } catch {
+            state.withLock { state in
+                state.unsynced = true
+                for (key, _) in ceilings { state.dirty.insert(key) }
+            }
+            configuration.logger.error("spool: syncing inbound state failed", metadata: ["error": "\(error)"])
+            return .failure(error)
+        }
+    }
+
+    /// Drops streams idle for longer than `retain` that are not their sender's most recently
+    /// active stream.
+    static func pruned(_ streams: [InboundStreamKey: InboundStreamState], retain: Duration) -> [InboundStreamKey: InboundStreamState] {
+        let now = wallClockNanoseconds()
+        var newest: [String: Int64] = [:]
+        for stream in streams.values { newest[stream.sender] = max(newest[stream.sender] ?? .min, stream.lastActivity) }
+        return streams.filter { _, stream in
+            stream.lastActivity == newest[stream.sender] || now - stream.lastActivity < retain.nanoseconds
+        }
+    }
+
+    /// Rewrites the journal with one snapshot per live stream, dropping idle old incarnations
+    /// (the state's lock held: appends wait for the new file).
+    private func compact(_ state: inout State) throws(SpoolError) {
+        let now = wallClockNanoseconds()
+        state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
+        state.durableCeilings = state.durableCeilings.filter { state.streams[$0.key] != nil }
+        let live = Array(state.streams.values)
+        var writer = ByteWriter(capacity: FileHeader.size + live.count * 96)
+        writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: now).encoded())
+        for stream in live { encodeSnapshot(stream, into: &writer) }
+        try FileOps.writeAtomically(writer.bytes, to: journalPath)
+        let reopened = try RecordFile.open(path: journalPath, kind: .inbound, peer: nil, maxRecordSize: 1 << 26)
+        journal.file = reopened.file
+        journal.compactedSize = reopened.file.end
+        configuration.logger.debug("spool: compacted the inbound journal", metadata: ["streams": "\(live.count)", "bytes": "\(writer.bytes.count)"])
+    }
+}
