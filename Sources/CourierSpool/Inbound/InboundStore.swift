@@ -131,6 +131,11 @@ public final class InboundStore: Sendable {
         state.withLock { Array($0.streams.values) }.sorted { ($0.sender, $0.streamID) < ($1.sender, $1.streamID) }
     }
 
+    /// The highest reservation ceiling of this stream a synced snapshot holds, if any.
+    func durableCeiling(sender: String, streamID: UInt64) -> UInt64? {
+        state.withLock { $0.durableCeilings[InboundStreamKey(sender: sender, streamID: streamID)] }
+    }
+
     /// `fdatasync` calls on the journal since open.
     public var syncCount: Int { state.withLock { $0.syncs } }
 

@@ -1,0 +1,147 @@
+import Foundation
+import SystemPackage
+import Testing
+@testable @_spi(Testing) import CourierSpool
+
+/// The reservation a receiver makes before each hand-out: written at once under a synced
+/// ceiling, exact after a process crash, raised to the ceiling after a reboot.
+@Suite("Reservation ceiling")
+struct ReservationCeilingTests {
+    static let bootA: [UInt8] = Array(1...16)
+    static let bootB: [UInt8] = Array(17...32)
+
+    func settings(boot: [UInt8], ahead: Int = 100, _ durability: DurabilityPolicy = .groupCommit) -> SpoolConfiguration {
+        configuration(durability) {
+            $0.inbound.reservationAhead = ahead
+            $0.testHooks.bootID = boot
+        }
+    }
+
+    /// Calls `reserveForHandOut`; when it says to wait, waits for the completion (which must
+    /// succeed). Returns whether it could hand out at once.
+    func reserve(_ store: InboundStore, _ sender: String = "a", upTo mark: UInt64) async throws -> Bool {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Bool, SpoolError>, Never>) in
+            let now = store.reserveForHandOut(sender: sender, streamID: 1, upTo: mark) { result in
+                continuation.resume(returning: result.map { false })
+            }
+            if now { continuation.resume(returning: .success(true)) }
+        }
+        return try result.get()
+    }
+
+    @Test("a stream's first reservation waits for a synced ceiling; later ones are written at once until it nears")
+    func waitsOnlyForCeilings() async throws {
+        let temp = TemporaryDirectory("ceiling-wait")
+        let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: settings(boot: Self.bootA))
+        defer { directory.close() }
+        let store = directory.inbound
+        #expect(try await reserve(store, upTo: 1) == false)
+        #expect(store.durableCeiling(sender: "a", streamID: 1) == 101)
+        #expect(try await reserve(store, upTo: 40) == true)
+        #expect(store.state(sender: "a", streamID: 1)?.reservedUpTo == 40)
+        // 60 is within the synced ceiling, but past its half: handed out now, and the ceiling
+        // is raised in the background.
+        #expect(try await reserve(store, upTo: 60) == true)
+        #expect(await eventually { store.durableCeiling(sender: "a", streamID: 1) == 160 })
+        #expect(try await reserve(store, upTo: 150) == true)
+        // Far beyond the ceiling: the hand-out waits for the sync.
+        #expect(try await reserve(store, upTo: 1_000) == false)
+        #expect(store.durableCeiling(sender: "a", streamID: 1) == 1_100)
+        // Another stream has its own ceiling.
+        #expect(try await reserve(store, "b", upTo: 5) == false)
+    }
+
+    @Test("an unsynced reservation is exact after a crash on the same boot; after a reboot the ceiling counts")
+    func crashVersusReboot() async throws {
+        let temp = TemporaryDirectory("ceiling-crash")
+        let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: settings(boot: Self.bootA))
+        defer { directory.close() }
+        _ = try await reserve(directory.inbound, upTo: 3)
+        try await directory.inbound.markProcessed(sender: "a", streamID: 1, sequenceNumbers: [1, 2])
+        #expect(try await reserve(directory.inbound, upTo: 30) == true)
+        // What a process killed now leaves behind: the journal as the page cache holds it.
+        let journal = try readFile(temp.sub("data").appending("inbound").appending("inbound.journal"))
+        for (boot, expected) in [(Self.bootA, UInt64(30)), (Self.bootB, 103)] {
+            let copy = temp.sub("copy-\(expected)")
+            try FileManager.default.createDirectory(atPath: copy.appending("inbound").string, withIntermediateDirectories: true)
+            try writeFile(copy.appending("inbound").appending("inbound.journal"), journal)
+            let reopened = try await DataDirectory.open(path: copy, configuration: settings(boot: boot))
+            let state = try #require(reopened.inbound.state(sender: "a", streamID: 1))
+            #expect(state.processedUpTo == 2)
+            #expect(state.reservedUpTo == expected, "boot \(boot == Self.bootA ? "same" : "another")")
+            #expect(state.disposition(of: 30) == .redelivery)
+            #expect(state.disposition(of: 31) == (boot == Self.bootA ? .new : .redelivery))
+            reopened.close()
+        }
+    }
+
+    @Test("lowering the reservation at a graceful stop lowers the ceiling: a reboot then flags nothing more")
+    func loweringLowersCeiling() async throws {
+        let temp = TemporaryDirectory("ceiling-lower")
+        let path = temp.sub("data")
+        do {
+            let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootA))
+            _ = try await reserve(directory.inbound, upTo: 10)
+            let lowered = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, SpoolError>, Never>) in
+                directory.inbound.lowerReservation(sender: "a", streamID: 1, to: 4) { continuation.resume(returning: $0) }
+            }
+            try lowered.get()
+            #expect(directory.inbound.state(sender: "a", streamID: 1)?.reservationCeiling == 4)
+            #expect(directory.inbound.durableCeiling(sender: "a", streamID: 1) == 4)
+            directory.close()
+        }
+        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
+        defer { directory.close() }
+        #expect(directory.inbound.state(sender: "a", streamID: 1)?.reservedUpTo == 4)
+    }
+
+    @Test("without group commit nothing waits for a ceiling")
+    func otherPolicies() async throws {
+        for policy in [DurabilityPolicy.none, .interval(.milliseconds(5))] {
+            let temp = TemporaryDirectory("ceiling-policy")
+            let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: settings(boot: Self.bootA, policy))
+            #expect(try await reserve(directory.inbound, upTo: 1) == true)
+            #expect(try await reserve(directory.inbound, upTo: 50_000) == true)
+            #expect(directory.inbound.state(sender: "a", streamID: 1)?.reservedUpTo == 50_000)
+            directory.close()
+            let reopened = try await DataDirectory.open(path: temp.sub("data"), configuration: settings(boot: Self.bootA, policy))
+            #expect(reopened.inbound.state(sender: "a", streamID: 1)?.reservedUpTo == 50_000)
+            reopened.close()
+        }
+    }
+
+    @Test("format-1 snapshots (no ceiling, no boot id) read as exact on any boot")
+    func formatOneSnapshots() async throws {
+        let temp = TemporaryDirectory("ceiling-v1")
+        let path = temp.sub("data")
+        var body = ByteWriter(capacity: 64)
+        body.u8(1)
+        body.append(Array("a".utf8))
+        body.u64(1)     // stream id
+        body.u64(2)     // processed up to
+        body.u64(7)     // reserved up to
+        body.u32(1)     // one processed number above the mark
+        body.u64(5)
+        var file = ByteWriter(capacity: 256)
+        file.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: 1).encoded())
+        RecordFormat.encode(into: &file, type: .inboundState, sequenceNumber: 0, enqueuedAt: 1, expiresAt: nil, attempt: 0, flags: 0, body: body.bytes)
+        try FileManager.default.createDirectory(atPath: path.appending("inbound").string, withIntermediateDirectories: true)
+        try writeFile(path.appending("inbound").appending("inbound.journal"), file.bytes)
+        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
+        defer { directory.close() }
+        let state = try #require(directory.inbound.state(sender: "a", streamID: 1))
+        #expect(state.processedUpTo == 2 && state.processedAbove == [5])
+        #expect(state.reservedUpTo == 7 && state.reservationCeiling == 7)
+    }
+
+    @Test("boot ids parse from the kernel's text; this system has one")
+    func bootIDs() {
+        #expect(BootID.parse(Array("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n".utf8)) == [0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0])
+        #expect(BootID.parse(Array("0f1e2d3c-4b5a".utf8)) == nil)
+        #expect(BootID.parse(Array("zz1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".utf8)) == nil)
+        #expect(BootID.parse(Array("00000000-0000-0000-0000-000000000000".utf8)) == nil)
+        #if os(Linux)
+        #expect(BootID.current?.count == 16)
+        #endif
+    }
+}
