@@ -110,7 +110,7 @@ struct ReservationCeilingTests {
         }
     }
 
-    @Test("format-1 snapshots (no ceiling, no boot id) read as exact on any boot")
+    @Test("a version-1 journal (no ceiling, no boot id) reads as exact on any boot and is rewritten as version 2")
     func formatOneSnapshots() async throws {
         let temp = TemporaryDirectory("ceiling-v1")
         let path = temp.sub("data")
@@ -123,15 +123,19 @@ struct ReservationCeilingTests {
         body.u32(1)     // one processed number above the mark
         body.u64(5)
         var file = ByteWriter(capacity: 256)
-        file.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: 1).encoded())
+        file.append(FileHeader(kind: .inbound, version: 1, streamID: 0, baseSequence: 0, createdAt: 1).encoded())
         RecordFormat.encode(into: &file, type: .inboundState, sequenceNumber: 0, enqueuedAt: 1, expiresAt: nil, attempt: 0, flags: 0, body: body.bytes)
         try FileManager.default.createDirectory(atPath: path.appending("inbound").string, withIntermediateDirectories: true)
-        try writeFile(path.appending("inbound").appending("inbound.journal"), file.bytes)
-        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
-        defer { directory.close() }
-        let state = try #require(directory.inbound.state(sender: "a", streamID: 1))
-        #expect(state.processedUpTo == 2 && state.processedAbove == [5])
-        #expect(state.reservedUpTo == 7 && state.reservationCeiling == 7)
+        let journal = path.appending("inbound").appending("inbound.journal")
+        try writeFile(journal, file.bytes)
+        for _ in 0..<2 {
+            let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
+            let state = try #require(directory.inbound.state(sender: "a", streamID: 1))
+            #expect(state.processedUpTo == 2 && state.processedAbove == [5])
+            #expect(state.reservedUpTo == 7 && state.reservationCeiling == 7)
+            #expect(try readFile(journal)[8..<10] == [2, 0])
+            directory.close()
+        }
     }
 
     @Test("boot ids parse from the kernel's text; this system has one")

@@ -67,7 +67,7 @@ struct StatusTests {
     func goldenJSON() {
         let report = StatusReport(dataDirectory: "/data/p", status: Self.sample, lock: .held(pid: 4242), now: fixedNow)
         let peers = report.json().rendered(pretty: false)
-        #expect(peers == #"{"data_directory":"/data/p","lock":{"held":true,"pid":4242},"peers":[{"peer":"C","stream":"1a2b3c4d5e6f7081","next_seq":1003,"acknowledged_up_to":0,"pending":1002,"pending_bytes":80160,"oldest_pending_enqueued_at":"2025-03-01T11:56:48.000Z","oldest_pending_age_seconds":192.0,"segments":1,"dead_letters":1,"quarantined_files":[]},{"peer":"warehouse-eu","stream":"f00d","next_seq":250001,"acknowledged_up_to":250000,"pending":0,"pending_bytes":0,"oldest_pending_enqueued_at":null,"oldest_pending_age_seconds":null,"segments":1,"dead_letters":0,"quarantined_files":["/data/p/outbound/~warehouse-eu/quarantine/seg-00000000000000000001.log.at-4096.quarantined"]}],"inbound":[{"sender":"C","stream":"beef","processed_up_to":41,"out_of_order":2,"reserved_up_to":50,"last_activity":"2025-03-01T09:00:00.000Z"}]}"#)
+        #expect(peers == #"{"data_directory":"/data/p","lock":{"held":true,"pid":4242},"peers":[{"peer":"C","stream":"1a2b3c4d5e6f7081","next_seq":1003,"acknowledged_up_to":0,"pending":1002,"pending_bytes":80160,"oldest_pending_enqueued_at":"2025-03-01T11:56:48.000Z","oldest_pending_age_seconds":192.0,"segments":1,"dead_letters":1,"quarantined_files":[]},{"peer":"warehouse-eu","stream":"f00d","next_seq":250001,"acknowledged_up_to":250000,"pending":0,"pending_bytes":0,"oldest_pending_enqueued_at":null,"oldest_pending_age_seconds":null,"segments":1,"dead_letters":0,"quarantined_files":["/data/p/outbound/~warehouse-eu/quarantine/seg-00000000000000000001.log.at-4096.quarantined"]}],"inbound":[{"sender":"C","stream":"beef","processed_up_to":41,"out_of_order":2,"reserved_up_to":50,"reservation_ceiling":50,"last_activity":"2025-03-01T09:00:00.000Z"}]}"#)
     }
 
     @Test("a real directory: pending, acknowledged, dead letters and inbound state, as a table and as JSON")
@@ -103,6 +103,7 @@ struct StatusTests {
         #expect(inbound["processed_up_to"] as? Int == 10)
         #expect(inbound["out_of_order"] as? Int == 1)
         #expect(inbound["reserved_up_to"] as? Int == 12)
+        #expect(inbound["reservation_ceiling"] as? Int == 12)
         let lock = try #require(json["lock"] as? [String: Any])
         #expect(lock["held"] as? Bool == false)
     }

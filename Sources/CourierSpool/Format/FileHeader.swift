@@ -2,7 +2,7 @@
 ///
 /// ```
 ///  0  8 bytes magic, per file kind ("CSPLSEG\0", "CSPLDLQ\0", "CSPLINB\0")
-///  8  u16 format version (1)
+///  8  u16 format version (segments and dead letters 1; inbound journal 2, which reads 1 too)
 /// 10  u16 header length (48)
 /// 12  u32 reserved, 0
 /// 16  u64 stream id (segments; 0 elsewhere)
@@ -13,10 +13,26 @@
 /// ```
 struct FileHeader: Equatable {
     static let size = 48
-    static let version: UInt16 = 1
 
     enum Kind {
         case segment, deadLetters, inbound
+
+        /// The version written. The inbound journal's 2 adds the reservation ceiling and
+        /// boot id to its snapshots (docs/SPOOL-FORMAT.md).
+        var version: UInt16 {
+            switch self {
+            case .segment, .deadLetters: 1
+            case .inbound: 2
+            }
+        }
+
+        /// Versions read.
+        var readableVersions: ClosedRange<UInt16> {
+            switch self {
+            case .segment, .deadLetters: 1...1
+            case .inbound: 1...2
+            }
+        }
 
         var magic: [UInt8] {
             switch self {
@@ -28,14 +44,28 @@ struct FileHeader: Equatable {
     }
 
     var kind: Kind
+    var version: UInt16
     var streamID: UInt64
     var baseSequence: UInt64
     var createdAt: Int64
 
+    /// A header of the version `kind` writes.
+    init(kind: Kind, streamID: UInt64, baseSequence: UInt64, createdAt: Int64) {
+        self.init(kind: kind, version: kind.version, streamID: streamID, baseSequence: baseSequence, createdAt: createdAt)
+    }
+
+    init(kind: Kind, version: UInt16, streamID: UInt64, baseSequence: UInt64, createdAt: Int64) {
+        self.kind = kind
+        self.version = version
+        self.streamID = streamID
+        self.baseSequence = baseSequence
+        self.createdAt = createdAt
+    }
+
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: Self.size)
         writer.append(kind.magic)
-        writer.u16(Self.version)
+        writer.u16(version)
         writer.u16(UInt16(Self.size))
         writer.u32(0)
         writer.u64(streamID)
@@ -60,9 +90,9 @@ struct FileHeader: Equatable {
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<40]))
         guard crc == bytes.u32(at: 40), bytes.u32(at: 44) == 0 else { return .failure(.checksum) }
         let version = bytes.u16(at: 8)
-        guard version == Self.version, bytes.u16(at: 10) == UInt16(size) else {
+        guard kind.readableVersions.contains(version), bytes.u16(at: 10) == UInt16(size) else {
             return .failure(.unsupportedVersion(version))
         }
-        return .success(FileHeader(kind: kind, streamID: bytes.u64(at: 16), baseSequence: bytes.u64(at: 24), createdAt: bytes.i64(at: 32)))
+        return .success(FileHeader(kind: kind, version: version, streamID: bytes.u64(at: 16), baseSequence: bytes.u64(at: 24), createdAt: bytes.i64(at: 32)))
     }
 }

@@ -125,7 +125,7 @@ extension InboundStore {
 
     /// Rewrites the journal with one snapshot per live stream, dropping idle old incarnations
     /// (the state's lock held: appends wait for the new file).
-    private func compact(_ state: inout State) throws(SpoolError) {
+    func compact(_ state: inout State) throws(SpoolError) {
         let now = wallClockNanoseconds()
         state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
         state.durableCeilings = state.durableCeilings.filter { state.streams[$0.key] != nil }

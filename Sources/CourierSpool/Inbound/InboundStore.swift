@@ -110,6 +110,11 @@ public final class InboundStore: Sendable {
         }
         state = Mutex(State(streams: Self.pruned(streams, retain: configuration.inbound.retainOldStreamsFor)))
         journal = Journal(file: opened.file)
+        // A version-1 journal is rewritten as version 2 before anything is appended to it.
+        let start = try journal.file.read(at: 0, count: FileHeader.size)
+        if case .success(let header) = start.withUnsafeBytes({ FileHeader.decode($0, kind: .inbound) }), header.version < FileHeader.Kind.inbound.version {
+            try state.withLock { (state: inout State) throws(SpoolError) in try compact(&state) }
+        }
         let started = SpoolThread(name: "spool-inbound") { [self] in self.runWriter() }
         thread.withLock { $0 = started }
     }

@@ -106,6 +106,7 @@ struct StatusReport {
             ("processed_up_to", .unsigned(stream.processedUpTo)),
             ("out_of_order", .int(stream.processedAbove.count)),
             ("reserved_up_to", .unsigned(stream.reservedUpTo)),
+            ("reservation_ceiling", .unsigned(stream.reservationCeiling)),
             ("last_activity", .string(Units.iso8601(nanoseconds: stream.lastActivity))),
         ])
     }
