@@ -14,10 +14,10 @@ struct DeliveryBatch: Sendable {
 
     var isEmpty: Bool { messages.isEmpty }
 
-    /// Appends one stream's messages (in order).
-    mutating func append(_ streamMessages: [IncomingMessage], key: DeliveryTracker.Key) {
-        guard !streamMessages.isEmpty else { return }
-        messages.append(contentsOf: streamMessages)
+    /// Ends the run of `key`'s messages appended to ``messages`` since the last run ended
+    /// (none: no run).
+    mutating func endRun(key: DeliveryTracker.Key) {
+        guard messages.count > (runs.last?.end ?? 0) else { return }
         runs.append(Run(key: key, end: messages.count))
     }
 }

@@ -173,23 +173,23 @@ final class InboundSide {
         var batch = DeliveryBatch()
         for key in touched {
             guard let stream = streams[key] else { continue }
-            var (messages, reserve) = stopping ? ([], nil) : stream.handOut(window: core.configuration.inFlightWindow, core: core)
-            // Usually the reservation is written here and the hand-out goes on at once; when
-            // the store must sync first, the rest waits for its `reserved` command.
-            while let target = reserve {
-                let now = store.reserveForHandOut(sender: key.sender, streamID: key.stream, upTo: target) { result in
-                    switch result {
-                    case .success: mailbox.post(.reserved(sender: key.sender, stream: key.stream, upTo: target))
-                    case .failure(let error): mailbox.post(.storageFailed(error))
+            if !stopping {
+                var reserve = stream.handOut(window: core.configuration.inFlightWindow, core: core, into: &batch.messages)
+                // Usually the reservation is written here and the hand-out goes on at once;
+                // when the store must sync first, the rest waits for its `reserved` command.
+                while let target = reserve {
+                    let now = store.reserveForHandOut(sender: key.sender, streamID: key.stream, upTo: target) { result in
+                        switch result {
+                        case .success: mailbox.post(.reserved(sender: key.sender, stream: key.stream, upTo: target))
+                        case .failure(let error): mailbox.post(.storageFailed(error))
+                        }
                     }
+                    guard now else { break }
+                    stream.reserved(upTo: target)
+                    reserve = stream.handOut(window: core.configuration.inFlightWindow, core: core, into: &batch.messages)
                 }
-                guard now else { break }
-                stream.reserved(upTo: target)
-                let more = stream.handOut(window: core.configuration.inFlightWindow, core: core)
-                messages += more.messages
-                reserve = more.reserve
+                batch.endRun(key: DeliveryTracker.Key(sender: key.sender, stream: key.stream))
             }
-            batch.append(messages, key: DeliveryTracker.Key(sender: key.sender, stream: key.stream))
             let marks = stream.takeMarks()
             if !marks.isEmpty {
                 store.markProcessed(sender: key.sender, streamID: key.stream, sequenceNumbers: marks) { result in

@@ -111,10 +111,9 @@ final class InboundStream {
         }
     }
 
-    /// Hands out what is in order and reserved. Returns the messages to deliver and, when
+    /// Hands out what is in order and reserved, appending it to `messages`. Returns, when
     /// more must be reserved first, the mark to reserve up to.
-    func handOut(window: Int, core: NodeCore) -> (messages: [IncomingMessage], reserve: UInt64?) {
-        var messages: [IncomingMessage] = []
+    func handOut(window: Int, core: NodeCore, into messages: inout [IncomingMessage]) -> UInt64? {
         while true {
             let sequence = deliveredUpTo + 1
             if processedAbove.contains(sequence) || settling.contains(sequence) {
@@ -132,11 +131,11 @@ final class InboundStream {
                 guard sequence <= reservedUpTo else {
                     // Reserve exactly what is ready to go out now, so that after a crash only
                     // messages that really may have been seen come back flagged.
-                    guard reservationRequested < sequence else { return (messages, nil) }
+                    guard reservationRequested < sequence else { return nil }
                     var target = sequence
                     while buffer[target + 1] != nil, target < sequence + UInt64(max(window, 1)) { target += 1 }
                     reservationRequested = target
-                    return (messages, target)
+                    return target
                 }
                 messages.append(IncomingMessage(
                     sender: sender, stream: stream, sequence: sequence,
@@ -145,7 +144,7 @@ final class InboundStream {
             buffer[sequence] = nil
             deliveredUpTo = sequence
         }
-        return (messages, nil)
+        return nil
     }
 
     /// The store made the reservation durable.
