@@ -75,6 +75,90 @@ struct ReservationCeilingTests {
         }
     }
 
+    @Test("a journal cut back to its last sync (a power loss) still covers every number handed out")
+    func powerLossKeepsCeiling() async throws {
+        let temp = TemporaryDirectory("ceiling-powerloss")
+        let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: settings(boot: Self.bootA))
+        defer { directory.close() }
+        let journalPath = temp.sub("data").appending("inbound").appending("inbound.journal")
+        #expect(try await reserve(directory.inbound, upTo: 2) == false)
+        let synced = try readFile(journalPath)
+        for mark in stride(from: 5, through: 90, by: 5) {
+            #expect(try await reserve(directory.inbound, upTo: UInt64(mark)) == true)
+        }
+        #expect(try readFile(journalPath).count > synced.count)
+        // Lose everything written after the sync; another boot id says so at open.
+        let copy = temp.sub("copy")
+        try FileManager.default.createDirectory(atPath: copy.appending("inbound").string, withIntermediateDirectories: true)
+        try writeFile(copy.appending("inbound").appending("inbound.journal"), synced)
+        let reopened = try await DataDirectory.open(path: copy, configuration: settings(boot: Self.bootB))
+        defer { reopened.close() }
+        let state = try #require(reopened.inbound.state(sender: "a", streamID: 1))
+        #expect(state.reservedUpTo >= 90)
+        #expect((1...90).allSatisfy { state.disposition(of: UInt64($0)) == .redelivery })
+    }
+
+    @Test("a reboot after a clean close flags nothing that was not handed out")
+    func cleanCloseThenReboot() async throws {
+        let temp = TemporaryDirectory("ceiling-clean")
+        let path = temp.sub("data")
+        do {
+            let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootA))
+            _ = try await reserve(directory.inbound, upTo: 1)
+            #expect(try await reserve(directory.inbound, upTo: 10) == true)
+            try await directory.inbound.markProcessed(sender: "a", streamID: 1, sequenceNumbers: Array(1...8))
+            directory.close()
+        }
+        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
+        defer { directory.close() }
+        let state = try #require(directory.inbound.state(sender: "a", streamID: 1))
+        #expect(state.reservedUpTo == 10 && state.reservationCeiling == 10)
+        #expect(state.disposition(of: 9) == .redelivery)
+        #expect(state.disposition(of: 11) == .new)
+    }
+
+    @Test("compaction while reservations are written from another thread loses none of them")
+    func compactionWithReservations() async throws {
+        let temp = TemporaryDirectory("ceiling-compact")
+        let path = temp.sub("data")
+        let compacting = configuration {
+            $0.inbound.reservationAhead = 64
+            $0.inbound.compactionThreshold = 4096
+            $0.testHooks.bootID = Self.bootA
+        }
+        let journalPath = path.appending("inbound").appending("inbound.journal")
+        let directory = try await DataDirectory.open(path: path, configuration: compacting)
+        var largest = 0
+        for mark in 1...2_000 {
+            _ = try await reserve(directory.inbound, upTo: UInt64(mark))
+            if mark % 3 == 0 {
+                try await directory.inbound.markProcessed(sender: "b", streamID: 1, sequenceNumbers: [UInt64(mark / 3)])
+            }
+            largest = max(largest, try readFile(journalPath).count)
+        }
+        // What a crash now leaves (same boot): every reservation, across the compactions.
+        let copy = temp.sub("copy")
+        try FileManager.default.createDirectory(atPath: copy.appending("inbound").string, withIntermediateDirectories: true)
+        try writeFile(copy.appending("inbound").appending("inbound.journal"), try readFile(journalPath))
+        directory.close()
+        #expect(largest < 64 * 1024, "the journal was compacted (largest \(largest) bytes)")
+        let reopened = try await DataDirectory.open(path: copy, configuration: compacting)
+        defer { reopened.close() }
+        #expect(reopened.inbound.state(sender: "a", streamID: 1)?.reservedUpTo == 2_000)
+        #expect(reopened.inbound.state(sender: "b", streamID: 1)?.processedUpTo == 666)
+    }
+
+    @Test("under the interval policy reservations written at once are synced within the interval")
+    func intervalSyncsReservations() async throws {
+        let temp = TemporaryDirectory("ceiling-interval")
+        let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: settings(boot: Self.bootA, .interval(.milliseconds(20))))
+        defer { directory.close() }
+        #expect(try await reserve(directory.inbound, upTo: 1) == true)
+        let before = directory.inbound.syncCount
+        #expect(try await reserve(directory.inbound, upTo: 2) == true)
+        #expect(await eventually { directory.inbound.syncCount > before })
+    }
+
     @Test("lowering the reservation at a graceful stop lowers the ceiling: a reboot then flags nothing more")
     func loweringLowersCeiling() async throws {
         let temp = TemporaryDirectory("ceiling-lower")

@@ -116,6 +116,15 @@ enum FileOps {
     /// then syncs the directory: the file is either absent, old, or whole.
     static func writeAtomically(_ bytes: [UInt8], to path: FilePath) throws(SpoolError) {
         let temporary = FilePath(path.string + ".tmp")
+        try writeAndSync(bytes, to: temporary)
+        try renameFile(temporary, to: path)
+        var directory = path
+        directory.removeLastComponent()
+        try syncDirectory(directory)
+    }
+
+    /// Creates (or truncates) `temporary`, writes `bytes` and syncs it; removes it on failure.
+    static func writeAndSync(_ bytes: [UInt8], to temporary: FilePath) throws(SpoolError) {
         let fd: FileDescriptor
         do {
             fd = try FileDescriptor.open(
@@ -134,9 +143,5 @@ enum FileOps {
             try? unlinkFile(temporary)
             throw SpoolError.from(error, call: "write", path: temporary, doing: "writing a temporary file")
         }
-        try renameFile(temporary, to: path)
-        var directory = path
-        directory.removeLastComponent()
-        try syncDirectory(directory)
     }
 }

@@ -17,7 +17,7 @@ final class RecordFile {
         var events: [SpoolEvent]
     }
 
-    let path: FilePath
+    private(set) var path: FilePath
     let kind: FileHeader.Kind
     let fd: FileDescriptor
     private(set) var end: Int64
@@ -31,6 +31,9 @@ final class RecordFile {
     }
 
     deinit { try? fd.close() }
+
+    /// Records that the file was renamed to `path` (its descriptor is unchanged).
+    func renamed(to path: FilePath) { self.path = path }
 
     /// Opens (creating if missing) and recovers the file.
     static func open(

@@ -27,11 +27,12 @@ extension InboundStore {
             return false
         }
         let key = InboundStreamKey(sender: sender, streamID: streamID)
-        let ahead = UInt64(configuration.inbound.reservationAhead)
+        let ahead = reservationAhead
         let wakesForInterval: Bool
         if case .interval = configuration.durability.kind { wakesForInterval = true } else { wakesForInterval = false }
         let (handOut, wake, closed) = state.withLock { state -> (Bool, Bool, Bool) in
             if state.closed { return (false, false, true) }
+            let trusted = !state.syncFailed
             var stream = state.streams[key] ?? InboundStreamState(sender: sender, streamID: streamID)
             stream.reservedUpTo = max(stream.reservedUpTo, sequenceNumber)
             var raisesCeiling = false
@@ -43,7 +44,7 @@ extension InboundStore {
             stream.lastActivity = wallClockNanoseconds()
             state.streams[key] = stream
             var written = false
-            if !ceilingsRequired || sequenceNumber <= state.durableCeilings[key] ?? 0 {
+            if trusted, !ceilingsRequired || sequenceNumber <= state.durableCeilings[key] ?? 0 {
                 var writer = ByteWriter(capacity: 96 + sender.utf8.count)
                 encodeSnapshot(stream, into: &writer)
                 do throws(SpoolError) {

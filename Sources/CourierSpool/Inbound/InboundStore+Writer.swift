@@ -11,10 +11,14 @@ extension InboundStore {
         var waiters: [@Sendable (Result<Void, SpoolError>) -> Void] = []
         /// The keys and reservation ceilings of the snapshots written (nil: none written).
         var written: Result<[(InboundStreamKey, UInt64)], SpoolError>?
+        var compactionDue = false
         var intervalDue = false
         var sleep: Int64?
         var exit = false
     }
+
+    /// How long the store's thread waits after a failed write or sync before it retries.
+    private static let retryDelay: Int64 = 50_000_000
 
     func runWriter() {
         let policy = configuration.durability
@@ -33,6 +37,8 @@ extension InboundStore {
                     pass.written = write(snapshots, state: &state)
                     // The sync that follows covers everything written so far.
                     if ceilingsRequired, case .success = pass.written { state.unsynced = false }
+                    pass.compactionDue = journal.file.end > Int64(configuration.inbound.compactionThreshold)
+                        && journal.file.end > 2 * journal.compactedSize
                 } else if !pass.waiters.isEmpty || pass.exit || pass.intervalDue {
                     // Work to do without sleeping.
                 } else {
@@ -50,27 +56,33 @@ extension InboundStore {
                 break
             }
             for waiter in pass.waiters { waiter(result) }
-            if pass.intervalDue { _ = syncJournal(crediting: []) }
+            var failed = false
+            if case .failure = result { failed = true }
+            if pass.intervalDue, case .failure = syncJournal(crediting: []) { failed = true }
+            if pass.compactionDue, !failed {
+                do throws(SpoolError) { try compactJournal() } catch {
+                    configuration.logger.error("spool: compacting the inbound journal failed; it goes on growing until a compaction succeeds", metadata: ["error": "\(error)"])
+                }
+            }
             if pass.exit {
                 if state.withLock({ $0.unsynced }) { _ = syncJournal(crediting: []) }
                 return
             }
-            if pass.written == nil && pass.waiters.isEmpty && !pass.intervalDue {
+            if failed {
+                signal.wait(timeoutNanoseconds: Self.retryDelay)
+            } else if pass.written == nil && pass.waiters.isEmpty && !pass.intervalDue {
                 signal.wait(timeoutNanoseconds: pass.sleep)
             }
         }
     }
 
-    /// Appends snapshots (the state's lock held) and compacts when the journal is due.
+    /// Appends snapshots (the state's lock held).
     private func write(_ snapshots: [InboundStreamState], state: inout State) -> Result<[(InboundStreamKey, UInt64)], SpoolError> {
         var writer = ByteWriter(capacity: 128 * snapshots.count)
         for stream in snapshots { encodeSnapshot(stream, into: &writer) }
         do throws(SpoolError) {
             _ = try journal.file.append(writer.bytes, sync: false)
             state.unsynced = true
-            if journal.file.end > Int64(configuration.inbound.compactionThreshold), journal.file.end > 2 * journal.compactedSize {
-                try compact(&state)
-            }
             return .success(snapshots.map { (InboundStreamKey(sender: $0.sender, streamID: $0.streamID), $0.reservationCeiling) })
         } catch {
             // Keep the changes dirty so the next write retries them.
@@ -88,10 +100,16 @@ extension InboundStore {
     }
 
     /// Syncs the journal (on the store's thread, without the lock); then the ceilings of the
-    /// snapshots written before it are durable.
+    /// snapshots written before it are durable. After a failure nothing written but not yet
+    /// synced is trusted any more (the kernel may have dropped those pages): the snapshots
+    /// are written again, and hand-outs wait for syncs from then on.
     private func syncJournal(crediting ceilings: [(InboundStreamKey, UInt64)]) -> Result<Void, SpoolError> {
         if !ceilingsRequired { state.withLock { $0.unsynced = false } }
         do throws(SpoolError) {
+            if state.withLock({ $0.directoryUnsynced }) {
+                try FileOps.syncDirectory(directory)
+                state.withLock { $0.directoryUnsynced = false }
+            }
             try journal.file.sync()
             journal.lastSyncAt = monotonicNanoseconds()
             state.withLock { state in
@@ -103,11 +121,13 @@ extension InboundStore {
             syncMetric.increment()
             return .success(())
         } catch {
+            journal.lastSyncAt = monotonicNanoseconds()
             state.withLock { state in
                 state.unsynced = true
-                for (key, _) in ceilings { state.dirty.insert(key) }
+                state.syncFailed = true
+                state.dirty.formUnion(state.streams.keys)
             }
-            configuration.logger.error("spool: syncing inbound state failed", metadata: ["error": "\(error)"])
+            configuration.logger.error("spool: syncing inbound state failed; hand-outs now wait for each reservation's sync", metadata: ["error": "\(error)"])
             return .failure(error)
         }
     }
@@ -123,20 +143,54 @@ extension InboundStore {
         }
     }
 
-    /// Rewrites the journal with one snapshot per live stream, dropping idle old incarnations
-    /// (the state's lock held: appends wait for the new file).
-    func compact(_ state: inout State) throws(SpoolError) {
+    /// Rewrites the journal with one snapshot per live stream, dropping idle old incarnations.
+    /// The new file is written and synced without the lock; then, with it, what was appended
+    /// meanwhile is copied over and the file renamed into place, so the I/O thread's writes
+    /// wait only for that. Until the directory is synced, no sync counts (see
+    /// ``syncJournal(crediting:)``).
+    func compactJournal() throws(SpoolError) {
         let now = wallClockNanoseconds()
-        state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
-        state.durableCeilings = state.durableCeilings.filter { state.streams[$0.key] != nil }
-        let live = Array(state.streams.values)
-        var writer = ByteWriter(capacity: FileHeader.size + live.count * 96)
-        writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: now).encoded())
-        for stream in live { encodeSnapshot(stream, into: &writer) }
-        try FileOps.writeAtomically(writer.bytes, to: journalPath)
-        let reopened = try RecordFile.open(path: journalPath, kind: .inbound, peer: nil, maxRecordSize: 1 << 26)
-        journal.file = reopened.file
-        journal.compactedSize = reopened.file.end
-        configuration.logger.debug("spool: compacted the inbound journal", metadata: ["streams": "\(live.count)", "bytes": "\(writer.bytes.count)"])
+        let (bytes, from, count) = state.withLock { state -> ([UInt8], Int64, Int) in
+            state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
+            state.durableCeilings = state.durableCeilings.filter { state.streams[$0.key] != nil }
+            var writer = ByteWriter(capacity: FileHeader.size + state.streams.count * 96)
+            writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: now).encoded())
+            for stream in state.streams.values { encodeSnapshot(stream, into: &writer) }
+            return (writer.bytes, journal.file.end, state.streams.count)
+        }
+        let temporary = FilePath(journalPath.string + ".tmp")
+        try FileOps.writeAndSync(bytes, to: temporary)
+        let replacement: RecordFile
+        do {
+            replacement = try RecordFile.open(path: temporary, kind: .inbound, peer: nil, maxRecordSize: 1 << 26).file
+        } catch {
+            try? FileOps.unlinkFile(temporary)
+            throw error
+        }
+        do {
+            try swapIn(replacement, temporary: temporary, copyingFrom: from)
+        } catch {
+            try? FileOps.unlinkFile(temporary)
+            throw error
+        }
+        try FileOps.syncDirectory(directory)
+        state.withLock { $0.directoryUnsynced = false }
+        configuration.logger.debug("spool: compacted the inbound journal", metadata: ["streams": "\(count)", "bytes": "\(bytes.count)"])
+    }
+
+    /// With the lock: copies what was appended to the journal since `from` to `replacement`,
+    /// renames it into place and makes it the journal.
+    private func swapIn(_ replacement: RecordFile, temporary: FilePath, copyingFrom from: Int64) throws(SpoolError) {
+        try state.withLock { (state: inout State) throws(SpoolError) in
+            let end = journal.file.end
+            if end > from {
+                _ = try replacement.append(try journal.file.read(at: from, count: Int(end - from)), sync: false)
+            }
+            try FileOps.renameFile(temporary, to: journalPath)
+            replacement.renamed(to: journalPath)
+            journal.file = replacement
+            journal.compactedSize = replacement.end
+            state.directoryUnsynced = true
+        }
     }
 }

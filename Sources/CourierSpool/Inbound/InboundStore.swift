@@ -30,6 +30,12 @@ public final class InboundStore: Sendable {
         var durableCeilings: [InboundStreamKey: UInt64] = [:]
         /// Whether something was written since the last sync (interval policy).
         var unsynced = false
+        /// A compaction renamed the journal but the directory sync failed: no sync counts
+        /// until it succeeds.
+        var directoryUnsynced = false
+        /// A sync of the journal failed: the kernel may have dropped written pages, so
+        /// unsynced reservations are no longer trusted; every hand-out waits for a sync.
+        var syncFailed = false
         var closed = false
         var sleeping = false
         var syncs = 0
@@ -62,6 +68,8 @@ public final class InboundStore: Sendable {
     /// caller's thread: always, except under group commit without a boot id, where
     /// nothing could tell an exact unsynced reservation from a lost one after a reboot.
     let handsOutBeforeSync: Bool
+    /// ``InboundConfiguration/reservationAhead``, never negative.
+    let reservationAhead: UInt64
 
     var journalPath: FilePath { directory.appending("inbound.journal") }
 
@@ -75,7 +83,8 @@ public final class InboundStore: Sendable {
         )
         bootID = configuration.testHooks.bootID ?? BootID.current
         ceilingsRequired = configuration.durability.syncsEachBatch
-        handsOutBeforeSync = !ceilingsRequired || (bootID != nil && configuration.inbound.reservationAhead > 0)
+        reservationAhead = UInt64(max(0, configuration.inbound.reservationAhead))
+        handsOutBeforeSync = !ceilingsRequired || (bootID != nil && reservationAhead > 0)
         var streams: [InboundStreamKey: InboundStreamState] = [:]
         var writtenBy: [InboundStreamKey: [UInt8]?] = [:]
         var corrupt = 0
@@ -113,7 +122,7 @@ public final class InboundStore: Sendable {
         // A version-1 journal is rewritten as version 2 before anything is appended to it.
         let start = try journal.file.read(at: 0, count: FileHeader.size)
         if case .success(let header) = start.withUnsafeBytes({ FileHeader.decode($0, kind: .inbound) }), header.version < FileHeader.Kind.inbound.version {
-            try state.withLock { (state: inout State) throws(SpoolError) in try compact(&state) }
+            try compactJournal()
         }
         let started = SpoolThread(name: "spool-inbound") { [self] in self.runWriter() }
         thread.withLock { $0 = started }
@@ -264,6 +273,15 @@ public final class InboundStore: Sendable {
     /// Writes what is pending and stops the store's thread. Blocks; idempotent.
     public func close() {
         let wake = state.withLock { state -> Bool in
+            // Nothing is handed out any more and each reservation is exact: lower the
+            // ceilings to them, so that a reboot after this stop flags nothing more.
+            if !state.closed {
+                for (key, stream) in state.streams where stream.reservationCeiling > stream.reservedUpTo {
+                    state.streams[key]?.reservationCeiling = stream.reservedUpTo
+                    state.durableCeilings[key] = min(state.durableCeilings[key] ?? 0, stream.reservedUpTo)
+                    state.dirty.insert(key)
+                }
+            }
             state.closed = true
             defer { state.sleeping = false }
             return state.sleeping
