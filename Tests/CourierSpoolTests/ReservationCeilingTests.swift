@@ -222,6 +222,23 @@ struct ReservationCeilingTests {
         }
     }
 
+    @Test("reservationAhead 0 (or negative) syncs every reservation before its hand-out under group commit")
+    func noCeilingAhead() async throws {
+        for ahead in [0, -5] {
+            let temp = TemporaryDirectory("ceiling-zero")
+            let group = try await DataDirectory.open(path: temp.sub("group"), configuration: settings(boot: Self.bootA, ahead: ahead))
+            for mark in [1, 2, 3] as [UInt64] {
+                let syncs = group.inbound.syncCount
+                #expect(try await reserve(group.inbound, upTo: mark) == false)
+                #expect(group.inbound.syncCount > syncs)
+            }
+            group.close()
+            let none = try await DataDirectory.open(path: temp.sub("none"), configuration: settings(boot: Self.bootA, ahead: ahead, .none))
+            #expect(try await reserve(none.inbound, upTo: 1) == true)
+            none.close()
+        }
+    }
+
     @Test("boot ids parse from the kernel's text; this system has one")
     func bootIDs() {
         #expect(BootID.parse(Array("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n".utf8)) == [0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0])

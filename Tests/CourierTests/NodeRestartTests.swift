@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Courier
+@testable @_spi(Testing) import Courier
 
 @Suite("Restarts keep streams and deduplication", .timeLimit(.minutes(2)))
 struct NodeRestartTests {
@@ -96,6 +96,45 @@ struct NodeRestartTests {
             #expect(try await within(.seconds(10), "outcome") { try await receipt.outcome() } == .processed)
         }
         await sender.shutdown()
+    }
+
+    @Test("after a graceful stop and a reboot, only what was handed out and not acknowledged comes back flagged")
+    func gracefulStopThenReboot() async throws {
+        let directory = TemporaryDirectory("reboot")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let sender = try await startSender(in: directory, to: endpoint)
+        func receiver(boot: UInt8) async throws -> Node {
+            var settings = configuration(id: "r", directory: directory.sub("r"), listen: [endpoint])
+            settings.bootIDForTesting = [UInt8](repeating: boot, count: 16)
+            return try await Node.start(settings)
+        }
+        let first = try await receiver(boot: 1)
+        _ = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
+        // Take eight, acknowledge five; the other twelve wait in the node's hand-out buffer.
+        let taken = try await within(.seconds(20), "eight") { await receive(8, from: first) { if $0.sequence <= 5 { $0.acknowledge() } } }
+        #expect(taken.map(\.sequence) == Array(1...8))
+        try await within(.seconds(10), "five processed") {
+            while (sender.statistics(for: "r")?.processed ?? 0) < 5 { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        await first.shutdown()
+
+        let rebooted = try await receiver(boot: 2)
+        let rest = try await within(.seconds(20), "the rest") { await receive(15, from: rebooted) }
+        #expect(rest.map(\.sequence) == Array(6...20))
+        #expect(rest.filter(\.redelivered).map(\.sequence) == [6, 7, 8], "only the taken, unacknowledged ones are flagged")
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        // Everything was taken and acknowledged: after another stop and reboot, nothing new
+        // is flagged (the reservation ceiling ran ahead, and the stop brought it back).
+        await rebooted.shutdown()
+        let again = try await receiver(boot: 3)
+        _ = try await sender.send(batch: (21...25).map { Array("m\($0)".utf8) }, to: "r")
+        let later = try await within(.seconds(20), "five more") { await receive(5, from: again) }
+        #expect(later.map(\.sequence) == Array(21...25))
+        #expect(later.allSatisfy { !$0.redelivered })
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        await sender.shutdown()
+        await again.shutdown()
     }
 
     @Test("messages buffered for the application but never taken come back unflagged after a graceful restart")

@@ -57,6 +57,16 @@ public struct NodeConfiguration: Sendable {
     public var heartbeat = HeartbeatConfiguration()
     /// How acknowledgements are coalesced on the receiving side. Default: see ``AckCoalescing``.
     public var ackCoalescing = AckCoalescing()
+    /// How far ahead of what it hands out the receiver keeps a synced reservation ceiling
+    /// under group commit, so that a hand-out needs no fsync: after an operating-system crash
+    /// or power loss at most this many messages per sender may come flagged `redelivered`
+    /// without having been handed out (after a process crash, none). 0 syncs each
+    /// reservation before the hand-out. See docs/SPOOL-FORMAT.md, "Inbound journal".
+    /// Default: 8,192.
+    public var reservationAhead: Int = 8192
+    /// Replaces the operating system's boot id (16 bytes) in the deduplication journal, to
+    /// simulate a reboot between two runs. For tests.
+    @_spi(Testing) public var bootIDForTesting: [UInt8]? = nil
     /// CurveZMQ encryption and peer authentication; `nil` leaves connections in plain text
     /// and unauthenticated (any process that can reach the listen endpoints can send, and a
     /// process connecting with another node's id takes that id over). Default: nil.

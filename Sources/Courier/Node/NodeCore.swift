@@ -1,5 +1,5 @@
 import CoreMetrics
-import CourierSpool
+@_spi(Testing) import CourierSpool
 import Logging
 import Synchronization
 import SystemPackage
@@ -61,6 +61,8 @@ final class NodeCore: Sendable {
         spool.maxRecordSize = configuration.maxMessageSize + 4096
         spool.segmentSize = max(configuration.spoolSegmentSize, spool.maxRecordSize + 4096)
         spool.logger = configuration.logger
+        spool.inbound.reservationAhead = configuration.reservationAhead
+        spool.testHooks.bootID = configuration.bootIDForTesting
         spool.onEvent = { event in
             if case .corruptionFound(let report) = event {
                 eventContinuation.yield(.corruptionFound(description: report.description))
