@@ -126,7 +126,17 @@ final class OutcomeBook: Sendable {
         results.reserveCapacity(ids.count)
         while results.count < ids.count {
             let failure: CourierError? = state.withLock { state in
-                while results.count < ids.count, let known = Self.known(ids[results.count], in: state) {
+                // A batch's ids usually share one peer: look its entry up once per run.
+                var run: (peer: String, entry: Peer)?
+                while results.count < ids.count {
+                    let id = ids[results.count]
+                    if let current = run, current.peer == id.peer, current.entry.stream == id.stream, !state.closed {
+                        guard let outcome = Self.outcome(id.sequence, in: current.entry) else { break }
+                        results.append(outcome)
+                        continue
+                    }
+                    guard let known = Self.known(id, in: state) else { break }
+                    if let entry = state.peers[id.peer] { run = (id.peer, entry) }
                     switch known {
                     case .success(let outcome): results.append(outcome)
                     case .failure(let error): return error
