@@ -17,6 +17,19 @@ struct ReservationCeilingTests {
         }
     }
 
+    /// The inbound journal's path in data directory `path`.
+    func journal(in path: FilePath) -> FilePath {
+        path.appending("inbound").appending("inbound.journal")
+    }
+
+    /// A data directory at `path` whose inbound journal is `bytes` (what a crash, or a
+    /// power loss, left behind).
+    func dataDirectory(at path: FilePath, journal bytes: [UInt8]) throws -> FilePath {
+        try FileManager.default.createDirectory(atPath: path.appending("inbound").string, withIntermediateDirectories: true)
+        try writeFile(journal(in: path), bytes)
+        return path
+    }
+
     /// Calls `reserveForHandOut`; when it says to wait, waits for the completion (which must
     /// succeed). Returns whether it could hand out at once.
     func reserve(_ store: InboundStore, _ sender: String = "a", upTo mark: UInt64) async throws -> Bool {
@@ -60,11 +73,9 @@ struct ReservationCeilingTests {
         try await directory.inbound.markProcessed(sender: "a", streamID: 1, sequenceNumbers: [1, 2])
         #expect(try await reserve(directory.inbound, upTo: 30) == true)
         // What a process killed now leaves behind: the journal as the page cache holds it.
-        let journal = try readFile(temp.sub("data").appending("inbound").appending("inbound.journal"))
+        let left = try readFile(journal(in: temp.sub("data")))
         for (boot, expected) in [(Self.bootA, UInt64(30)), (Self.bootB, 103)] {
-            let copy = temp.sub("copy-\(expected)")
-            try FileManager.default.createDirectory(atPath: copy.appending("inbound").string, withIntermediateDirectories: true)
-            try writeFile(copy.appending("inbound").appending("inbound.journal"), journal)
+            let copy = try dataDirectory(at: temp.sub("copy-\(expected)"), journal: left)
             let reopened = try await DataDirectory.open(path: copy, configuration: settings(boot: boot))
             let state = try #require(reopened.inbound.state(sender: "a", streamID: 1))
             #expect(state.processedUpTo == 2)
@@ -80,7 +91,7 @@ struct ReservationCeilingTests {
         let temp = TemporaryDirectory("ceiling-powerloss")
         let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: settings(boot: Self.bootA))
         defer { directory.close() }
-        let journalPath = temp.sub("data").appending("inbound").appending("inbound.journal")
+        let journalPath = journal(in: temp.sub("data"))
         #expect(try await reserve(directory.inbound, upTo: 2) == false)
         let synced = try readFile(journalPath)
         for mark in stride(from: 5, through: 90, by: 5) {
@@ -88,9 +99,7 @@ struct ReservationCeilingTests {
         }
         #expect(try readFile(journalPath).count > synced.count)
         // Lose everything written after the sync; another boot id says so at open.
-        let copy = temp.sub("copy")
-        try FileManager.default.createDirectory(atPath: copy.appending("inbound").string, withIntermediateDirectories: true)
-        try writeFile(copy.appending("inbound").appending("inbound.journal"), synced)
+        let copy = try dataDirectory(at: temp.sub("copy"), journal: synced)
         let reopened = try await DataDirectory.open(path: copy, configuration: settings(boot: Self.bootB))
         defer { reopened.close() }
         let state = try #require(reopened.inbound.state(sender: "a", streamID: 1))
@@ -126,7 +135,7 @@ struct ReservationCeilingTests {
             $0.inbound.compactionThreshold = 4096
             $0.testHooks.bootID = Self.bootA
         }
-        let journalPath = path.appending("inbound").appending("inbound.journal")
+        let journalPath = journal(in: path)
         let directory = try await DataDirectory.open(path: path, configuration: compacting)
         var largest = 0
         for mark in 1...2_000 {
@@ -137,9 +146,7 @@ struct ReservationCeilingTests {
             largest = max(largest, try readFile(journalPath).count)
         }
         // What a crash now leaves (same boot): every reservation, across the compactions.
-        let copy = temp.sub("copy")
-        try FileManager.default.createDirectory(atPath: copy.appending("inbound").string, withIntermediateDirectories: true)
-        try writeFile(copy.appending("inbound").appending("inbound.journal"), try readFile(journalPath))
+        let copy = try dataDirectory(at: temp.sub("copy"), journal: try readFile(journalPath))
         directory.close()
         #expect(largest < 64 * 1024, "the journal was compacted (largest \(largest) bytes)")
         let reopened = try await DataDirectory.open(path: copy, configuration: compacting)
@@ -209,15 +216,13 @@ struct ReservationCeilingTests {
         var file = ByteWriter(capacity: 256)
         file.append(FileHeader(kind: .inbound, version: 1, streamID: 0, baseSequence: 0, createdAt: 1).encoded())
         RecordFormat.encode(into: &file, type: .inboundState, sequenceNumber: 0, enqueuedAt: 1, expiresAt: nil, attempt: 0, flags: 0, body: body.bytes)
-        try FileManager.default.createDirectory(atPath: path.appending("inbound").string, withIntermediateDirectories: true)
-        let journal = path.appending("inbound").appending("inbound.journal")
-        try writeFile(journal, file.bytes)
+        let journalPath = journal(in: try dataDirectory(at: path, journal: file.bytes))
         for _ in 0..<2 {
             let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
             let state = try #require(directory.inbound.state(sender: "a", streamID: 1))
             #expect(state.processedUpTo == 2 && state.processedAbove == [5])
             #expect(state.reservedUpTo == 7 && state.reservationCeiling == 7)
-            #expect(try readFile(journal)[8..<10] == [2, 0])
+            #expect(try readFile(journalPath)[8..<10] == [2, 0])
             directory.close()
         }
     }
