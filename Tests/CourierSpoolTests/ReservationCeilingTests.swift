@@ -244,6 +244,32 @@ struct ReservationCeilingTests {
         }
     }
 
+    @Test("on a full disk a reservation that cannot be written is not handed out; once space returns it is", .rootForSmallDisk)
+    func fullDisk() async throws {
+        let disk = try SmallDisk("ceiling-full", size: "256k")
+        defer { disk.unmount() }
+        let directory = try await DataDirectory.open(path: disk.path.appending("data"), configuration: settings(boot: Self.bootA, ahead: 1_000_000))
+        #expect(try await reserve(directory.inbound, upTo: 1) == false)
+        let filler = disk.path.appending("filler")
+        run(["dd", "if=/dev/zero", "of=\(filler.string)", "bs=4k"])
+        var failure: SpoolError?
+        for mark in 2...2_000 {
+            do { _ = try await reserve(directory.inbound, upTo: UInt64(mark)) } catch let error as SpoolError {
+                failure = error
+                break
+            }
+        }
+        #expect(failure?.code == .storageFull)
+        try FileManager.default.removeItem(atPath: filler.string)
+        // The store's thread retries after its back-off; a reservation goes through again.
+        _ = try await reserve(directory.inbound, upTo: 3_000)
+        #expect(directory.inbound.state(sender: "a", streamID: 1)?.reservedUpTo == 3_000)
+        directory.close()
+        let reopened = try await DataDirectory.open(path: disk.path.appending("data"), configuration: settings(boot: Self.bootA))
+        #expect(reopened.inbound.state(sender: "a", streamID: 1)?.reservedUpTo == 3_000)
+        reopened.close()
+    }
+
     @Test("boot ids parse from the kernel's text; this system has one")
     func bootIDs() {
         #expect(BootID.parse(Array("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n".utf8)) == [0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0])
