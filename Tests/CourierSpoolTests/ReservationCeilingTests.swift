@@ -270,6 +270,36 @@ struct ReservationCeilingTests {
         reopened.close()
     }
 
+    @Test("closing on a full disk returns; reservations written before stand", .rootForSmallDisk)
+    func closeOnFullDisk() async throws {
+        let disk = try SmallDisk("ceiling-close-full", size: "256k")
+        defer { disk.unmount() }
+        let path = disk.path.appending("data")
+        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootA, ahead: 1_000_000))
+        #expect(try await reserve(directory.inbound, upTo: 1) == false)
+        let filler = disk.path.appending("filler")
+        run(["dd", "if=/dev/zero", "of=\(filler.string)", "bs=4k"])
+        // Reserve until the journal's last page is full and a write fails.
+        var written: UInt64 = 1
+        for mark in 2...2_000 as ClosedRange<UInt64> {
+            do { _ = try await reserve(directory.inbound, upTo: mark) } catch { break }
+            written = mark
+        }
+        #expect(written < 2_000)
+        // close() must lower the ceiling, which it cannot write now: it gives up, it does not hang.
+        let closed = AtomicBox()
+        let thread = Thread {
+            directory.close()
+            closed.set(1)
+        }
+        thread.start()
+        #expect(await eventually(timeout: .seconds(10)) { closed.get() == 1 }, "close() returned on a full disk")
+        try FileManager.default.removeItem(atPath: filler.string)
+        let reopened = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootA))
+        #expect((reopened.inbound.state(sender: "a", streamID: 1)?.reservedUpTo ?? 0) >= written)
+        reopened.close()
+    }
+
     @Test("boot ids parse from the kernel's text; this system has one")
     func bootIDs() {
         #expect(BootID.parse(Array("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n".utf8)) == [0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0])

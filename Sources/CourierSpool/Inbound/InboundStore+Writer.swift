@@ -58,22 +58,43 @@ extension InboundStore {
             for waiter in pass.waiters { waiter(result) }
             var failed = false
             if case .failure = result { failed = true }
-            if pass.intervalDue, case .failure = syncJournal(crediting: []) { failed = true }
+            if pass.intervalDue, case .failure(let error) = syncJournal(crediting: []) {
+                failed = true
+                result = .failure(error)
+            }
             if pass.compactionDue, !failed {
                 do throws(SpoolError) { try compactJournal() } catch {
                     configuration.logger.error("spool: compacting the inbound journal failed; it goes on growing until a compaction succeeds", metadata: ["error": "\(error)"])
                 }
             }
             if pass.exit {
-                if state.withLock({ $0.unsynced }) { _ = syncJournal(crediting: []) }
+                if state.withLock({ $0.unsynced || $0.directoryUnsynced }) { _ = syncJournal(crediting: []) }
                 return
             }
+            if failed, giveUpAfterClose(result) { return }
             if failed {
                 signal.wait(timeoutNanoseconds: Self.retryDelay)
             } else if pass.written == nil && pass.waiters.isEmpty && !pass.intervalDue {
                 signal.wait(timeoutNanoseconds: pass.sleep)
             }
         }
+    }
+
+    /// Once the store is closed, a failed write or sync ends the thread instead of retrying
+    /// (a full disk must not make `close()` wait forever): what is still dirty stays as the
+    /// journal last held it, and waiting changes fail. Returns whether the thread must end.
+    private func giveUpAfterClose(_ result: Result<Void, SpoolError>) -> Bool {
+        let waiters = state.withLock { state -> [@Sendable (Result<Void, SpoolError>) -> Void]? in
+            guard state.closed else { return nil }
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        guard let waiters else { return false }
+        let error: SpoolError
+        if case .failure(let failure) = result { error = failure } else { error = .closedError }
+        for waiter in waiters { waiter(.failure(error)) }
+        configuration.logger.error("spool: the inbound journal could not be brought up to date while closing; the last state written stands", metadata: ["error": "\(error)"])
+        return true
     }
 
     /// Appends snapshots (the state's lock held).
@@ -114,6 +135,7 @@ extension InboundStore {
             journal.lastSyncAt = monotonicNanoseconds()
             state.withLock { state in
                 state.syncs += 1
+                state.syncFailing = false
                 for (key, ceiling) in ceilings where state.streams[key] != nil {
                     state.durableCeilings[key] = max(state.durableCeilings[key] ?? 0, min(ceiling, state.streams[key]!.reservationCeiling))
                 }
@@ -124,8 +146,13 @@ extension InboundStore {
             journal.lastSyncAt = monotonicNanoseconds()
             state.withLock { state in
                 state.unsynced = true
-                state.syncFailed = true
-                state.dirty.formUnion(state.streams.keys)
+                // Pages whose writeback failed are clean again: only writing them anew makes
+                // them durable. Every stream once per run of failures, then what each failed
+                // pass wrote, so a disk that keeps failing does not grow the journal fast.
+                if !state.syncFailing { state.dirty.formUnion(state.streams.keys) }
+                for (key, _) in ceilings { state.dirty.insert(key) }
+                state.syncFailing = true
+                if ceilingsRequired { state.syncFailed = true }
             }
             configuration.logger.error("spool: syncing inbound state failed; hand-outs now wait for each reservation's sync", metadata: ["error": "\(error)"])
             return .failure(error)
@@ -150,14 +177,15 @@ extension InboundStore {
     /// ``syncJournal(crediting:)``).
     func compactJournal() throws(SpoolError) {
         let now = wallClockNanoseconds()
-        let (bytes, from, count) = state.withLock { state -> ([UInt8], Int64, Int) in
+        let (live, from) = state.withLock { state -> ([InboundStreamState], Int64) in
             state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
             state.durableCeilings = state.durableCeilings.filter { state.streams[$0.key] != nil }
-            var writer = ByteWriter(capacity: FileHeader.size + state.streams.count * 96)
-            writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: now).encoded())
-            for stream in state.streams.values { encodeSnapshot(stream, into: &writer) }
-            return (writer.bytes, journal.file.end, state.streams.count)
+            return (Array(state.streams.values), journal.file.end)
         }
+        var writer = ByteWriter(capacity: FileHeader.size + live.count * 96)
+        writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: now).encoded())
+        for stream in live { encodeSnapshot(stream, into: &writer) }
+        let bytes = writer.bytes
         let temporary = FilePath(journalPath.string + ".tmp")
         try FileOps.writeAndSync(bytes, to: temporary)
         let replacement: RecordFile
@@ -167,30 +195,39 @@ extension InboundStore {
             try? FileOps.unlinkFile(temporary)
             throw error
         }
+        let replaced: RecordFile
         do {
-            try swapIn(replacement, temporary: temporary, copyingFrom: from)
+            replaced = try swapIn(replacement, temporary: temporary, copyingFrom: from)
         } catch {
             try? FileOps.unlinkFile(temporary)
             throw error
         }
-        try FileOps.syncDirectory(directory)
-        state.withLock { $0.directoryUnsynced = false }
-        configuration.logger.debug("spool: compacted the inbound journal", metadata: ["streams": "\(count)", "bytes": "\(bytes.count)"])
+        // Closing the old, unlinked journal frees its blocks: here, not under the lock.
+        withExtendedLifetime(replaced) {}
+        do throws(SpoolError) {
+            try FileOps.syncDirectory(directory)
+            state.withLock { $0.directoryUnsynced = false }
+        } catch {
+            configuration.logger.error("spool: the compacted inbound journal is in place, but syncing its directory failed; retried before the next sync counts", metadata: ["error": "\(error)"])
+        }
+        configuration.logger.debug("spool: compacted the inbound journal", metadata: ["streams": "\(live.count)", "bytes": "\(bytes.count)"])
     }
 
     /// With the lock: copies what was appended to the journal since `from` to `replacement`,
-    /// renames it into place and makes it the journal.
-    private func swapIn(_ replacement: RecordFile, temporary: FilePath, copyingFrom from: Int64) throws(SpoolError) {
-        try state.withLock { (state: inout State) throws(SpoolError) in
-            let end = journal.file.end
+    /// renames it into place and makes it the journal. Returns the old journal file.
+    private func swapIn(_ replacement: RecordFile, temporary: FilePath, copyingFrom from: Int64) throws(SpoolError) -> RecordFile {
+        try state.withLock { (state: inout State) throws(SpoolError) -> RecordFile in
+            let old = journal.file
+            let end = old.end
             if end > from {
-                _ = try replacement.append(try journal.file.read(at: from, count: Int(end - from)), sync: false)
+                _ = try replacement.append(try old.read(at: from, count: Int(end - from)), sync: false)
             }
             try FileOps.renameFile(temporary, to: journalPath)
             replacement.renamed(to: journalPath)
             journal.file = replacement
             journal.compactedSize = replacement.end
             state.directoryUnsynced = true
+            return old
         }
     }
 }

@@ -33,18 +33,21 @@ public final class InboundStore: Sendable {
         /// A compaction renamed the journal but the directory sync failed: no sync counts
         /// until it succeeds.
         var directoryUnsynced = false
-        /// A sync of the journal failed: the kernel may have dropped written pages, so
-        /// unsynced reservations are no longer trusted; every hand-out waits for a sync.
+        /// A sync of the journal failed under group commit: the kernel may have dropped
+        /// written pages, so unsynced reservations are no longer trusted; every hand-out
+        /// waits for a sync from then on.
         var syncFailed = false
+        /// The last sync failed (a run of failures is going on).
+        var syncFailing = false
         var closed = false
         var sleeping = false
         var syncs = 0
     }
 
-    /// The journal file. Appends (and compaction, which replaces the file) happen with the
-    /// state's lock held, so that snapshots reach the file in the order their changes were
-    /// made; only the store's thread syncs it, without the lock (`@unchecked Sendable` for
-    /// that discipline).
+    /// The journal file. Appends happen with the state's lock held, so that snapshots reach
+    /// the file in the order their changes were made. Only the store's thread syncs it
+    /// (without the lock) and compacts it: it writes the new file without the lock, then
+    /// swaps `file` with it held (`@unchecked Sendable` for that discipline).
     final class Journal: @unchecked Sendable {
         var file: RecordFile
         var lastSyncAt = monotonicNanoseconds()
