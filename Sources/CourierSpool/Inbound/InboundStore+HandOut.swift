@@ -15,6 +15,9 @@ extension InboundStore {
     /// commit on a system without a boot id) the store's thread writes and syncs the snapshot,
     /// then runs `completion`.
     ///
+    /// It writes to the journal on the calling thread: call it from a thread of your own (the
+    /// node's I/O thread does), not from a task on the cooperative pool.
+    ///
     /// - Returns: `true`: hand out now (`completion` is not called). `false`: hand out when
     ///   `completion` reports success.
     public func reserveForHandOut(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) -> Bool {
