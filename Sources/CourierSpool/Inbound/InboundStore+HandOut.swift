@@ -25,10 +25,7 @@ extension InboundStore {
             reserve(sender: sender, streamID: streamID, upTo: sequenceNumber, completion: completion)
             return false
         }
-        do throws(SpoolError) { try PeerDirectoryName.validate(sender) } catch {
-            completion(.failure(error))
-            return false
-        }
+        guard isValid(sender, else: completion) else { return false }
         let key = InboundStreamKey(sender: sender, streamID: streamID)
         let ahead = reservationAhead
         let wakesForInterval: Bool
@@ -36,18 +33,17 @@ extension InboundStore {
         let (handOut, wake, closed) = state.withLock { state -> (Bool, Bool, Bool) in
             if state.closed { return (false, false, true) }
             let trusted = !state.syncFailed
-            var stream = state.streams[key] ?? InboundStreamState(sender: sender, streamID: streamID)
-            stream.reservedUpTo = max(stream.reservedUpTo, sequenceNumber)
             var raisesCeiling = false
-            if ceilingsRequired, stream.reservationCeiling < sequenceNumber &+ ahead / 2 {
-                stream.reservationCeiling = sequenceNumber &+ ahead
-                raisesCeiling = true
+            _ = state.update(key) { stream in
+                stream.reservedUpTo = max(stream.reservedUpTo, sequenceNumber)
+                if ceilingsRequired, stream.reservationCeiling < sequenceNumber &+ ahead / 2 {
+                    stream.reservationCeiling = sequenceNumber &+ ahead
+                    raisesCeiling = true
+                }
+                return nil
             }
-            stream.reservationCeiling = max(stream.reservationCeiling, stream.reservedUpTo)
-            stream.lastActivity = wallClockNanoseconds()
-            state.streams[key] = stream
             var written = false
-            if trusted, !ceilingsRequired || sequenceNumber <= state.durableCeilings[key] ?? 0 {
+            if trusted, !ceilingsRequired || sequenceNumber <= state.durableCeilings[key] ?? 0, let stream = state.streams[key] {
                 var writer = ByteWriter(capacity: 96 + sender.utf8.count)
                 encodeSnapshot(stream, into: &writer)
                 do throws(SpoolError) {

@@ -42,6 +42,21 @@ public final class InboundStore: Sendable {
         var closed = false
         var sleeping = false
         var syncs = 0
+
+        /// Applies `body` to a stream's state (created if new), keeps its ceiling at or above
+        /// its reservation (a lowered ceiling lowers the synced one it may count on) and
+        /// stamps its activity. Returns `body`'s error.
+        mutating func update(_ key: InboundStreamKey, _ body: (inout InboundStreamState) -> SpoolError?) -> SpoolError? {
+            var stream = streams[key] ?? InboundStreamState(sender: key.sender, streamID: key.streamID)
+            let error = body(&stream)
+            stream.reservationCeiling = max(stream.reservationCeiling, stream.reservedUpTo)
+            if let durable = durableCeilings[key], durable > stream.reservationCeiling {
+                durableCeilings[key] = stream.reservationCeiling
+            }
+            stream.lastActivity = wallClockNanoseconds()
+            streams[key] = stream
+            return error
+        }
     }
 
     /// The journal file. Appends happen with the state's lock held, so that snapshots reach
@@ -243,21 +258,11 @@ public final class InboundStore: Sendable {
         completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void,
         _ body: (inout InboundStreamState) -> SpoolError?
     ) {
-        do throws(SpoolError) { try PeerDirectoryName.validate(sender) } catch {
-            completion(.failure(error))
-            return
-        }
+        guard isValid(sender, else: completion) else { return }
         let key = InboundStreamKey(sender: sender, streamID: streamID)
         let outcome = state.withLock { state -> (error: SpoolError?, wake: Bool) in
             if state.closed { return (.closedError, false) }
-            var stream = state.streams[key] ?? InboundStreamState(sender: sender, streamID: streamID)
-            let error = body(&stream)
-            stream.reservationCeiling = max(stream.reservationCeiling, stream.reservedUpTo)
-            if let durable = state.durableCeilings[key], durable > stream.reservationCeiling {
-                state.durableCeilings[key] = stream.reservationCeiling
-            }
-            stream.lastActivity = wallClockNanoseconds()
-            state.streams[key] = stream
+            let error = state.update(key, body)
             state.dirty.insert(key)
             if let error {
                 state.waiters.append { @Sendable _ in completion(.failure(error)) }
@@ -269,6 +274,15 @@ public final class InboundStore: Sendable {
             return (nil, wake)
         }
         if let error = outcome.error { completion(.failure(error)) } else if outcome.wake { signal.signal() }
+    }
+
+    /// Whether `sender` can name a stream; if not, `completion` gets the error.
+    func isValid(_ sender: String, else completion: @Sendable (Result<Void, SpoolError>) -> Void) -> Bool {
+        do throws(SpoolError) { try PeerDirectoryName.validate(sender) } catch {
+            completion(.failure(error))
+            return false
+        }
+        return true
     }
 
     // MARK: Closing
