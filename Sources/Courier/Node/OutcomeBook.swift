@@ -127,16 +127,11 @@ final class OutcomeBook: Sendable {
         while results.count < ids.count {
             let failure: CourierError? = state.withLock { state in
                 // A batch's ids usually share one peer: look its entry up once per run.
-                var run: (peer: String, entry: Peer)?
+                var run: (peer: String, entry: Peer?)?
                 while results.count < ids.count {
                     let id = ids[results.count]
-                    if let current = run, current.peer == id.peer, current.entry.stream == id.stream, !state.closed {
-                        guard let outcome = Self.outcome(id.sequence, in: current.entry) else { break }
-                        results.append(outcome)
-                        continue
-                    }
-                    guard let known = Self.known(id, in: state) else { break }
-                    if let entry = state.peers[id.peer] { run = (id.peer, entry) }
+                    if run?.peer != id.peer { run = (id.peer, state.peers[id.peer]) }
+                    guard let known = Self.known(id, entry: run?.entry, closed: state.closed) else { break }
                     switch known {
                     case .success(let outcome): results.append(outcome)
                     case .failure(let error): return error
@@ -153,10 +148,15 @@ final class OutcomeBook: Sendable {
     /// The outcome of `id` if it is settled, or the error that ends the wait; nil while
     /// it is pending (the peer's entry then exists).
     private static func known(_ id: MessageID, in state: State) -> Result<Outcome, CourierError>? {
-        if state.closed {
+        known(id, entry: state.peers[id.peer], closed: state.closed)
+    }
+
+    /// ``known(_:in:)`` with the peer's entry already looked up.
+    private static func known(_ id: MessageID, entry: Peer?, closed: Bool) -> Result<Outcome, CourierError>? {
+        if closed {
             return .failure(CourierError(.shutDown, "the node stopped before the outcome of \(id) was known; it will be learned after the next start"))
         }
-        guard let entry = state.peers[id.peer], entry.stream == id.stream else {
+        guard let entry, entry.stream == id.stream else {
             return .failure(CourierError(.unknownPeer, "no stream \(String(id.stream, radix: 16)) to peer \(id.peer) in this node"))
         }
         return outcome(id.sequence, in: entry).map { .success($0) }
