@@ -125,9 +125,12 @@ extension InboundStore {
     /// synced is trusted any more (the kernel may have dropped those pages): the snapshots
     /// are written again, and hand-outs wait for syncs from then on.
     private func syncJournal(crediting ceilings: [(InboundStreamKey, UInt64)]) -> Result<Void, SpoolError> {
-        if !ceilingsRequired { state.withLock { $0.unsynced = false } }
+        let directoryUnsynced = state.withLock { state -> Bool in
+            if !ceilingsRequired { state.unsynced = false }
+            return state.directoryUnsynced
+        }
         do throws(SpoolError) {
-            if state.withLock({ $0.directoryUnsynced }) {
+            if directoryUnsynced {
                 try FileOps.syncDirectory(directory)
                 state.withLock { $0.directoryUnsynced = false }
             }
