@@ -88,6 +88,27 @@ enum FileOps {
         }
     }
 
+    /// How much of a deleted file ``freeInSlices(_:)`` frees per `ftruncate`.
+    static let freeSliceBytes: Int64 = 512 << 10
+
+    /// Frees the blocks of an unlinked file still open as `fd`, cutting it down from its end
+    /// ``freeSliceBytes`` at a time, so that the caller's `close` has nothing left to free.
+    ///
+    /// Freeing a file of several MiB in one piece holds up every `fdatasync` on the same
+    /// file system, in any process, until it is done: on this project's machines (ext4
+    /// mounted with `discard`) a concurrent sync waited 3–4 ms behind an 8 MiB file and
+    /// 13–15 ms behind a 64 MiB one, and under 1 ms with 512 KiB slices, for about the same
+    /// total time. A file that still has a name is left alone; any error ends the cutting,
+    /// and the close then frees the rest in one piece.
+    static func freeInSlices(_ fd: FileDescriptor) {
+        guard let status = try? fd.stat(), status.linkCount == 0 else { return }
+        var size = status.size
+        while size > 0 {
+            size = max(0, size - freeSliceBytes)
+            do { try fd.resize(to: size) } catch { return }
+        }
+    }
+
     /// Opens for reading; `nil` if the file does not exist.
     static func openForReading(_ path: FilePath) throws(SpoolError) -> FileDescriptor? {
         do {

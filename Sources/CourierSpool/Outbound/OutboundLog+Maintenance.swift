@@ -69,10 +69,11 @@ extension OutboundLog {
             for segment in files { try FileOps.unlinkFile(segment.path) }
             if !files.isEmpty { try FileOps.syncDirectory(directory) }
             if !freeSpaceNow {
-                // Every reference this thread holds goes to the releaser.
-                var released = files + doomed.map(\.segment)
-                (files, doomed) = ([], [])
-                SegmentReleaser.shared.release(&released)
+                // Every reference this thread holds goes to the releaser, which frees the
+                // unlinked files a slice at a time.
+                var others = doomed.map(\.segment)
+                doomed = []
+                SegmentReleaser.shared.release(deleted: &files, others: &others)
             }
         } catch {
             // Put back what was not deleted; the next acknowledgement retries.

@@ -1,0 +1,134 @@
+import Foundation
+import SystemPackage
+import Testing
+@testable @_spi(Testing) import CourierSpool
+
+/// Deleted files are freed a slice at a time, and only when that is safe
+/// (docs/PERFORMANCE.md, "What limits each figure", item 9).
+@Suite("Freeing deleted segment files")
+struct SegmentReleaserTests {
+    /// A file of `bytes` bytes at `path`, written and open for writing.
+    private func makeFile(_ path: FilePath, bytes: Int) throws -> FileDescriptor {
+        let fd = try FileOps.openForWriting(path, create: true)
+        _ = try fd.writeAll(toAbsoluteOffset: 0, [UInt8](repeating: 7, count: bytes))
+        return fd
+    }
+
+    /// A second descriptor of the same open file, to watch it after the first is closed.
+    private func watch(_ fd: FileDescriptor) throws -> FileDescriptor {
+        try fd.duplicate()
+    }
+
+    @Test("an unlinked file is cut down to nothing, slice by slice")
+    func unlinkedFileIsFreed() throws {
+        let temp = TemporaryDirectory("release")
+        let path = temp.sub("big")
+        let fd = try makeFile(path, bytes: 3 * Int(FileOps.freeSliceBytes) + 1000)
+        defer { try? fd.close() }
+        try FileOps.unlinkFile(path)
+        FileOps.freeInSlices(fd)
+        let status = try fd.stat()
+        #expect(status.size == 0)
+        #expect(status.blocksAllocated == 0)
+    }
+
+    @Test("a file that still has a name is left whole")
+    func namedFileIsKept() throws {
+        let temp = TemporaryDirectory("release")
+        let path = temp.sub("kept")
+        let bytes = 2 * Int(FileOps.freeSliceBytes)
+        let fd = try makeFile(path, bytes: bytes)
+        defer { try? fd.close() }
+        FileOps.freeInSlices(fd)
+        #expect(try fd.stat().size == Int64(bytes))
+        #expect(try readFile(path).count == bytes)
+    }
+
+    @Test("the releaser slices a deleted segment nobody else holds, then closes it")
+    func releaserSlicesDeletedSegment() async throws {
+        let temp = TemporaryDirectory("release")
+        let path = temp.sub("seg")
+        let releaser = SegmentReleaser(streamingInterval: 0)
+        let fd = try makeFile(path, bytes: 2 * Int(FileOps.freeSliceBytes))
+        let watcher = try watch(fd)
+        defer { try? watcher.close() }
+        try FileOps.unlinkFile(path)
+        weak var gone: Segment?
+        var deleted = [Segment(baseSequence: 1, path: path, fd: fd)]
+        gone = deleted[0]
+        var others: [Segment] = []
+        releaser.release(deleted: &deleted, others: &others)
+        #expect(deleted.isEmpty)
+        #expect(await eventually { gone == nil })
+        #expect(try watcher.stat().size == 0)
+    }
+
+    @Test("a deleted segment that a reader still holds is not cut under the reader")
+    func heldSegmentIsNotCut() async throws {
+        let temp = TemporaryDirectory("release")
+        let path = temp.sub("seg")
+        let releaser = SegmentReleaser(streamingInterval: 0)
+        let bytes = 2 * Int(FileOps.freeSliceBytes)
+        let fd = try makeFile(path, bytes: bytes)
+        try FileOps.unlinkFile(path)
+        var reader: Segment? = Segment(baseSequence: 1, path: path, fd: fd)
+        var deleted = [reader!]
+        var others: [Segment] = []
+        releaser.release(deleted: &deleted, others: &others)
+        // The releaser has let go once the reader's reference is the only one left.
+        #expect(await eventually { isKnownUniquelyReferenced(&reader!) })
+        #expect(try reader!.fd.readBytes(at: Int64(bytes) - 10, count: 10) == [UInt8](repeating: 7, count: 10))
+        reader = nil
+    }
+
+    @Test("after the first, deletions in quick succession are freed in one piece")
+    func streamingDeletionsAreNotSliced() async throws {
+        let temp = TemporaryDirectory("release")
+        // Every deletion after the first counts as close to the previous one.
+        let releaser = SegmentReleaser(streamingInterval: .max / 2)
+        var watchers: [FileDescriptor] = []
+        defer { for watcher in watchers { try? watcher.close() } }
+        let bytes = 2 * Int(FileOps.freeSliceBytes)
+        for name in ["a", "b"] {
+            let path = temp.sub(name)
+            let fd = try makeFile(path, bytes: bytes)
+            watchers.append(try watch(fd))
+            try FileOps.unlinkFile(path)
+            weak var gone: Segment?
+            var deleted = [Segment(baseSequence: 1, path: path, fd: fd)]
+            gone = deleted[0]
+            var others: [Segment] = []
+            releaser.release(deleted: &deleted, others: &others)
+            #expect(await eventually { gone == nil })
+        }
+        #expect(try watchers[0].stat().size == 0)
+        #expect(try watchers[1].stat().size == Int64(bytes))
+    }
+
+    @Test("several deletions at once are freed in one piece; other references are only dropped")
+    func batchIsNotSliced() async throws {
+        let temp = TemporaryDirectory("release")
+        let releaser = SegmentReleaser(streamingInterval: 0)
+        let bytes = 2 * Int(FileOps.freeSliceBytes)
+        var deleted: [Segment] = []
+        var watchers: [FileDescriptor] = []
+        defer { for watcher in watchers { try? watcher.close() } }
+        for name in ["a", "b"] {
+            let path = temp.sub(name)
+            let fd = try makeFile(path, bytes: bytes)
+            watchers.append(try watch(fd))
+            try FileOps.unlinkFile(path)
+            deleted.append(Segment(baseSequence: 1, path: path, fd: fd))
+        }
+        // A live segment passed as a further reference keeps its file and its contents.
+        let livePath = temp.sub("live")
+        let live = Segment(baseSequence: 1, path: livePath, fd: try makeFile(livePath, bytes: bytes))
+        weak let first = deleted[0], second = deleted[1]
+        var others = [live]
+        releaser.release(deleted: &deleted, others: &others)
+        #expect(others.isEmpty)
+        #expect(await eventually { first == nil && second == nil })
+        for watcher in watchers { #expect(try watcher.stat().size == Int64(bytes)) }
+        #expect(try readFile(livePath).count == bytes)
+    }
+}
