@@ -6,6 +6,12 @@ let upcoming: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+#if os(Linux)
+let zeroMQPkgConfig: String? = nil
+#else
+let zeroMQPkgConfig: String? = "libzmq"
+#endif
+
 let package = Package(
     name: "Courier",
     platforms: [.macOS(.v15)],
@@ -28,11 +34,14 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
-        // libzmq, found through pkg-config; Debian ships it as libzmq3-dev.
+        // libzmq; Debian ships it as libzmq3-dev. On Linux its header and library are in the
+        // default search paths, so pkg-config is not asked: Debian's libzmq.pc pulls in
+        // krb5's -isystem flags through Requires.private, which SwiftPM rejects with a
+        // warning on every build. Elsewhere (Homebrew) pkg-config finds it.
         .systemLibrary(
             name: "CZeroMQ",
-            pkgConfig: "libzmq",
-            providers: [.apt(["libzmq3-dev"])]
+            pkgConfig: zeroMQPkgConfig,
+            providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]
         ),
         // The only module that calls libzmq.
         .target(
