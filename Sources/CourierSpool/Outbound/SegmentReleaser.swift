@@ -14,7 +14,8 @@ import Synchronization
 /// Slicing costs total throughput when segments go by faster than ``streamingInterval``
 /// (a sender streaming large messages at full speed: 64 KiB messages at saturation ran
 /// about 30 % slower with every deletion sliced), and there the spikes of single syncs
-/// matter less than the rate; such deletions are freed in one piece.
+/// matter less than the rate. Such deletions are freed in one piece, and so is every
+/// later one until a gap of two intervals shows that the stream has slowed down.
 ///
 /// Only a file that is unlinked and that nobody else holds (no read in flight) is sliced;
 /// other references are simply dropped, and the last `close` happens wherever the last
@@ -23,7 +24,8 @@ import Synchronization
 final class SegmentReleaser: Sendable {
     static let shared = SegmentReleaser()
 
-    /// Deletions closer together than this (nanoseconds) are freed in one piece.
+    /// Deletions closer together than this (nanoseconds) are freed in one piece, and so
+    /// are later ones until a gap of twice this.
     let streamingInterval: Int64
 
     private struct Batch {
@@ -62,6 +64,7 @@ final class SegmentReleaser: Sendable {
         guard start else { return }
         let thread = SpoolThread(name: "spool-release") { [self] in
             var lastDeletion = Int64.min / 2
+            var streaming = false
             while true {
                 wake.wait(timeoutNanoseconds: nil)
                 var batch = queue.withLock { queue -> Batch in
@@ -72,8 +75,13 @@ final class SegmentReleaser: Sendable {
                 batch.others = []
                 guard !batch.deleted.isEmpty else { continue }
                 let now = monotonicNanoseconds()
-                let streaming = batch.deleted.count > 1 || now - lastDeletion < streamingInterval
+                let gap = now - lastDeletion
                 lastDeletion = now
+                if batch.deleted.count > 1 || gap < streamingInterval {
+                    streaming = true
+                } else if gap >= 2 * streamingInterval {
+                    streaming = false
+                }
                 while var segment = batch.deleted.popLast() {
                     if !streaming, isKnownUniquelyReferenced(&segment) { FileOps.freeInSlices(segment.fd) }
                     // The reference ends here: Segment.deinit closes the descriptor.
