@@ -205,9 +205,14 @@ extension InboundStore {
             try? FileOps.unlinkFile(temporary)
             throw error
         }
-        // Closing the old, unlinked journal frees its blocks: here, not under the lock, and
-        // a slice at a time, so that no sync on the disk waits for all of it.
-        FileOps.freeInSlices(replaced.fd)
+        // The old journal has no name left; its blocks are freed a slice at a time on the
+        // releaser's thread (through a second descriptor), so that neither this thread nor
+        // any sync on the disk waits for all of it. Closing this descriptor frees nothing.
+        if let second = try? replaced.fd.duplicate() {
+            FileReleaser.shared.release(unlinkedFile: second)
+        } else {
+            FileOps.freeInSlices(replaced.fd)
+        }
         withExtendedLifetime(replaced) {}
         do throws(SpoolError) {
             try FileOps.syncDirectory(directory)

@@ -45,7 +45,7 @@ extension OutboundLog {
     // MARK: Acknowledging
 
     /// Writes the acknowledged mark and deletes the segments wholly below it. Their
-    /// descriptors are closed by the ``SegmentReleaser`` (freeing a file's blocks takes
+    /// descriptors are closed by the ``FileReleaser`` (freeing a file's blocks takes
     /// milliseconds), unless `freeSpaceNow`: then here, so the space is free on return.
     func persistAcknowledgement(_ target: UInt64, freeSpaceNow: Bool = false) {
         var (doomed, files) = state.withLock { state -> ([SegmentIndex], [Segment]) in
@@ -73,7 +73,7 @@ extension OutboundLog {
                 // unlinked files a slice at a time.
                 var others = doomed.map(\.segment)
                 doomed = []
-                SegmentReleaser.shared.release(deleted: &files, others: &others)
+                FileReleaser.shared.release(deleted: &files, others: &others)
             }
         } catch {
             // Put back what was not deleted; the next acknowledgement retries.

@@ -6,7 +6,7 @@ import Testing
 /// Deleted files are freed a slice at a time, and only when that is safe
 /// (docs/PERFORMANCE.md, "What limits each figure", item 9).
 @Suite("Freeing deleted segment files")
-struct SegmentReleaserTests {
+struct FileReleaserTests {
     /// A file of `bytes` bytes at `path`, written and open for writing.
     private func makeFile(_ path: FilePath, bytes: Int) throws -> FileDescriptor {
         let fd = try FileOps.openForWriting(path, create: true)
@@ -48,7 +48,7 @@ struct SegmentReleaserTests {
     func releaserSlicesDeletedSegment() async throws {
         let temp = TemporaryDirectory("release")
         let path = temp.sub("seg")
-        let releaser = SegmentReleaser(streamingInterval: 0)
+        let releaser = FileReleaser(streamingInterval: 0)
         let fd = try makeFile(path, bytes: 2 * Int(FileOps.freeSliceBytes))
         let watcher = try watch(fd)
         defer { try? watcher.close() }
@@ -63,11 +63,26 @@ struct SegmentReleaserTests {
         #expect(try watcher.stat().size == 0)
     }
 
+    @Test("a file handed over without its name is freed and closed")
+    func unlinkedFileHandedOver() async throws {
+        let temp = TemporaryDirectory("release")
+        let path = temp.sub("journal")
+        let releaser = FileReleaser(streamingInterval: .max / 2)
+        let fd = try makeFile(path, bytes: 2 * Int(FileOps.freeSliceBytes))
+        let watcher = try watch(fd)
+        defer { try? watcher.close() }
+        try FileOps.unlinkFile(path)
+        releaser.release(unlinkedFile: fd)
+        // Sliced whatever the pace of segment deletions (the releaser then closes it; its
+        // number may already be another file's, so that is not checked here).
+        #expect(await eventually { (try? watcher.stat().size) == 0 })
+    }
+
     @Test("a deleted segment that a reader still holds is not cut under the reader")
     func heldSegmentIsNotCut() async throws {
         let temp = TemporaryDirectory("release")
         let path = temp.sub("seg")
-        let releaser = SegmentReleaser(streamingInterval: 0)
+        let releaser = FileReleaser(streamingInterval: 0)
         let bytes = 2 * Int(FileOps.freeSliceBytes)
         let fd = try makeFile(path, bytes: bytes)
         try FileOps.unlinkFile(path)
@@ -85,7 +100,7 @@ struct SegmentReleaserTests {
     func streamingDeletionsAreNotSliced() async throws {
         let temp = TemporaryDirectory("release")
         // Every deletion after the first counts as close to the previous one.
-        let releaser = SegmentReleaser(streamingInterval: .max / 2)
+        let releaser = FileReleaser(streamingInterval: .max / 2)
         var watchers: [FileDescriptor] = []
         defer { for watcher in watchers { try? watcher.close() } }
         let bytes = 2 * Int(FileOps.freeSliceBytes)
@@ -108,7 +123,7 @@ struct SegmentReleaserTests {
     @Test("several deletions at once are freed in one piece; other references are only dropped")
     func batchIsNotSliced() async throws {
         let temp = TemporaryDirectory("release")
-        let releaser = SegmentReleaser(streamingInterval: 0)
+        let releaser = FileReleaser(streamingInterval: 0)
         let bytes = 2 * Int(FileOps.freeSliceBytes)
         var deleted: [Segment] = []
         var watchers: [FileDescriptor] = []

@@ -1,6 +1,8 @@
 import Synchronization
+import SystemPackage
 
-/// Frees the files of deleted segments on a thread of its own.
+/// Frees deleted files on a thread of its own: acknowledged segments, and inbound journals
+/// replaced by a compaction.
 ///
 /// Unlinking a segment only removes its name; the file's blocks and page-cache pages are
 /// freed when its last descriptor closes. For a segment of several MiB that takes
@@ -8,8 +10,9 @@ import Synchronization
 /// up every `fdatasync` on the same disk, in this process and in others. Done by the writer
 /// it delayed every append queued behind it; done in one piece anywhere, it stalls both
 /// ends' syncs at each deletion (a latency spike every segment's worth of messages). The
-/// writer hands deleted segments here, and this thread frees each unlinked file a slice at
-/// a time (``FileOps/freeInSlices(_:)``) before closing it.
+/// writer hands deleted segments here (the inbound store, the journal a compaction
+/// replaced), and this thread frees each unlinked file a slice at a time
+/// (``FileOps/freeInSlices(_:)``) before closing it.
 ///
 /// Slicing costs total throughput when segments go by faster than ``streamingInterval``
 /// (a sender streaming large messages at full speed: 64 KiB messages at saturation ran
@@ -21,8 +24,8 @@ import Synchronization
 /// other references are simply dropped, and the last `close` happens wherever the last
 /// reference goes. One releaser serves the whole process; its thread starts with the first
 /// release and then sleeps until there is something to free.
-final class SegmentReleaser: Sendable {
-    static let shared = SegmentReleaser()
+final class FileReleaser: Sendable {
+    static let shared = FileReleaser()
 
     /// Deletions closer together than this (nanoseconds) are freed in one piece, and so
     /// are later ones until a gap of twice this.
@@ -31,6 +34,7 @@ final class SegmentReleaser: Sendable {
     private struct Batch {
         var deleted: [Segment] = []
         var others: [Segment] = []
+        var files: [FileDescriptor] = []
     }
 
     private let queue = Mutex(Batch())
@@ -56,6 +60,15 @@ final class SegmentReleaser: Sendable {
         wake.signal()
     }
 
+    /// Takes over `fd`, a descriptor of a file that has no name left, to free it in slices
+    /// and close it. Deletions of this kind are rare (a journal compaction) and always
+    /// sliced.
+    func release(unlinkedFile fd: FileDescriptor) {
+        queue.withLock { $0.files.append(fd) }
+        startIfNeeded()
+        wake.signal()
+    }
+
     private func startIfNeeded() {
         let start = started.withLock { started -> Bool in
             defer { started = true }
@@ -73,6 +86,10 @@ final class SegmentReleaser: Sendable {
                     return taken
                 }
                 batch.others = []
+                for fd in batch.files {
+                    FileOps.freeInSlices(fd)
+                    try? fd.close()
+                }
                 guard !batch.deleted.isEmpty else { continue }
                 let now = monotonicNanoseconds()
                 let gap = now - lastDeletion
