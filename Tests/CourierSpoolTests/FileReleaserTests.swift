@@ -5,7 +5,7 @@ import Testing
 
 /// Deleted files are freed a slice at a time, and only when that is safe
 /// (docs/PERFORMANCE.md, "What limits each figure", item 9).
-@Suite("Freeing deleted segment files")
+@Suite("Freeing deleted files")
 struct FileReleaserTests {
     /// A file of `bytes` bytes at `path`, written and open for writing.
     private func makeFile(_ path: FilePath, bytes: Int) throws -> FileDescriptor {
@@ -63,7 +63,7 @@ struct FileReleaserTests {
         #expect(try watcher.stat().size == 0)
     }
 
-    @Test("a file handed over without its name is freed and closed")
+    @Test("a file handed over without its name is freed")
     func unlinkedFileHandedOver() async throws {
         let temp = TemporaryDirectory("release")
         let path = temp.sub("journal")

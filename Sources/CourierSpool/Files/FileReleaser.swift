@@ -9,9 +9,9 @@ import SystemPackage
 /// milliseconds (6–9 ms for 8 MiB on ext4 here), and while it runs the file system holds
 /// up every `fdatasync` on the same disk, in this process and in others. Done by the writer
 /// it delayed every append queued behind it; done in one piece anywhere, it stalls both
-/// ends' syncs at each deletion (a latency spike every segment's worth of messages). The
-/// writer hands deleted segments here (the inbound store, the journal a compaction
-/// replaced), and this thread frees each unlinked file a slice at a time
+/// ends' syncs at each deletion (a latency spike every segment's worth of messages). Spool
+/// writers hand their deleted segments here, and the inbound store the journal a compaction
+/// replaced; this thread frees each unlinked file a slice at a time
 /// (``FileOps/freeInSlices(_:)``) before closing it.
 ///
 /// Slicing costs total throughput when segments go by faster than ``streamingInterval``
@@ -96,7 +96,7 @@ final class FileReleaser: Sendable {
                 lastDeletion = now
                 if batch.deleted.count > 1 || gap < streamingInterval {
                     streaming = true
-                } else if gap >= 2 * streamingInterval {
+                } else if gap / 2 >= streamingInterval {
                     streaming = false
                 }
                 while var segment = batch.deleted.popLast() {
