@@ -19,6 +19,18 @@ struct FileReleaserTests {
         try fd.duplicate()
     }
 
+    /// Hands a segment over `fd` (its file unlinked) to `releaser`, and returns once the
+    /// releaser has let go of it (false if it was not taken, or not let go in time).
+    private func releaseSegment(_ fd: FileDescriptor, at path: FilePath, to releaser: FileReleaser) async -> Bool {
+        weak var gone: Segment?
+        var deleted = [Segment(baseSequence: 1, path: path, fd: fd)]
+        gone = deleted[0]
+        var others: [Segment] = []
+        releaser.release(deleted: &deleted, others: &others)
+        guard deleted.isEmpty else { return false }
+        return await eventually { gone == nil }
+    }
+
     @Test("an unlinked file is cut down to nothing, slice by slice")
     func unlinkedFileIsFreed() throws {
         let temp = TemporaryDirectory("release")
@@ -53,13 +65,7 @@ struct FileReleaserTests {
         let watcher = try watch(fd)
         defer { try? watcher.close() }
         try FileOps.unlinkFile(path)
-        weak var gone: Segment?
-        var deleted = [Segment(baseSequence: 1, path: path, fd: fd)]
-        gone = deleted[0]
-        var others: [Segment] = []
-        releaser.release(deleted: &deleted, others: &others)
-        #expect(deleted.isEmpty)
-        #expect(await eventually { gone == nil })
+        #expect(await releaseSegment(fd, at: path, to: releaser))
         #expect(try watcher.stat().size == 0)
     }
 
@@ -109,12 +115,7 @@ struct FileReleaserTests {
             let fd = try makeFile(path, bytes: bytes)
             watchers.append(try watch(fd))
             try FileOps.unlinkFile(path)
-            weak var gone: Segment?
-            var deleted = [Segment(baseSequence: 1, path: path, fd: fd)]
-            gone = deleted[0]
-            var others: [Segment] = []
-            releaser.release(deleted: &deleted, others: &others)
-            #expect(await eventually { gone == nil })
+            #expect(await releaseSegment(fd, at: path, to: releaser))
         }
         #expect(try watchers[0].stat().size == 0)
         #expect(try watchers[1].stat().size == Int64(bytes))
