@@ -56,6 +56,9 @@ struct CourierBench: ParsableCommand {
     @Option(name: .customLong("latency-rate"), help: "Messages per second in the latency phase. Default: half of the saturation throughput measured just before.")
     var latencyRate: Double?
 
+    @Option(name: .customLong("pacing-tick"), help: "Courier's latency phase: the pacer wakes at most every this many microseconds and sends what is due in one send(batch:).")
+    var pacingTick = 200
+
     @Option(help: "Also write each Courier scenario's delivery timeline to <timeline>/<system>-<size>.tsv: per 2 ms of intended send time in the latency phase, the worst one-way latency (finds stalls).")
     var timeline: String?
 
@@ -90,10 +93,12 @@ struct CourierBench: ParsableCommand {
             executable: CommandLine.arguments[0], dataDirectory: dataDirectory,
             saturationSeconds: saturation, latencySeconds: latency, senders: senders, batch: batch, window: window)
         orchestrator.latencyRate = latencyRate
+        orchestrator.pacingTick = pacingTick
         orchestrator.timelineDirectory = timeline
         if let timeline { try FileManager.default.createDirectory(atPath: timeline, withIntermediateDirectories: true) }
         var results = Results(machine: Machine.describe(), quick: quick, saturationSeconds: saturation,
-                              latencySeconds: latency, senders: senders, batch: batch, window: window, scenarios: [])
+                              latencySeconds: latency, senders: senders, batch: batch, window: window,
+                              pacingTick: pacingTick, scenarios: [])
         for size in sizeList {
             for system in systemList {
                 Progress.show("\(system.label), \(size) B …")
@@ -127,6 +132,7 @@ struct CourierBench: ParsableCommand {
             let directory = dataDirectory
             CourierRoles.window.store(window, ordering: .relaxed)
             let (endpoint, size, rate, senders, batch) = (self.endpoint ?? "", self.size, self.rate, self.senders, self.batch)
+            let tick = UInt64(max(1, pacingTick)) * 1_000
             let timelineFile = self.timelineFile
             let outcome = BlockingOutcome()
             Task {
@@ -136,7 +142,7 @@ struct CourierBench: ParsableCommand {
                     } else {
                         try await CourierRoles.sender(endpoint: endpoint, directory: directory, durability: durability,
                                                       size: size, saturationSeconds: saturation, latencySeconds: latency,
-                                                      rate: rate, senders: senders, batch: batch)
+                                                      rate: rate, senders: senders, batch: batch, tick: tick)
                     }
                     outcome.finish(nil)
                 } catch {

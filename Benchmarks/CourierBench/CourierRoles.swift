@@ -80,7 +80,7 @@ enum CourierRoles {
     /// its outcome (processed) is seen.
     static func sender(endpoint: String, directory: String, durability: Durability, size: Int,
                        saturationSeconds: Double, latencySeconds: Double, rate: Double?,
-                       senders: Int, batch: Int) async throws {
+                       senders: Int, batch: Int, tick: UInt64) async throws {
         let capture = SyncCounter.install(SyncCounter.outbound)
         var configuration = configuration(id: senderID, directory: directory, durability: durability)
         configuration.peers = [PeerConfiguration(id: receiverID, endpoints: [endpoint])]
@@ -130,7 +130,7 @@ enum CourierRoles {
 
         // Latency at a constant rate.
         let latencyRate = rate ?? throughput / 2
-        let paced = try await Pacer.run(node: node, size: size, rate: latencyRate, seconds: latencySeconds)
+        let paced = try await Pacer.run(node: node, size: size, rate: latencyRate, seconds: latencySeconds, tick: tick)
         try await node.waitUntilDelivered(to: receiverID)
         let report = ChildReport(
             role: "courier-sender", throughput: throughput, saturationMessages: sent,
@@ -147,9 +147,10 @@ enum CourierRoles {
 }
 
 /// Sends on a constant-rate schedule from a thread of its own (so that a slow `send` never
-/// delays the schedule): at each wake-up (at most every 200 µs) every message whose time
-/// has come goes out in one `send(batch:)` from a new task, which then waits for the batch's
-/// outcomes (`[Receipt].outcomes()`) and records, for each message, now − intended time.
+/// delays the schedule): at each wake-up (at most every `tick`: 200 µs unless
+/// `--pacing-tick` says otherwise) every message whose time has come goes out in one
+/// `send(batch:)` from a new task, which then waits for the batch's outcomes
+/// (`[Receipt].outcomes()`) and records, for each message, now − intended time.
 /// Coordinated omission is corrected because the intended time, not the actual send time,
 /// starts the clock.
 enum Pacer {
@@ -166,12 +167,11 @@ enum Pacer {
         let done = Mutex<CheckedContinuation<Void, Never>?>(nil)
     }
 
-    static func run(node: Node, size: Int, rate: Double, seconds: Double) async throws -> Result {
+    static func run(node: Node, size: Int, rate: Double, seconds: Double, tick: UInt64) async throws -> Result {
         let shared = Shared()
         let schedule = Schedule(rate: rate, seconds: seconds)
         let template = Payload.make(size: size)
         let receiver = CourierRoles.receiverID
-        let tick: UInt64 = 200_000
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             shared.done.withLock { $0 = continuation }
             let thread = Thread {

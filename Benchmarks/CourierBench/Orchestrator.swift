@@ -18,6 +18,8 @@ struct Orchestrator {
     let window: Int
     /// A fixed rate for the latency phase instead of half the saturation throughput.
     var latencyRate: Double? = nil
+    /// The Courier pacer's longest sleep in the latency phase, microseconds.
+    var pacingTick = 200
     /// Where Courier receivers write their delivery timelines (`--timeline`), if anywhere.
     var timelineDirectory: String? = nil
 
@@ -43,7 +45,8 @@ struct Orchestrator {
         let endpoint = String(ready.dropFirst("READY ".count))
         let sender = try Child(executable, ["--role", "\(kind)-sender", "--endpoint", endpoint,
                                             "--data-directory", directory + "/sender",
-                                            "--senders", "\(senders)", "--batch", "\(batch)"] + common)
+                                            "--senders", "\(senders)", "--batch", "\(batch)",
+                                            "--pacing-tick", "\(pacingTick)"] + common)
         // A scenario that has not finished well after its phases is stopped and reported
         // (its data directories kept), rather than hanging the whole run.
         let limit = saturationSeconds + latencySeconds + 120
@@ -232,6 +235,8 @@ struct Results: Codable {
     var senders: Int
     var batch: Int
     var window: Int
+    /// The Courier pacer's tick in microseconds (absent in runs from before the option).
+    var pacingTick: Int?
     var scenarios: [Scenario]
     var spool: [String]?
     var loadAverageAfter: String = Machine.loadAverage()

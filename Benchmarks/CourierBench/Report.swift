@@ -12,7 +12,7 @@ enum Report {
         var out: [String] = []
         let machine = results.machine
         out.append("Machine: \(machine.cores) cores, \"\(machine.cpu)\", Linux \(machine.kernel); load average \(machine.loadAverageBefore) before, \(results.loadAverageAfter) after.")
-        out.append("Phases: saturation \(format(results.saturationSeconds)) s (Courier: \(results.senders) tasks × send(batch: \(results.batch)), in-flight window \(results.window)), latency \(format(results.latencySeconds)) s at half the saturation rate.")
+        out.append("Phases: saturation \(format(results.saturationSeconds)) s (Courier: \(results.senders) tasks × send(batch: \(results.batch)), in-flight window \(results.window)), latency \(format(results.latencySeconds)) s at half the saturation rate (Courier paced every \(results.pacingTick ?? 200) µs).")
         out.append("")
         out.append("### Throughput at saturation, memory, disk")
         out.append("")
