@@ -30,6 +30,17 @@ struct ReservationCeilingTests {
         return path
     }
 
+    /// Opens a data directory in `temp` on boot A, runs `before` on it, closes it cleanly,
+    /// and returns it opened again on boot B: a reboot after a graceful stop. Keep `temp`
+    /// alive while the directory is in use (releasing it removes the directory).
+    func reopenedAfterReboot(_ temp: TemporaryDirectory, _ before: (DataDirectory) async throws -> Void) async throws -> DataDirectory {
+        let path = temp.sub("data")
+        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootA))
+        try await before(directory)
+        directory.close()
+        return try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
+    }
+
     /// Calls `reserveForHandOut`; when it says to wait, waits for the completion (which must
     /// succeed). Returns whether it could hand out at once.
     func reserve(_ store: InboundStore, _ sender: String = "a", upTo mark: UInt64) async throws -> Bool {
@@ -110,15 +121,11 @@ struct ReservationCeilingTests {
     @Test("a reboot after a clean close flags nothing that was not handed out")
     func cleanCloseThenReboot() async throws {
         let temp = TemporaryDirectory("ceiling-clean")
-        let path = temp.sub("data")
-        do {
-            let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootA))
+        let directory = try await reopenedAfterReboot(temp) { directory in
             _ = try await reserve(directory.inbound, upTo: 1)
             #expect(try await reserve(directory.inbound, upTo: 10) == true)
             try await directory.inbound.markProcessed(sender: "a", streamID: 1, sequenceNumbers: Array(1...8))
-            directory.close()
         }
-        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
         defer { directory.close() }
         let state = try #require(directory.inbound.state(sender: "a", streamID: 1))
         #expect(state.reservedUpTo == 10 && state.reservationCeiling == 10)
@@ -169,9 +176,7 @@ struct ReservationCeilingTests {
     @Test("lowering the reservation at a graceful stop lowers the ceiling: a reboot then flags nothing more")
     func loweringLowersCeiling() async throws {
         let temp = TemporaryDirectory("ceiling-lower")
-        let path = temp.sub("data")
-        do {
-            let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootA))
+        let directory = try await reopenedAfterReboot(temp) { directory in
             _ = try await reserve(directory.inbound, upTo: 10)
             let lowered = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, SpoolError>, Never>) in
                 directory.inbound.lowerReservation(sender: "a", streamID: 1, to: 4) { continuation.resume(returning: $0) }
@@ -179,9 +184,7 @@ struct ReservationCeilingTests {
             try lowered.get()
             #expect(directory.inbound.state(sender: "a", streamID: 1)?.reservationCeiling == 4)
             #expect(directory.inbound.durableCeiling(sender: "a", streamID: 1) == 4)
-            directory.close()
         }
-        let directory = try await DataDirectory.open(path: path, configuration: settings(boot: Self.bootB))
         defer { directory.close() }
         #expect(directory.inbound.state(sender: "a", streamID: 1)?.reservedUpTo == 4)
     }
