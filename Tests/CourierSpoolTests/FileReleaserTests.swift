@@ -25,8 +25,7 @@ struct FileReleaserTests {
         weak var gone: Segment?
         var deleted = [Segment(baseSequence: 1, path: path, fd: fd)]
         gone = deleted[0]
-        var others: [Segment] = []
-        releaser.release(deleted: &deleted, others: &others)
+        releaser.release(deleted: &deleted)
         guard deleted.isEmpty else { return false }
         return await eventually { gone == nil }
     }
@@ -94,8 +93,7 @@ struct FileReleaserTests {
         try FileOps.unlinkFile(path)
         var reader: Segment? = Segment(baseSequence: 1, path: path, fd: fd)
         var deleted = [reader!]
-        var others: [Segment] = []
-        releaser.release(deleted: &deleted, others: &others)
+        releaser.release(deleted: &deleted)
         // The releaser has let go once the reader's reference is the only one left.
         #expect(await eventually { isKnownUniquelyReferenced(&reader!) })
         #expect(try reader!.fd.readBytes(at: Int64(bytes) - 10, count: 10) == [UInt8](repeating: 7, count: 10))
@@ -121,7 +119,17 @@ struct FileReleaserTests {
         #expect(try watchers[1].stat().size == Int64(bytes))
     }
 
-    @Test("several deletions at once are freed in one piece; other references are only dropped")
+    @Test("a segment handed over whose file still has a name keeps its file and contents")
+    func namedSegmentIsKept() async throws {
+        let temp = TemporaryDirectory("release")
+        let releaser = FileReleaser(streamingInterval: 0)
+        let bytes = 2 * Int(FileOps.freeSliceBytes)
+        let livePath = temp.sub("live")
+        #expect(await releaseSegment(try makeFile(livePath, bytes: bytes), at: livePath, to: releaser))
+        #expect(try readFile(livePath).count == bytes)
+    }
+
+    @Test("several deletions at once are freed in one piece")
     func batchIsNotSliced() async throws {
         let temp = TemporaryDirectory("release")
         let releaser = FileReleaser(streamingInterval: 0)
@@ -136,15 +144,10 @@ struct FileReleaserTests {
             try FileOps.unlinkFile(path)
             deleted.append(Segment(baseSequence: 1, path: path, fd: fd))
         }
-        // A live segment passed as a further reference keeps its file and its contents.
-        let livePath = temp.sub("live")
-        let live = Segment(baseSequence: 1, path: livePath, fd: try makeFile(livePath, bytes: bytes))
         weak let first = deleted[0], second = deleted[1]
-        var others = [live]
-        releaser.release(deleted: &deleted, others: &others)
-        #expect(others.isEmpty)
+        releaser.release(deleted: &deleted)
+        #expect(deleted.isEmpty)
         #expect(await eventually { first == nil && second == nil })
         for watcher in watchers { #expect(try watcher.stat().size == Int64(bytes)) }
-        #expect(try readFile(livePath).count == bytes)
     }
 }

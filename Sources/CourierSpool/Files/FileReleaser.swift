@@ -33,7 +33,6 @@ final class FileReleaser: Sendable {
 
     private struct Batch {
         var deleted: [Segment] = []
-        var others: [Segment] = []
         var files: [FileDescriptor] = []
     }
 
@@ -46,15 +45,14 @@ final class FileReleaser: Sendable {
         self.streamingInterval = streamingInterval
     }
 
-    /// Takes the caller's references (leaving both arrays empty) and drops them on the
-    /// releaser's thread. `deleted` are segments whose files the caller has unlinked;
-    /// `others` are further references (to the same segments or to others), only dropped.
-    func release(deleted: inout [Segment], others: inout [Segment]) {
-        guard !deleted.isEmpty || !others.isEmpty else { return }
+    /// Takes the caller's references to segments whose files it has unlinked (leaving
+    /// `deleted` empty) and frees and closes them on the releaser's thread. The caller must
+    /// hold no other reference to them by then, or they are only dropped here.
+    func release(deleted: inout [Segment]) {
+        guard !deleted.isEmpty else { return }
         queue.withLock { queue in
             queue.deleted.append(contentsOf: deleted)
-            queue.others.append(contentsOf: others)
-            (deleted, others) = ([], [])
+            deleted = []
         }
         startIfNeeded()
         wake.signal()
@@ -85,7 +83,6 @@ final class FileReleaser: Sendable {
                     swap(&taken, &queue)
                     return taken
                 }
-                batch.others = []
                 for fd in batch.files {
                     FileOps.freeInSlices(fd)
                     try? fd.close()

@@ -69,11 +69,11 @@ extension OutboundLog {
             for segment in files { try FileOps.unlinkFile(segment.path) }
             if !files.isEmpty { try FileOps.syncDirectory(directory) }
             if !freeSpaceNow {
-                // Every reference this thread holds goes to the releaser, which frees the
-                // unlinked files a slice at a time.
-                var others = doomed.map(\.segment)
+                // The deleted files go to the releaser, which frees them a slice at a time.
+                // Dropping `doomed` here closes nothing: each of its segments is either in
+                // `files` or shares its file with the first segment kept.
                 doomed = []
-                FileReleaser.shared.release(deleted: &files, others: &others)
+                FileReleaser.shared.release(deleted: &files)
             }
         } catch {
             // Put back what was not deleted; the next acknowledgement retries.
