@@ -41,7 +41,8 @@ struct ReclaimTests {
             for batch in 0..<22 {
                 _ = try await log.append(contentsOf: (1...50).map { SpoolEntry(payload: payload(batch * 50 + $0, size: 100)) })
             }
-            #expect(try segmentBytes(data) == 3 * 48 + 1100 * 140)
+            // Each file: its header, its records, the end marker after them.
+            #expect(try segmentBytes(data) == 3 * (48 + 40) + 1100 * 140)
             #expect(log.status.segmentCount > 1)
             try log.acknowledge(upTo: 1100)
             // The full segments go as usual, then the active one is rolled and deleted too.
@@ -105,14 +106,14 @@ struct ReclaimTests {
             try await settle(log)
             // 14,048 bytes, under the threshold: stays.
             #expect(try segmentFiles(peerDirectory(data, "peer")).map { $0.lastComponent!.string } == [Segment.fileName(baseSequence: 1)])
-            #expect(try segmentBytes(data) == 48 + 100 * 140)
+            #expect(try segmentBytes(data) == 48 + 100 * 140 + 40)
             // Over the threshold, not all acknowledged: stays.
             _ = try await log.append(contentsOf: (101...130).map { SpoolEntry(payload: payload($0, size: 100)) })
             try log.acknowledge(upTo: 129)
             try await log.flush()
             try await settle(log)
             #expect(try segmentFiles(peerDirectory(data, "peer")).count == 1)
-            #expect(try segmentBytes(data) == 48 + 130 * 140)
+            #expect(try segmentBytes(data) == 48 + 130 * 140 + 40)
             // All acknowledged: rolled and deleted.
             try log.acknowledge(upTo: 130)
             try await log.flush()
@@ -130,7 +131,7 @@ struct ReclaimTests {
             try log.acknowledge(upTo: 260)
             try await log.flush()
             try await settle(log)
-            #expect(try segmentBytes(data) == 48 + 130 * 140)
+            #expect(try segmentBytes(data) == 48 + 130 * 140 + 40)
         }
         let events = EventCollector()
         let directory = try DataDirectory(path: data, configuration: configuration(events: events, small))

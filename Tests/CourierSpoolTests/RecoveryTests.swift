@@ -31,7 +31,8 @@ struct RecoveryTests {
         let (payloads, ends) = try makeSpool(at: source.sub("data"), count: 16, size: { 12 + ($0 * 7) % 23 })
         let segment = try segmentFiles(peerDirectory(source.sub("data"), "peer")).first!
         let bytes = try readFile(segment)
-        #expect(bytes.count == ends.last!)
+        // The header, the records, the 40-byte end marker.
+        #expect(bytes.count == ends.last! + 40)
         var failures: [String] = []
         for offset in 0...bytes.count {
             let data = work.sub("data")
@@ -49,7 +50,8 @@ struct RecoveryTests {
                     failures.append("offset \(offset): got \(records.count) records, expected \(expected)")
                 }
                 if !events.corruptions.isEmpty { failures.append("offset \(offset): reported corruption \(events.corruptions)") }
-                let torn = offset < bytes.count && offset != 48 && !ends.contains(offset)
+                // A cut inside the end marker leaves zeros after the last record: its end.
+                let torn = offset < ends.last! && offset != 48 && !ends.contains(offset)
                 if torn && events.tornTails != 1 { failures.append("offset \(offset): torn tail not reported") }
                 // The log keeps working after recovery.
                 let next = try log.appendAndWait(SpoolEntry(payload: [9]))
@@ -86,8 +88,10 @@ struct RecoveryTests {
                 // The record the flipped byte belongs to (nil for the file header, which costs
                 // the whole segment). Every other record is kept: recovery resynchronises on
                 // the next valid record.
-                let hit = offset < 48 ? nil : ends.firstIndex { offset < $0 }!
-                let expected = hit.map { hit in payloads.indices.filter { $0 != hit }.map { payloads[$0] } } ?? []
+                // A flip in the end marker hits no record: all are kept.
+                let inMarker = offset >= ends.last!
+                let hit = offset < 48 || inMarker ? nil : ends.firstIndex { offset < $0 }!
+                let expected = hit.map { hit in payloads.indices.filter { $0 != hit }.map { payloads[$0] } } ?? (inMarker ? payloads : [])
                 if records.map(\.payload) != expected {
                     failures.append("offset \(offset): got \(records.map(\.sequenceNumber)), expected all but \(hit.map { "\($0 + 1)" } ?? "all")")
                 }

@@ -112,7 +112,8 @@ struct ResyncTests {
             // Counters: 100 records, their bytes; the hole is a missing number.
             let status = log.status
             #expect(status.pendingCount == 100)
-            #expect(status.pendingBytes == Int64(damaged.count - 48 - (spool.ends[50] - spool.starts[50])))
+            // The file: the header, the records, the end marker.
+            #expect(status.pendingBytes == Int64(damaged.count - 48 - 40 - (spool.ends[50] - spool.starts[50])))
             #expect(status.missingRanges == [51...51])
             #expect(status.segmentCount == 1)
             #expect(status.nextSequenceNumber == 102)
@@ -227,7 +228,8 @@ struct ResyncTests {
             #expect(try readFile(try torn.segment).count == torn.starts[19])
         }
         // Damaged: the whole last record fails its checksum. Nothing valid follows, so it is
-        // quarantined to the end of the file and the next number skips the reservation.
+        // quarantined (up to the end marker after it) and the next number skips the
+        // reservation.
         let flipped = try Spool("last", count: 20)
         try flipped.flipBody(of: 20)
         let damaged = try readFile(try flipped.segment)
@@ -236,7 +238,8 @@ struct ResyncTests {
         defer { directory.close() }
         #expect(events.tornTails == 0)
         #expect(events.corruptions.map(\.offset) == [Int64(flipped.starts[19])])
-        #expect(try events.corruptions.first?.quarantinedTo.map(readFile) == Array(damaged[flipped.starts[19]...]))
+        #expect(try events.corruptions.first?.quarantinedTo.map(readFile) == Array(damaged[flipped.starts[19]..<flipped.ends[19]]))
+        #expect(Array(damaged[flipped.ends[19]...]) == RecordFormat.endMarker)
         #expect(try allPending(log).map(\.payload) == Array(flipped.payloads.prefix(19)))
         #expect(log.nextSequenceNumber > 20)
         #expect(try readFile(try flipped.segment).count == flipped.starts[19])
@@ -315,7 +318,8 @@ struct ResyncTests {
             }
             // The records with a changed byte (two flips of one bit cancel out).
             let damaged = try readFile(try spool.segment)
-            let touched = Set((48..<original.count).filter { original[$0] != damaged[$0] }.map { at in spool.ends.firstIndex { at < $0 }! + 1 })
+            // (A flip in the end marker after the last record touches no record.)
+            let touched = Set((48..<spool.ends.last!).filter { original[$0] != damaged[$0] }.map { at in spool.ends.firstIndex { at < $0 }! + 1 })
             let events = EventCollector()
             let (directory, log) = try spool.open(events)
             defer { directory.close() }

@@ -26,6 +26,15 @@ public struct SpoolConfiguration: Sendable {
     /// Default: 64 MiB.
     public var segmentSize: Int = 64 << 20
 
+    /// How many wholly acknowledged segment files each peer's log keeps to reuse as new
+    /// segments instead of deleting them (0: delete them at once, as before). Writing over
+    /// a file's existing blocks makes each `fdatasync` cheaper than appending to a growing
+    /// file, and a reused file is never freed, which on some disks stalls every sync while
+    /// it happens. A spare unused for 10 seconds is deleted, so an idle peer holds none for
+    /// long; on a full disk they are deleted at once. Between 0 and 64.
+    /// Default: 2.
+    public var spareSegments: Int = 2
+
     /// The largest record (payload plus its 40-byte header) accepted. At most 256 MiB.
     /// Default: 16 MiB.
     public var maxRecordSize: Int = 16 << 20

@@ -39,6 +39,9 @@ public final class DataDirectory: Sendable {
         guard configuration.segmentSize >= 256, configuration.segmentSize <= 2 << 30 else {
             throw SpoolError(code: .invalidArgument, message: "segmentSize must be between 256 bytes and 2 GiB")
         }
+        guard (0...64).contains(configuration.spareSegments) else {
+            throw SpoolError(code: .invalidArgument, message: "spareSegments must be between 0 and 64")
+        }
         guard configuration.maxPendingMessages > 0, configuration.maxPendingBytes > 0, configuration.sequenceReservationBlock > 0 else {
             throw SpoolError(code: .invalidArgument, message: "maxPendingMessages, maxPendingBytes and sequenceReservationBlock must be positive")
         }

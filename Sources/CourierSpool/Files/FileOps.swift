@@ -9,6 +9,10 @@ import SystemPackage
 
 /// The few path-level file system calls the spool needs, with errors mapped to ``SpoolError``.
 enum FileOps {
+    /// The system's page size: writes are copied into the page cache a page at a time, so a
+    /// write a crash cuts short stops on a multiple of it.
+    static let pageSize = Int64(max(4096, sysconf(Int32(_SC_PAGESIZE))))
+
     /// fsyncs a directory so that a file created, renamed or deleted in it stays so.
     static func syncDirectory(_ path: FilePath) throws(SpoolError) {
         let fd: FileDescriptor

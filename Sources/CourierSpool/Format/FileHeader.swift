@@ -2,7 +2,8 @@
 ///
 /// ```
 ///  0  8 bytes magic, per file kind ("CSPLSEG\0", "CSPLDLQ\0", "CSPLINB\0")
-///  8  u16 format version (segments and dead letters 1; inbound journal 2, which reads 1 too)
+///  8  u16 format version (segments 2 and dead letters 1; inbound journal 2; segments and
+///         the journal read 1 too)
 /// 10  u16 header length (48)
 /// 12  u32 reserved, 0
 /// 16  u64 stream id (segments; 0 elsewhere)
@@ -18,19 +19,20 @@ struct FileHeader: Equatable {
         case segment, deadLetters, inbound
 
         /// The version written. The inbound journal's 2 adds the reservation ceiling and
-        /// boot id to its snapshots (docs/SPOOL-FORMAT.md).
+        /// boot id to its snapshots; a segment's 2 adds the end marker after the last
+        /// record, which lets the file be reused (docs/SPOOL-FORMAT.md).
         var version: UInt16 {
             switch self {
-            case .segment, .deadLetters: 1
-            case .inbound: 2
+            case .deadLetters: 1
+            case .segment, .inbound: 2
             }
         }
 
         /// Versions read.
         var readableVersions: ClosedRange<UInt16> {
             switch self {
-            case .segment, .deadLetters: 1...1
-            case .inbound: 1...2
+            case .deadLetters: 1...1
+            case .segment, .inbound: 1...2
             }
         }
 

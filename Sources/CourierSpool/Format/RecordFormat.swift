@@ -15,6 +15,12 @@
 enum RecordFormat {
     static let headerSize = 40
 
+    /// What a version-2 segment holds right after its last record: a record header's worth
+    /// of zeros, written with every append and overwritten by the next one. A clean end is
+    /// always this (or the end of the file), whatever stale bytes of an earlier use follow
+    /// it in a reused file (docs/SPOOL-FORMAT.md, "Segments").
+    static let endMarker = [UInt8](repeating: 0, count: headerSize)
+
     enum RecordType: UInt8 {
         case message = 1
         case deadLetter = 2

@@ -181,7 +181,7 @@ public struct SpoolInspector: Sendable {
             report.problems.append(SpoolProblem(path: path, offset: range.offset, reason: "\(range.reason) (the records after it are intact)", length: range.length))
         }
         if let failure = scan.failure {
-            let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason, length: Int64(bytes.count) - failure.offset)
+            let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason, length: (failure.end ?? Int64(bytes.count)) - failure.offset)
             if failure.kind == .tornTail { report.incompleteTails.append(problem) } else { report.problems.append(problem) }
         }
     }
@@ -238,7 +238,7 @@ public struct SpoolInspector: Sendable {
                 outcome.problems.append(SpoolProblem(path: path, offset: range.offset, reason: range.summary, length: range.length))
             }
             if let failure = result.failure {
-                let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason, length: result.fileSize - failure.offset)
+                let problem = SpoolProblem(path: path, offset: failure.offset, reason: failure.reason, length: (failure.end ?? result.fileSize) - failure.offset)
                 if failure.kind == .tornTail { outcome.tails.append(problem) } else { outcome.problems.append(problem) }
             }
         }

@@ -84,8 +84,9 @@ struct LogRecovery {
                     events.append(.tornTailTruncated(path: path, offset: failure.offset, bytes: cut))
                 case .corrupt:
                     if isLast { newestDamaged = true }
-                    let moved = try quarantine(fd, path: path, from: failure.offset, fileSize: result.fileSize)
-                    let report = CorruptionReport(peer: peer, path: path, offset: failure.offset, reason: failure.reason, quarantinedTo: moved, length: result.fileSize - failure.offset)
+                    let damageEnd = failure.end ?? result.fileSize
+                    let moved = try quarantine(fd, path: path, from: failure.offset, fileSize: damageEnd)
+                    let report = CorruptionReport(peer: peer, path: path, offset: failure.offset, reason: failure.reason, quarantinedTo: moved, length: damageEnd - failure.offset)
                     metrics.corruptions.increment()
                     logger.error("spool: corruption found; the damaged part was quarantined and is never read again", metadata: [
                         "peer": "\(peer)", "file": "\(path)", "offset": "\(failure.offset)", "reason": "\(failure.reason)", "quarantinedTo": "\(moved)",
@@ -94,7 +95,7 @@ struct LogRecovery {
                     if failure.offset == 0 { continue }  // the whole file was moved aside
                 }
             }
-            let segment = Segment(baseSequence: base, path: path, fd: fd)
+            let segment = Segment(baseSequence: base, path: path, fd: fd, version: result.header?.version ?? 1)
             for run in result.runs {
                 segments.append(SegmentIndex(segment: segment, baseSequence: run.baseSequence, offsets: run.offsets, end: run.end))
             }

@@ -66,7 +66,11 @@ extension OutboundLog {
                 try writer.metaFile.syncIfNeeded()
             }
             state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, target) }
-            for segment in files { try FileOps.unlinkFile(segment.path) }
+            for segment in files {
+                // Kept for reuse as a later segment, unless the space is wanted now.
+                if !freeSpaceNow, writer.spares.keep(segment, now: monotonicNanoseconds()) { continue }
+                try FileOps.unlinkFile(segment.path)
+            }
             if !files.isEmpty { try FileOps.syncDirectory(directory) }
             if !freeSpaceNow {
                 // The deleted files go to the releaser, which frees them a slice at a time.

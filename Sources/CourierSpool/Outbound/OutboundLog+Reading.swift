@@ -107,6 +107,9 @@ extension OutboundLog {
     }
 
     private func reportBadRead(sequence: UInt64, path: FilePath, offset: Int64, reason: String) {
+        // Acknowledged while it was being read: its segment may have been deleted and its
+        // file reused meanwhile (``SparePool``). Not wanted any more, so not damage either.
+        if sequence <= state.withLock({ $0.acknowledgedUpTo }) { return }
         let first = reportedBadReads.withLock { $0.insert(sequence).inserted }
         guard first else { return }
         metrics.corruptions.increment()

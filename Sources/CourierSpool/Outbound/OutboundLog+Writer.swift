@@ -19,8 +19,13 @@ final class LogWriter: @unchecked Sendable {
     /// Whether to check if the active segment is wholly acknowledged and worth giving back
     /// (at start, and after each acknowledgement written).
     var reclaimCheckDue = true
+    /// Acknowledged segment files kept for the next rolls.
+    var spares: SparePool
 
-    init(metaFile: LogMetaFile) { self.metaFile = metaFile }
+    init(metaFile: LogMetaFile, spares: SparePool) {
+        self.metaFile = metaFile
+        self.spares = spares
+    }
 }
 
 extension OutboundLog {
@@ -71,6 +76,9 @@ extension OutboundLog {
                 reclaimActiveSegment(force: false)
             }
             if work.refreshOldest { refreshOldestIfNeeded() }
+            if let expiry = writer.spares.nextExpiry, expiry <= monotonicNanoseconds() {
+                writer.spares.expire(now: monotonicNanoseconds(), releaser: FileReleaser.shared, logger: configuration.logger)
+            }
             if work.exit {
                 if writer.unsynced { syncForInterval() }
                 return
@@ -79,6 +87,9 @@ extension OutboundLog {
                 var timeout = intervalDue.sleep
                 if work.acknowledgementWaiting {
                     timeout = min(timeout ?? .max, max(ackRemaining, 1_000_000))
+                }
+                if let expiry = writer.spares.nextExpiry {
+                    timeout = min(timeout ?? .max, max(expiry - monotonicNanoseconds(), 1_000_000))
                 }
                 signal.wait(timeoutNanoseconds: timeout)
             }
@@ -181,6 +192,9 @@ extension OutboundLog {
                 next = start
                 return error
             }
+            // The records and, after them, the end marker (which the next append overwrites).
+            let written = Int64(buffer.bytes.count)
+            if active.segment.version >= 2 { buffer.bytes.append(contentsOf: RecordFormat.endMarker) }
             do {
                 _ = try active.segment.fd.writeAll(toAbsoluteOffset: active.end, buffer.bytes)
                 if configuration.durability.syncsEachBatch {
@@ -208,7 +222,6 @@ extension OutboundLog {
                 writer.unsynced = true
                 writer.highestUnsynced = last
             }
-            let written = Int64(buffer.bytes.count)
             let counts = state.withLock { state -> (Int, Int64) in
                 let lastIndex = state.segments.count - 1
                 state.segments[lastIndex].offsets.append(contentsOf: offsets)
@@ -289,7 +302,10 @@ extension OutboundLog {
         // This function's own reference to the old segment would keep its file open, and
         // its blocks allocated, through the reclaim: let go of it first.
         active = nil
-        if reclaimActiveSegment(force: true) {
+        if writer.spares.dropAll(logger: logger) {
+            logger.notice("spool: the disk was full; deleted the spare segment files and retried the append", metadata: ["peer": "\(peer)"])
+            write(retry, mayReclaim: false)
+        } else if reclaimActiveSegment(force: true) {
             logger.notice("spool: the disk was full; gave back the space of the wholly acknowledged active segment and retried the append", metadata: ["peer": "\(peer)"])
             write(retry, mayReclaim: false)
         } else {
@@ -386,7 +402,7 @@ extension OutboundLog {
             state.withLock { $0.persistedAcknowledgedUpTo = max($0.persistedAcknowledgedUpTo, acknowledged) }
             // 2. A new, empty newest segment whose base is the next sequence number.
             do {
-                try roll(base: next)
+                try roll(base: next, reusingSpare: false)
             } catch where error.code == .storageFull {
                 // Not even room for a segment header. Everything ever handed out is acknowledged
                 // (and the mark says so, durably), so the old segment's records can go first:
@@ -395,7 +411,7 @@ extension OutboundLog {
                     "peer": "\(peer)", "file": "\(active.segment.path)",
                 ])
                 try dropAcknowledgedRecords(of: active.segment)
-                try roll(base: next)
+                try roll(base: next, reusingSpare: false)
             }
         } catch {
             configuration.logger.error("spool: could not give back the space of the acknowledged active segment", metadata: [
@@ -423,15 +439,21 @@ extension OutboundLog {
         }
     }
 
-    /// Seals the active segment (synced) and starts a new one whose first record is `base`.
-    private func roll(base: UInt64) throws(SpoolError) {
+    /// Seals the active segment (synced) and starts a new one whose first record is `base`,
+    /// in a spare file if there is one and `reusingSpare` (not when giving back the space of
+    /// an acknowledged active segment: the new one may then stay idle, and a reused file
+    /// would keep its old size on disk for as long).
+    private func roll(base: UInt64, reusingSpare: Bool = true) throws(SpoolError) {
         if writer.unsynced, configuration.durability.syncsAtAll, let active = state.withLock({ $0.active }) {
             do { try active.segment.fd.datasync() } catch {
                 throw SpoolError.system("fdatasync", error, path: active.segment.path, doing: "sealing the segment")
             }
             writer.unsynced = false
         }
-        let segment = try Segment.create(in: directory, streamID: streamID, baseSequence: base, sync: configuration.durability.syncsAtAll)
+        let segment = try Segment.create(
+            in: directory, streamID: streamID, baseSequence: base, sync: configuration.durability.syncsAtAll,
+            reusing: reusingSpare ? writer.spares.take() : nil
+        )
         state.withLock { $0.segments.append(SegmentIndex(segment: segment, offsets: [], end: Int64(FileHeader.size))) }
     }
 }

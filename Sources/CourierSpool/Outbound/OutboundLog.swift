@@ -56,7 +56,9 @@ public final class OutboundLog: Sendable {
         initial.pendingBytes = held.bytes
         initial.oldestNeedsRefresh = held.count > 0
         self.state = Mutex(initial)
-        self.writer = LogWriter(metaFile: recovered.metaFile)
+        var spares = SparePool(directory: directory, capacity: configuration.spareSegments)
+        try spares.load(streamID: recovered.metaFile.current.streamID, now: monotonicNanoseconds(), logger: configuration.logger)
+        self.writer = LogWriter(metaFile: recovered.metaFile, spares: spares)
         self.deadLetters = try DeadLetterStore(peer: peer, directory: directory, configuration: configuration, metrics: metrics)
         for event in recovered.events { configuration.onEvent?(event) }
         metrics.pendingMessages.record(held.count)

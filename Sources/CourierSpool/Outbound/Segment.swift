@@ -7,11 +7,15 @@ final class Segment: Sendable {
     let baseSequence: UInt64
     let path: FilePath
     let fd: FileDescriptor
+    /// The file's format version. Appends to a version-2 segment end with the end marker
+    /// (``RecordFormat/endMarker``); a version-1 segment (an older release's) gets none.
+    let version: UInt16
 
-    init(baseSequence: UInt64, path: FilePath, fd: FileDescriptor) {
+    init(baseSequence: UInt64, path: FilePath, fd: FileDescriptor, version: UInt16 = FileHeader.Kind.segment.version) {
         self.baseSequence = baseSequence
         self.path = path
         self.fd = fd
+        self.version = version
     }
 
     deinit { try? fd.close() }
@@ -25,15 +29,28 @@ final class Segment: Sendable {
         return prefix + String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
     }
 
+    /// The header of a new segment.
+    private static func header(streamID: UInt64, base: UInt64) -> [UInt8] {
+        FileHeader(kind: .segment, streamID: streamID, baseSequence: base, createdAt: wallClockNanoseconds()).encoded()
+    }
+
     /// Creates `seg-<base>.log` in `directory` with its header written (and synced if
     /// `sync`), then syncs the directory; removes the file again on failure.
-    static func create(in directory: FilePath, streamID: UInt64, baseSequence base: UInt64, sync: Bool) throws(SpoolError) -> Segment {
+    ///
+    /// With `spare` (a ``SparePool`` file), the new segment reuses that file instead: the
+    /// header and the end marker after it are written over its start and synced first, then it is renamed
+    /// into place, so a crash leaves either a spare or a valid empty segment. The stale
+    /// bytes after the marker are never read as records (docs/SPOOL-FORMAT.md). If reusing
+    /// fails the spare is deleted and a new file created.
+    static func create(in directory: FilePath, streamID: UInt64, baseSequence base: UInt64, sync: Bool, reusing spare: FilePath? = nil) throws(SpoolError) -> Segment {
         let path = directory.appending(fileName(baseSequence: base))
+        if let spare, let reused = reuse(spare, as: path, in: directory, streamID: streamID, base: base, sync: sync) {
+            return reused
+        }
         let fd = try FileOps.openForWriting(path, create: true)
         do {
             try fd.resize(to: 0)
-            let header = FileHeader(kind: .segment, streamID: streamID, baseSequence: base, createdAt: wallClockNanoseconds())
-            _ = try fd.writeAll(toAbsoluteOffset: 0, header.encoded())
+            _ = try fd.writeAll(toAbsoluteOffset: 0, header(streamID: streamID, base: base))
             if sync { try fd.datasync() }
         } catch {
             try? fd.close()
@@ -48,6 +65,24 @@ final class Segment: Sendable {
             throw error
         }
         return Segment(baseSequence: base, path: path, fd: fd)
+    }
+
+    private static func reuse(_ spare: FilePath, as path: FilePath, in directory: FilePath, streamID: UInt64, base: UInt64, sync: Bool) -> Segment? {
+        guard let fd = try? FileOps.openForWriting(spare, create: false) else {
+            try? FileOps.unlinkFile(spare)
+            return nil
+        }
+        do {
+            _ = try fd.writeAll(toAbsoluteOffset: 0, header(streamID: streamID, base: base) + RecordFormat.endMarker)
+            if sync { try fd.datasync() }
+            try FileOps.renameFile(spare, to: path)
+            try FileOps.syncDirectory(directory)
+            return Segment(baseSequence: base, path: path, fd: fd)
+        } catch {
+            try? fd.close()
+            try? FileOps.unlinkFile(spare)
+            return nil
+        }
     }
 
     /// The base sequence number in a segment file name, or `nil` if it is not one.

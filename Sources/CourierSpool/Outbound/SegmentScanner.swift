@@ -20,6 +20,9 @@ struct SegmentScanner {
         /// Where the damage starts (the rest of the file from here is unusable).
         var offset: Int64
         var reason: String
+        /// Where the damaged bytes end when the end marker follows them (a version-2
+        /// segment); `nil`: at the end of the file. Only these bytes are quarantined.
+        var end: Int64? = nil
     }
 
     /// Damaged bytes in the middle of a segment, with a valid record right after them.
@@ -92,6 +95,7 @@ struct SegmentScanner {
         visit: (RecordFormat.Header, Int64, UnsafeRawBufferPointer) -> Void = { _, _, _ in }
     ) throws(Errno) -> Result {
         var result = Result()
+        var version: UInt16 = 1
         result.fileSize = try fd.fileSize()
         let headerBytes = try fd.readBytes(at: 0, count: FileHeader.size)
         let decodedHeader = headerBytes.withUnsafeBytes { FileHeader.decode($0, kind: .segment) }
@@ -113,6 +117,7 @@ struct SegmentScanner {
             result.failure = Failure(kind: .corrupt, offset: 0, reason: reason)
             return result
         case .success(let header):
+            version = header.version
             if header.baseSequence != expectedBase {
                 result.failure = Failure(kind: .corrupt, offset: 0, reason: "segment header says base \(header.baseSequence), file name says \(expectedBase)")
                 return result
@@ -174,7 +179,7 @@ struct SegmentScanner {
             position += Int64(consumed)
             run.end = position
             if var failure = stop {
-                if let resync = try resynchronise(fd, from: failure.offset, lastGood: expected &- 1, fileSize: result.fileSize), resync.sequence > expected {
+                if let resync = try resynchronise(fd, from: failure.offset, lastGood: expected &- 1, fileSize: result.fileSize, version: version), resync.sequence > expected {
                     result.damaged.append(DamagedRange(
                         offset: failure.offset, end: resync.offset,
                         reason: failure.kind == .tornTail ? "record length runs past the end of the file" : failure.reason,
@@ -186,7 +191,12 @@ struct SegmentScanner {
                     position = resync.offset
                     continue
                 }
-                if failure.kind == .tornTail || isLast {
+                if version >= 2, try isEndMarker(fd, at: failure.offset, fileSize: result.fileSize) {
+                    break  // the clean end: the marker after the last record
+                }
+                if version >= 2 && isLast {
+                    failure = try classifyAfterRecords(fd, failure: failure, fileSize: result.fileSize)
+                } else if failure.kind == .tornTail || isLast {
                     failure = try classify(fd, failure: failure, fileSize: result.fileSize, expected: expected)
                 }
                 result.failure = failure
@@ -223,7 +233,10 @@ struct SegmentScanner {
     ///    must then also be followed by the next record in sequence (or end exactly at the end
     ///    of the file), so that a record encoded inside a damaged record's payload is not
     ///    taken for the real one.
-    func resynchronise(_ fd: FileDescriptor, from start: Int64, lastGood: UInt64, fileSize: Int64) throws(Errno) -> Resync? {
+    ///
+    /// In a version-2 segment the end marker after the last record counts as the end of the
+    /// file does here (what follows it is stale).
+    func resynchronise(_ fd: FileDescriptor, from start: Int64, lastGood: UInt64, fileSize: Int64, version: UInt16 = 1) throws(Errno) -> Resync? {
         let headerSize = Int64(RecordFormat.headerSize)
         var at = start
         var damagedRecords: UInt64 = 1
@@ -233,7 +246,8 @@ struct SegmentScanner {
             let length = Int64(header.withUnsafeBytes { $0.u32(at: 0) })
             guard length >= headerSize, length <= Int64(maxRecordSize), at + length <= fileSize else { break }
             let next = at + length
-            if next == fileSize { return nil }  // the damaged record reaches the end of the file
+            // The damaged record reaches the end of the file (or of the records).
+            if try isEnd(fd, at: next, fileSize: fileSize, version: version) { return nil }
             let wantedSequence = lastGood &+ damagedRecords &+ 1
             switch try probe(fd, at: next, fileSize: fileSize) {
             case .valid(let found) where found.sequenceNumber == wantedSequence:
@@ -242,10 +256,10 @@ struct SegmentScanner {
                 at = next
                 damagedRecords += 1
             default:
-                return try search(fd, from: at + 1, damageStart: start, lastGood: lastGood, fileSize: fileSize)
+                return try search(fd, from: at + 1, damageStart: start, lastGood: lastGood, fileSize: fileSize, version: version)
             }
         }
-        return try search(fd, from: at + 1, damageStart: start, lastGood: lastGood, fileSize: fileSize)
+        return try search(fd, from: at + 1, damageStart: start, lastGood: lastGood, fileSize: fileSize, version: version)
     }
 
     private enum Probe {
@@ -277,7 +291,7 @@ struct SegmentScanner {
     }
 
     /// Step 2 of ``resynchronise(_:from:lastGood:fileSize:)``: every offset from `from` on.
-    private func search(_ fd: FileDescriptor, from: Int64, damageStart: Int64, lastGood: UInt64, fileSize: Int64) throws(Errno) -> Resync? {
+    private func search(_ fd: FileDescriptor, from: Int64, damageStart: Int64, lastGood: UInt64, fileSize: Int64, version: UInt16) throws(Errno) -> Resync? {
         let headerSize = RecordFormat.headerSize
         var windowStart = from
         while windowStart + Int64(headerSize) <= fileSize {
@@ -304,7 +318,7 @@ struct SegmentScanner {
                 guard case .valid(let header) = try probe(fd, at: candidate.offset, fileSize: fileSize),
                       header.sequenceNumber == candidate.sequence else { continue }
                 let next = candidate.offset + Int64(header.length)
-                if next == fileSize { return Resync(offset: candidate.offset, sequence: candidate.sequence) }
+                if try isEnd(fd, at: next, fileSize: fileSize, version: version) { return Resync(offset: candidate.offset, sequence: candidate.sequence) }
                 if case .valid(let following) = try probe(fd, at: next, fileSize: fileSize), following.sequenceNumber == candidate.sequence + 1 {
                     return Resync(offset: candidate.offset, sequence: candidate.sequence)
                 }
@@ -312,6 +326,100 @@ struct SegmentScanner {
             windowStart += Int64(max(1, window.count - headerSize + 1))
         }
         return nil
+    }
+
+    // MARK: The end of the records (version 2)
+
+    /// Whether the bytes at `offset` are the end marker that follows a version-2 segment's
+    /// last record: zeros for a record header's length, or up to the end of the file if
+    /// that is nearer.
+    func isEndMarker(_ fd: FileDescriptor, at offset: Int64, fileSize: Int64) throws(Errno) -> Bool {
+        let count = Int(min(fileSize - offset, Int64(RecordFormat.endMarker.count)))
+        guard count > 0 else { return true }
+        let bytes = try fd.readBytes(at: offset, count: count)
+        return bytes.count == count && bytes.allSatisfy { $0 == 0 }
+    }
+
+    /// Whether `offset` is where a segment's records end: the end of the file, or in a
+    /// version-2 segment the end marker.
+    private func isEnd(_ fd: FileDescriptor, at offset: Int64, fileSize: Int64, version: UInt16) throws(Errno) -> Bool {
+        if offset == fileSize { return true }
+        return version >= 2 && offset < fileSize ? try isEndMarker(fd, at: offset, fileSize: fileSize) : false
+    }
+
+    /// Decides what failed at the end of the newest segment's records when that segment is
+    /// version 2, whose file may be a reused one: the bytes after the last record may be
+    /// stale (an earlier use's) rather than the end of the file, so the version-1 rule (a
+    /// write cut short runs to the end of the file) cannot apply. A write is only ever cut
+    /// short at a page boundary (the kernel copies it into the page cache a page at a time),
+    /// and every complete write ends with the end marker. So, with no valid record after
+    /// the failure (resynchronisation found none):
+    /// - a record whose length field was damaged (it verifies with the length that ends it
+    ///   at a later end marker, or at the end of the file): corruption;
+    /// - a plausible record header whose record is followed by the end marker was written
+    ///   whole and then damaged: corruption;
+    /// - one whose record runs past the end of the file, or crosses or starts on a page
+    ///   boundary with no marker after it: a write cut short (a torn tail);
+    /// - a partial header at the end of the file, or bytes that are no record header at all
+    ///   starting exactly on a page boundary: a write cut short there (a torn tail);
+    /// - anything else: corruption.
+    /// A torn write never completed, so none of its records was acknowledged to its
+    /// appender or sent, and truncating it reuses no number a receiver may have seen.
+    private func classifyAfterRecords(_ fd: FileDescriptor, failure: Failure, fileSize: Int64) throws(Errno) -> Failure {
+        let offset = failure.offset
+        let page = FileOps.pageSize
+        let onBoundary = offset % page == 0
+        let headerSize = Int64(RecordFormat.headerSize)
+        func torn(_ reason: String) -> Failure { Failure(kind: .tornTail, offset: offset, reason: reason) }
+        func corrupt(_ reason: String, end: Int64? = nil) -> Failure { Failure(kind: .corrupt, offset: offset, reason: reason, end: end) }
+        let reason = failure.kind == .corrupt ? failure.reason : "record damaged"
+        if fileSize - offset < headerSize { return torn("partial record header at the end of the file") }
+        if let end = try lengthFieldDamaged(fd, at: offset, fileSize: fileSize) { return corrupt("record length field damaged", end: end) }
+        let head = try fd.readBytes(at: offset, count: RecordFormat.headerSize)
+        let length = Int64(head.withUnsafeBytes { $0.u32(at: 0) })
+        if head.count == RecordFormat.headerSize, length >= headerSize, length <= Int64(maxRecordSize),
+           head[8] == RecordFormat.RecordType.message.rawValue, head[9] == 0 {
+            let end = offset + length
+            if end > fileSize { return torn("partial record at the end of the file") }
+            if try isEndMarker(fd, at: end, fileSize: fileSize) { return corrupt(reason + " (a whole record, followed by the end marker)", end: end) }
+            if onBoundary || offset / page != (end - 1) / page { return torn("partial record: a write cut short at a page boundary") }
+            return corrupt(reason)
+        }
+        if onBoundary { return torn("a write cut short at a page boundary") }
+        // A damaged header (its type or reserved byte): the damage ends where the record its
+        // length names ends, if the end marker is there.
+        let end = offset + length
+        if length >= headerSize, end <= fileSize, try isEndMarker(fd, at: end, fileSize: fileSize) {
+            return corrupt(reason, end: end)
+        }
+        return corrupt(reason)
+    }
+
+    /// Where the record at `offset` ends if it is whole but for its length field: some later
+    /// end marker (or the end of the file) closes a record that verifies with that length.
+    private func lengthFieldDamaged(_ fd: FileDescriptor, at offset: Int64, fileSize: Int64) throws(Errno) -> Int64? {
+        let markerSize = RecordFormat.endMarker.count
+        let window = try fd.readBytes(at: offset, count: Int(min(fileSize - offset, Int64(maxRecordSize + markerSize))))
+        return window.withUnsafeBytes { raw -> Int64? in
+            guard raw.count >= RecordFormat.headerSize else { return nil }
+            let stored = raw.u32(at: 4)
+            let body = UnsafeRawBufferPointer(rebasing: raw[8...])
+            // Every position followed by a marker's length of zeros is a candidate end.
+            var end = RecordFormat.headerSize
+            while end <= min(raw.count, maxRecordSize) {
+                let closes = end == raw.count
+                    || (raw[end] == 0 && (end + markerSize <= raw.count
+                        ? UnsafeRawBufferPointer(rebasing: raw[end..<(end + markerSize)]).allSatisfy { $0 == 0 }
+                        : UnsafeRawBufferPointer(rebasing: raw[end...]).allSatisfy { $0 == 0 }))
+                if closes {
+                    var length = UInt32(end).littleEndian
+                    let head = withUnsafeBytes(of: &length) { CRC32C.update(0, $0) }
+                    if CRC32C.update(head, UnsafeRawBufferPointer(rebasing: body[..<(end - 8)])) == stored { return offset + Int64(end) }
+                }
+                end += 1
+            }
+            return nil
+        }
     }
 
     /// Decides whether damage found in the newest segment is a torn tail (the remains of a
