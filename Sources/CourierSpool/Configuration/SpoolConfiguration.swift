@@ -108,5 +108,7 @@ public struct InboundConfiguration: Sendable {
     /// Replaces the operating system's boot id (16 bytes) for the inbound journal, to
     /// simulate a reboot between two opens.
     public var bootID: [UInt8]?
+    /// Replaces how long a spare segment file may go unused (10 seconds).
+    public var spareLifetime: Duration?
     public init() {}
 }

@@ -56,7 +56,10 @@ public final class OutboundLog: Sendable {
         initial.pendingBytes = held.bytes
         initial.oldestNeedsRefresh = held.count > 0
         self.state = Mutex(initial)
-        var spares = SparePool(directory: directory, capacity: configuration.spareSegments)
+        var spares = SparePool(
+            directory: directory, capacity: configuration.spareSegments,
+            lifetime: configuration.testHooks.spareLifetime.map { $0.nanoseconds } ?? SparePool.defaultLifetime
+        )
         try spares.load(streamID: recovered.metaFile.current.streamID, now: monotonicNanoseconds(), logger: configuration.logger)
         self.writer = LogWriter(metaFile: recovered.metaFile, spares: spares)
         self.deadLetters = try DeadLetterStore(peer: peer, directory: directory, configuration: configuration, metrics: metrics)

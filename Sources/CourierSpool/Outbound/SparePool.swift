@@ -11,7 +11,7 @@ import SystemPackage
 ///
 /// When the writer deletes acknowledged segments it renames up to ``capacity`` of them to
 /// `spare-<base>.log`; a roll takes one back (``Segment/create(in:streamID:baseSequence:sync:reusing:)``).
-/// A spare unused for ``lifetime`` is deleted (freed by the ``FileReleaser``), so a peer
+/// A spare unused for ``lifetime`` (10 seconds) is deleted (freed by the ``FileReleaser``), so a peer
 /// that has gone quiet holds no spare disk for long. Only the writer thread touches a pool.
 /// See docs/SPOOL-FORMAT.md, "Spare segments".
 struct SparePool {
@@ -23,16 +23,19 @@ struct SparePool {
 
     static let prefix = "spare-"
     static let suffix = ".log"
-    /// How long a spare may go unused before it is deleted.
-    static let lifetime: Int64 = 10_000_000_000
+    /// How long a spare may go unused before it is deleted, unless tests say otherwise.
+    static let defaultLifetime: Int64 = 10_000_000_000
 
     let directory: FilePath
     let capacity: Int
+    /// How long a spare may go unused before it is deleted (nanoseconds).
+    let lifetime: Int64
     private(set) var spares: [Spare] = []
 
-    init(directory: FilePath, capacity: Int) {
+    init(directory: FilePath, capacity: Int, lifetime: Int64 = defaultLifetime) {
         self.directory = directory
         self.capacity = max(0, capacity)
+        self.lifetime = lifetime
     }
 
     static func isSpare(fileName name: String) -> Bool {
@@ -79,14 +82,14 @@ struct SparePool {
 
     /// When the oldest spare expires (monotonic nanoseconds), if there is one.
     var nextExpiry: Int64? {
-        spares.first.map { $0.since + Self.lifetime }
+        spares.first.map { $0.since + lifetime }
     }
 
     /// Deletes the spares unused for ``lifetime``: unlinks each (directory synced) and hands
     /// it to `releaser`, which frees its blocks a slice at a time.
     mutating func expire(now: Int64, releaser: FileReleaser, logger: Logger) {
         var expired: [Spare] = []
-        while let first = spares.first, first.since + Self.lifetime <= now {
+        while let first = spares.first, first.since + lifetime <= now {
             expired.append(spares.removeFirst())
         }
         guard !expired.isEmpty else { return }
