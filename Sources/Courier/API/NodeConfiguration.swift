@@ -38,8 +38,13 @@ public struct NodeConfiguration: Sendable {
     public var maxSpoolMessages: Int = 10_000_000
     /// Size at which a peer's spool file is rolled. Acknowledged space is given back a whole
     /// file at a time, so up to this much stays on disk after everything was delivered; keep
-    /// it well below the free space of small disks. Default: 8 MiB.
+    /// it well below the free space of small disks (and see ``spoolSpareFiles``). Default: 8 MiB.
     public var spoolSegmentSize: Int = 8 << 20
+    /// Acknowledged spool files each peer keeps to reuse for new ones, instead of deleting
+    /// them: writing over a file's existing blocks makes each sync cheaper than growing a
+    /// new file. A spare unused for 10 seconds is deleted, and all are on a full disk.
+    /// 0 deletes acknowledged files at once. Between 0 and 64. Default: 2.
+    public var spoolSpareFiles: Int = 2
     /// What `send` does when a peer's spool is full: wait for room, or throw
     /// ``CourierError/Code/spoolFull``. Default: ``WhenSpoolFull/wait``.
     public var whenSpoolFull: WhenSpoolFull = .wait

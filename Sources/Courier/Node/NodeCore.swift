@@ -60,6 +60,7 @@ final class NodeCore: Sendable {
         spool.whenFull = configuration.whenSpoolFull.behavior
         spool.maxRecordSize = configuration.maxMessageSize + 4096
         spool.segmentSize = max(configuration.spoolSegmentSize, spool.maxRecordSize + 4096)
+        spool.spareSegments = configuration.spoolSpareFiles
         spool.logger = configuration.logger
         spool.inbound.reservationAhead = configuration.reservationAhead
         spool.testHooks.bootID = configuration.bootIDForTesting
