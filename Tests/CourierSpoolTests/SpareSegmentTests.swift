@@ -170,6 +170,36 @@ struct SpareSegmentTests {
         #expect(try spareFiles(data).isEmpty)
     }
 
+    @Test("a full disk deletes the spares and the append goes through, with records still pending", .rootForSmallDisk)
+    func fullDiskDeletesSpares() throws {
+        let disk = try SmallDisk("spare-full", size: "1m")
+        defer { disk.unmount() }
+        let data = disk.path.appending("data")
+        let directory = try DataDirectory(path: data, configuration: configuration(.groupCommit) {
+            $0.segmentSize = 64 << 10
+            $0.spareSegments = 2
+        })
+        defer { directory.close() }
+        let log = try directory.outboundLog(for: "peer")
+        for i in 1...300 { _ = try log.appendAndWait(SpoolEntry(payload: payload(i, size: 1000))) }
+        try log.acknowledge(upTo: 150)
+        let spares = { (try? FileManager.default.contentsOfDirectory(atPath: peerDirectory(data, "peer").string))?.filter { SparePool.isSpare(fileName: $0) }.count }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while spares() != 2 && clock.now < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        #expect(spares() == 2)
+        // Fill the disk: the next appends (into the active segment, a new file that is not
+        // full yet) need the spares' space.
+        var stat = statvfs()
+        #expect(statvfs(disk.path.string, &stat) == 0)
+        let free = Int(stat.f_bavail) * Int(stat.f_frsize)
+        try writeFile(disk.path.appending("filler"), [UInt8](repeating: 1, count: free))
+        #expect(statvfs(disk.path.string, &stat) == 0 && stat.f_bavail == 0)
+        for i in 301...360 { #expect(try log.appendAndWait(SpoolEntry(payload: payload(i, size: 1000))) == UInt64(i)) }
+        #expect(spares() == 0)
+        #expect(try allPending(log).map(\.sequenceNumber) == Array(151...360))
+    }
+
     @Test("a version-1 segment (an older release's) gets no end marker and reads as before")
     func versionOneSegment() async throws {
         let temp = TemporaryDirectory("spare-v1")

@@ -148,10 +148,11 @@ extension OutboundLog {
 
     // MARK: Appending
 
-    /// Writes a batch of appends. When one fails with `storageFull` while the active segment
-    /// is wholly acknowledged, the failed appends and those after them are not failed at
-    /// once: the segment's space is given back (``reclaimActiveSegment(force:)``) and they
-    /// are written again, once (`mayReclaim` false on that second pass).
+    /// Writes a batch of appends. When one fails with `storageFull` while there are spare
+    /// files or the active segment is wholly acknowledged, the failed appends and those
+    /// after them are not failed at once: the spares are deleted, or else the segment's space
+    /// is given back (``reclaimActiveSegment(force:)``), and they are written again (after a
+    /// give-back once, `mayReclaim` false on that second pass).
     private func write(_ requests: [AppendRequest], mayReclaim: Bool = true) {
         let logger = configuration.logger
         var start = state.withLock { $0.nextSequence }
@@ -169,10 +170,12 @@ extension OutboundLog {
             for request in requests { request.completion(.failure(error)) }
         }
 
-        // Whether a failure should wait for the retry instead of failing its appends.
+        // Whether a failure should wait for the retry instead of failing its appends: on a
+        // full disk, when there are spare files to delete or an acknowledged active segment
+        // to give back.
         func deferForRetry(_ error: SpoolError) -> Bool {
             if retryError != nil { return true }
-            guard mayReclaim, error.code == .storageFull, activeSegmentWhollyAcknowledged() else { return false }
+            guard mayReclaim, error.code == .storageFull, writer.spares.count > 0 || activeSegmentWhollyAcknowledged() else { return false }
             retryError = error
             return true
         }
@@ -303,8 +306,10 @@ extension OutboundLog {
         // its blocks allocated, through the reclaim: let go of it first.
         active = nil
         if writer.spares.dropAll(logger: logger) {
+            // Once more with the same options: the pool is empty now, so a second full disk
+            // can only give back the active segment, once.
             logger.notice("spool: the disk was full; deleted the spare segment files and retried the append", metadata: ["peer": "\(peer)"])
-            write(retry, mayReclaim: false)
+            write(retry, mayReclaim: true)
         } else if reclaimActiveSegment(force: true) {
             logger.notice("spool: the disk was full; gave back the space of the wholly acknowledged active segment and retried the append", metadata: ["peer": "\(peer)"])
             write(retry, mayReclaim: false)

@@ -38,10 +38,10 @@ final class Segment: Sendable {
     /// `sync`), then syncs the directory; removes the file again on failure.
     ///
     /// With `spare` (a ``SparePool`` file), the new segment reuses that file instead: the
-    /// header and the end marker after it are written over its start and synced first, then it is renamed
-    /// into place, so a crash leaves either a spare or a valid empty segment. The stale
-    /// bytes after the marker are never read as records (docs/SPOOL-FORMAT.md). If reusing
-    /// fails the spare is deleted and a new file created.
+    /// header and the end marker after it are written over its start and synced first, then
+    /// it is renamed into place, so a crash leaves either a spare or a valid empty segment.
+    /// The stale bytes after the marker are never read as records (docs/SPOOL-FORMAT.md).
+    /// If reusing fails the spare is deleted and a new file created.
     static func create(in directory: FilePath, streamID: UInt64, baseSequence base: UInt64, sync: Bool, reusing spare: FilePath? = nil) throws(SpoolError) -> Segment {
         let path = directory.appending(fileName(baseSequence: base))
         if let spare, let reused = reuse(spare, as: path, in: directory, streamID: streamID, base: base, sync: sync) {

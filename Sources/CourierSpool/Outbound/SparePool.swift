@@ -80,6 +80,8 @@ struct SparePool {
         spares.popLast()?.path
     }
 
+    var count: Int { spares.count }
+
     /// When the oldest spare expires (monotonic nanoseconds), if there is one.
     var nextExpiry: Int64? {
         spares.first.map { $0.since + lifetime }
