@@ -121,7 +121,10 @@ struct OutboundLogTests {
         #expect(status.appendsCompleted == appenders * each)
         #expect(status.recordsSynced == appenders * each)
         #expect(early.get() == 0)
-        #expect(status.syncs * 3 < appenders * each, "syncs: \(status.syncs) for \(appenders * each) appends")
+        // Shared syncs: at least two appends per sync on average (one sync per append without
+        // group commit). With the whole suite running beside it on two cores the awaiting
+        // tasks resume slowly, and it has come as low as 2.8 per sync.
+        #expect(status.syncs * 2 < appenders * each, "syncs: \(status.syncs) for \(appenders * each) appends")
         #expect(try allPending(log).map(\.sequenceNumber) == Array(1...UInt64(appenders * each)))
     }
 
