@@ -203,7 +203,9 @@ def disk_full(ctx):
         free = stat.f_bavail * stat.f_frsize
         with open(filler, "wb") as handle:
             handle.write(b"\0" * max(0, free - (3 << 20) - ctx.random.randrange(1 << 20)))
-        lines = [f"d{cycle}-{n}-".ljust(payload_size, ".") for n in range(1, 8001)]
+        # More than the whole disk (24 MiB), so that the disk fills even after the producer
+        # deletes its spare segment files (up to two of 8 MiB) to make room.
+        lines = [f"d{cycle}-{n}-".ljust(payload_size, ".") for n in range(1, 30001)]
         write_lines(ctx.path(f"p{cycle}a.in"), lines)
         proc = ctx.start("courier-producer", ["--id", "P", "--data-dir", data, "--peer", peer, "--print-spooled",
                                               "--batch", str(ctx.random.choice([1, 8, 64]))],
