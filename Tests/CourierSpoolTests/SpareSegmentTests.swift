@@ -26,6 +26,23 @@ struct SpareSegmentTests {
         }
     }
 
+    /// Appends 1,000 records of 140 bytes in appends of 50 (segments of 450, 450 and 100),
+    /// acknowledges the first 900 and waits for their two files to become spares.
+    private func fillAndAcknowledge(_ log: OutboundLog, data: FilePath) async throws {
+        for batch in 0..<20 {
+            _ = try await log.append(contentsOf: (1...50).map { SpoolEntry(payload: payload(batch * 50 + $0, size: 100)) })
+        }
+        try log.acknowledge(upTo: 900)
+        #expect(await eventually { (try? spareFiles(data).count) == 2 })
+    }
+
+    /// Opens the data directory again, collecting the events of the log's recovery.
+    private func reopen(_ data: FilePath) async throws -> (DataDirectory, OutboundLog, EventCollector) {
+        let events = EventCollector()
+        let directory = try DataDirectory(path: data, configuration: spareConfiguration(events))
+        return (directory, try await directory.outboundLog(for: "peer"), events)
+    }
+
     /// A log whose newest segment reuses a spare: 1,000 records of 140 bytes in appends of
     /// 50 (segments of 450, 450 and 100), the first 900 acknowledged (their two files become
     /// spares), then single appends until the third segment rolls into a spare, which then
@@ -35,11 +52,7 @@ struct SpareSegmentTests {
         let directory = try DataDirectory(path: data, configuration: spareConfiguration())
         defer { directory.close() }
         let log = try await directory.outboundLog(for: "peer")
-        for batch in 0..<20 {
-            _ = try await log.append(contentsOf: (1...50).map { SpoolEntry(payload: payload(batch * 50 + $0, size: 100)) })
-        }
-        try log.acknowledge(upTo: 900)
-        #expect(await eventually { (try? spareFiles(data).count) == 2 })
+        try await fillAndAcknowledge(log, data: data)
         let spareInodes = Set(try spareFiles(data).map(inode))
         var pending = (901...1000).map { payload($0, size: 100) }
         var next: UInt64 = 1001
@@ -65,10 +78,8 @@ struct SpareSegmentTests {
         let temp = TemporaryDirectory("spare-reuse")
         let data = temp.sub("data")
         let (pending, next) = try await reusedSpool(at: data)
-        let events = EventCollector()
-        let directory = try DataDirectory(path: data, configuration: spareConfiguration(events))
+        let (directory, log, events) = try await reopen(data)
         defer { directory.close() }
-        let log = try await directory.outboundLog(for: "peer")
         #expect(events.all.isEmpty, "\(events.all)")
         #expect(try allPending(log).map(\.payload) == pending)
         #expect(log.status.nextSequenceNumber == next)
@@ -98,10 +109,8 @@ struct SpareSegmentTests {
         #expect(damaged[boundary..<(boundary + 40)].contains { $0 != 0 }, "stale bytes follow the cut")
         try writeFile(segment, damaged)
 
-        let events = EventCollector()
-        let directory = try DataDirectory(path: data, configuration: spareConfiguration(events))
+        let (directory, log, events) = try await reopen(data)
         defer { directory.close() }
-        let log = try await directory.outboundLog(for: "peer")
         #expect(events.tornTails == 1)
         #expect(events.corruptions.isEmpty)
         #expect(try allPending(log).map(\.payload) == pending)
@@ -120,10 +129,8 @@ struct SpareSegmentTests {
         bytes[last + 60] ^= 0x10
         try writeFile(segment, bytes)
 
-        let events = EventCollector()
-        let directory = try DataDirectory(path: data, configuration: spareConfiguration(events))
+        let (directory, log, events) = try await reopen(data)
         defer { directory.close() }
-        let log = try await directory.outboundLog(for: "peer")
         #expect(events.tornTails == 0)
         let report = try #require(events.corruptions.first)
         #expect(report.offset == Int64(last) && report.length == 140)
@@ -139,11 +146,7 @@ struct SpareSegmentTests {
         let directory = try DataDirectory(path: data, configuration: spareConfiguration(lifetime: .milliseconds(200)))
         defer { directory.close() }
         let log = try await directory.outboundLog(for: "peer")
-        for batch in 0..<20 {
-            _ = try await log.append(contentsOf: (1...50).map { SpoolEntry(payload: payload(batch * 50 + $0, size: 100)) })
-        }
-        try log.acknowledge(upTo: 900)
-        #expect(await eventually { (try? spareFiles(data).count) == 2 })
+        try await fillAndAcknowledge(log, data: data)
         #expect(await eventually { (try? spareFiles(data).count) == 0 })
         #expect(try allPending(log).count == 100)
     }

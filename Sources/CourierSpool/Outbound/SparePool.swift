@@ -30,7 +30,7 @@ struct SparePool {
     let capacity: Int
     /// How long a spare may go unused before it is deleted (nanoseconds).
     let lifetime: Int64
-    private(set) var spares: [Spare] = []
+    private var spares: [Spare] = []
 
     init(directory: FilePath, capacity: Int, lifetime: Int64 = defaultLifetime) {
         self.directory = directory
