@@ -56,7 +56,10 @@ public struct NodeConfiguration: Sendable {
     public var retransmission = RetransmissionPolicy()
     /// Time-to-live of messages sent without one; `nil`: messages never expire. Default: nil.
     public var defaultTimeToLive: Duration? = nil
-    /// Transmissions of a message before it is dead-lettered; `nil`: no limit. Default: nil.
+    /// Transmissions of a message before it is dead-lettered; `nil`: no limit. A message the
+    /// receiver holds (received, not yet finished by its application) is not sent again,
+    /// however long it takes, so only messages that did not arrive use up attempts.
+    /// Default: nil.
     public var maxAttempts: Int? = nil
     /// ZeroMQ connection heartbeats. Default: see ``HeartbeatConfiguration``.
     public var heartbeat = HeartbeatConfiguration()
@@ -99,7 +102,9 @@ public struct PeerConfiguration: Sendable, Hashable {
     }
 }
 
-/// Retransmission timing (RFC 6298 style, with exponential back-off and jitter).
+/// Retransmission timing (RFC 6298 style, with exponential back-off and jitter). When the
+/// timeout passes with messages sent that the receiver has not reported as received, the
+/// sender asks the receiver where it stands (HELLO) and resends what its answer lacks.
 public struct RetransmissionPolicy: Sendable, Hashable {
     /// The timeout before any round trip has been measured. Default: 500 ms.
     public var initialTimeout: Duration = .milliseconds(500)
@@ -129,6 +134,12 @@ public struct AckCoalescing: Sendable, Hashable {
     public var delay: Duration = .zero
     /// Or as soon as this many messages await acknowledgement. Default: 128.
     public var count: Int = 128
+    /// Messages received but not yet finished by the application (a slow consumer, a
+    /// stalled store) are acknowledged as *received* at most this long after they arrive,
+    /// so that the sender does not take them for lost and send them again; only the
+    /// processed mark completes them. Keep it well below the sender's
+    /// ``RetransmissionPolicy/minimumTimeout``. Default: 10 ms.
+    public var receiptDelay: Duration = .milliseconds(10)
 
     public init() {}
 }

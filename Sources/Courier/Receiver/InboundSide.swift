@@ -99,7 +99,8 @@ final class InboundSide {
             core.refused(from: sender, reason: "data for a stream without a hello", label: "unknown_stream", hostile: false)
             return
         }
-        stream.receive(batch.records, window: core.configuration.inFlightWindow, now: WallClock.nanoseconds, metrics: core.nodeMetrics)
+        stream.receive(batch.records, window: core.configuration.inFlightWindow, wall: WallClock.nanoseconds, now: .now,
+                       coalescing: core.configuration.ackCoalescing, metrics: core.nodeMetrics)
         touched.insert(key)
     }
 

@@ -53,6 +53,9 @@ final class InboundStream {
     @exclusivity(unchecked) private var unacknowledged = 0
     @exclusivity(unchecked) private var ackDue: ContinuousClock.Instant?
     @exclusivity(unchecked) private var ackNow = false
+    /// New arrivals that no acknowledgement has covered yet are acknowledged as received
+    /// by then.
+    @exclusivity(unchecked) private var receiptDue: ContinuousClock.Instant?
 
     init(sender: String, stream: UInt64, stored: InboundStreamState?) {
         self.sender = sender
@@ -83,10 +86,13 @@ final class InboundStream {
 
     // MARK: Arrivals
 
-    /// Takes the records of one DATA frame. Returns whether any was a duplicate (the sender
-    /// should hear an acknowledgement at once).
-    func receive(_ records: [WireFrame.DataRecord], window: Int, now wall: Int64, metrics: NodeMetrics) {
+    /// Takes the records of one DATA frame. A duplicate of a finished number makes an
+    /// acknowledgement due at once; new arrivals make one due by `receiptDue` (`now` +
+    /// ``AckCoalescing/receiptDelay``) unless an acknowledgement goes out before.
+    func receive(_ records: [WireFrame.DataRecord], window: Int, wall: Int64, now: ContinuousClock.Instant,
+                 coalescing: AckCoalescing, metrics: NodeMetrics) {
         let limit = processedUpTo + UInt64(window)
+        if receiptDue == nil { receiptDue = now + coalescing.receiptDelay }
         for record in records {
             let sequence = record.sequence
             if sequence <= deliveredUpTo || processedAbove.contains(sequence) || settling.contains(sequence) || buffer[sequence] != nil {
@@ -190,7 +196,7 @@ final class InboundStream {
 
     /// The frames to send the sender now (outcomes first, then the acknowledgement), if due.
     func dueFrames(now: ContinuousClock.Instant) -> [[UInt8]] {
-        guard ready, ackNow || (ackDue.map { now >= $0 } ?? false) else { return [] }
+        guard ready, ackNow || (ackDue.map { now >= $0 } ?? false) || (receiptDue.map { now >= $0 } ?? false) else { return [] }
         var frames: [[UInt8]] = []
         if !outcomesToSend.isEmpty {
             for chunk in stride(from: 0, to: outcomesToSend.count, by: Wire.maxOutcomesPerFrame) {
@@ -202,6 +208,7 @@ final class InboundStream {
         frames.append(ackFrame())
         ackNow = false
         ackDue = nil
+        receiptDue = nil
         unacknowledged = 0
         return frames
     }
@@ -226,8 +233,11 @@ final class InboundStream {
         if unacknowledged > 0 || !outcomesToSend.isEmpty { ackNow = true }
     }
 
-    /// When the next coalesced acknowledgement is due.
-    var nextDeadline: ContinuousClock.Instant? { ackDue }
+    /// When the next coalesced or receipt acknowledgement is due.
+    var nextDeadline: ContinuousClock.Instant? {
+        guard let receiptDue else { return ackDue }
+        return min(ackDue ?? receiptDue, receiptDue)
+    }
 
     func welcomeFrame() -> [UInt8] {
         WireEncoder.encode(.welcome(.init(stream: stream, processedUpTo: processedUpTo, receivedUpTo: max(receivedUpTo, processedUpTo))))

@@ -135,10 +135,13 @@ extension OutboundPeer {
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         if welcomed, let due = retransmitDue, now >= due {
             if highestSent > receivedUpTo {
+                // Nothing said these numbers arrived. Ask before resending them: after a
+                // stall the receiver usually has them all (receivers acknowledge receipt
+                // within AckCoalescing.receiptDelay), and its WELCOME says from where to
+                // resume (handleWelcome), so only what is really missing goes again.
                 rtt.timedOut()
-                nextToSend = max(receivedUpTo, processedUpTo) + 1
                 helloDue = now
-                core.logger.debug("retransmission timeout", metadata: ["peer": "\(id)", "resume-at": "\(nextToSend)", "rto": "\(rtt.timeout)"])
+                core.logger.debug("retransmission timeout", metadata: ["peer": "\(id)", "received-up-to": "\(receivedUpTo)", "rto": "\(rtt.timeout)"])
                 retransmitDue = now + rtt.jitteredTimeout(using: &random)
             } else {
                 retransmitDue = nil

@@ -1,0 +1,123 @@
+import Foundation
+import Synchronization
+import Testing
+import ZeroMQ
+@testable import Courier
+
+@Suite("Retransmission", .timeLimit(.minutes(2)))
+struct NodeRetransmissionTests {
+    @Test("a consumer that holds messages through many retransmission timeouts gets no copies, and they are not dead-lettered")
+    func slowConsumerGetsNoCopies() async throws {
+        let directory = TemporaryDirectory("slow-consumer")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
+        settings.maxAttempts = 2
+        settings.retransmission.initialTimeout = .milliseconds(50)
+        settings.retransmission.minimumTimeout = .milliseconds(30)
+        settings.retransmission.maximumTimeout = .milliseconds(100)
+        let sender = try await Node.start(settings)
+        let receipts = try await sender.send(batch: (1...20).map { Array("slow-\($0)".utf8) }, to: "r")
+
+        // Take all twenty and sit on them for ten of the longest retransmission timeouts.
+        let held = try await within(.seconds(20), "delivery") { await receive(20, from: receiver, handle: { _ in }) }
+        try await Task.sleep(for: .seconds(1))
+        let statistics = try #require(sender.statistics(for: "r"))
+        #expect(statistics.retransmitted == 0, "the receiver had every message; none should have been sent again")
+        #expect(statistics.deadLettered == 0)
+
+        for message in held { message.acknowledge() }
+        let outcomes = try await within(.seconds(20), "outcomes") { try await receipts.outcomes() }
+        #expect(outcomes == Array(repeating: .processed, count: 20))
+        #expect(held.allSatisfy { $0.attempt == 1 })
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+
+    @Test("a retransmission timeout asks the receiver where it stands and resends only what it lacks")
+    func timeoutResendsOnlyWhatIsMissing() async throws {
+        let directory = TemporaryDirectory("probe")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let fake = SilentReceiver()
+        let receiverTask = Task { try await fake.run(endpoint) }
+        var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
+        settings.retransmission.initialTimeout = .milliseconds(50)
+        settings.retransmission.minimumTimeout = .milliseconds(20)
+        settings.retransmission.maximumTimeout = .milliseconds(100)
+        let sender = try await Node.start(settings)
+        _ = try await sender.send(batch: (1...30).map { Array("m\($0)".utf8) }, to: "r")
+
+        // The fake takes all thirty, never acknowledges, and answers the first timeout's
+        // HELLO with "received up to 10": exactly 11…30 go again. The next timeout's WELCOME
+        // says it has everything, and then nothing more goes.
+        try await within(.seconds(20), "11…30 resent, then a WELCOME for all") {
+            while fake.state.withLock({ state in
+                state.hellosAfterData < 2 || (UInt64(11)...30).contains { (state.attempts[$0]?.count ?? 0) < 2 }
+            }) { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        try await Task.sleep(for: .milliseconds(500))  // five of the longest timeouts: nothing more
+        let attempts = fake.state.withLock { $0.attempts }
+        #expect((UInt64(1)...10).allSatisfy { attempts[$0] == [1] }, "\(attempts.sorted { $0.key < $1.key })")
+        #expect((UInt64(11)...30).allSatisfy { attempts[$0] == [1, 2] }, "\(attempts.sorted { $0.key < $1.key })")
+        #expect(try #require(sender.statistics(for: "r")).retransmitted == 20)
+        fake.stop()
+        try await receiverTask.value
+        await sender.shutdown(timeout: .zero)
+    }
+}
+
+/// A receiver that records every DATA record's attempts and never acknowledges. It answers
+/// HELLO with a WELCOME claiming everything it has seen, except that while `claim` is set
+/// it claims at most that much (as if the rest had been lost); the claim ends when the
+/// number after it is sent again.
+private final class SilentReceiver: Sendable {
+    struct State {
+        var highest: UInt64 = 0
+        var hellosAfterData = 0
+        var attempts: [UInt64: [UInt32]] = [:]
+        var claim: UInt64? = 10
+    }
+    let state = Mutex(State())
+    private let stopped = Mutex(false)
+
+    func stop() { stopped.withLock { $0 = true } }
+
+    func run(_ endpoint: String) async throws {
+        try await DedicatedThread.run(name: "silent-receiver") { [self] in
+            let context = try Context()
+            let router = try Socket(.router, context: context)
+            try router.bind(endpoint)
+            let poller = try Poller()
+            poller.register(router)
+            let decoder = WireDecoder(maxPayloadSize: 1 << 20)
+            while !stopped.withLock({ $0 }) {
+                _ = try poller.poll(timeout: .milliseconds(20))
+                while let message = try router.tryReceive() {
+                    guard let frame = try? decoder.decode(message.frames[1]) else { continue }
+                    switch frame {
+                    case .hello(let hello):
+                        let received = state.withLock { state in
+                            if state.highest > 0 { state.hellosAfterData += 1 }
+                            return max(min(state.claim ?? .max, state.highest), hello.firstUnacknowledged - 1)
+                        }
+                        let welcome = WireFrame.welcome(.init(stream: hello.stream, processedUpTo: hello.firstUnacknowledged - 1,
+                                                              receivedUpTo: received))
+                        _ = try router.trySend([message.frames[0], WireEncoder.encode(welcome)])
+                    case .data(let batch):
+                        state.withLock { state in
+                            for record in batch.records {
+                                state.attempts[record.sequence, default: []].append(record.attempt)
+                                // The claim ends with the first resend of what it left out.
+                                if let claim = state.claim, record.sequence == claim + 1, record.attempt > 1 { state.claim = nil }
+                                state.highest = max(state.highest, record.sequence)
+                            }
+                        }
+                    default: break
+                    }
+                }
+            }
+        }
+    }
+}
