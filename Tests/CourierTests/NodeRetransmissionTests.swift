@@ -41,12 +41,9 @@ struct NodeRetransmissionTests {
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
         let fake = SilentReceiver()
+        fake.state.withLock { $0.claim = 10 }
         let receiverTask = Task { try await fake.run(endpoint) }
-        var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
-        settings.retransmission.initialTimeout = .milliseconds(50)
-        settings.retransmission.minimumTimeout = .milliseconds(20)
-        settings.retransmission.maximumTimeout = .milliseconds(100)
-        let sender = try await Node.start(settings)
+        let sender = try await Node.start(fastTimeouts(directory, endpoint))
         _ = try await sender.send(batch: (1...30).map { Array("m\($0)".utf8) }, to: "r")
 
         // The fake takes all thirty, never acknowledges, and answers the first timeout's
@@ -66,18 +63,57 @@ struct NodeRetransmissionTests {
         try await receiverTask.value
         await sender.shutdown(timeout: .zero)
     }
+
+    @Test("while a timeout's question is open nothing new goes, and a late second answer moves nothing back")
+    func nothingNewWhileAsking() async throws {
+        let directory = TemporaryDirectory("asking")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let fake = SilentReceiver()
+        fake.state.withLock { $0.welcomeDelay = .milliseconds(300) }
+        let receiverTask = Task { try await fake.run(endpoint) }
+        let sender = try await Node.start(fastTimeouts(directory, endpoint))
+        _ = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
+        try await within(.seconds(20), "a timeout's HELLO after the data") {
+            while fake.state.withLock({ $0.highest < 20 || $0.hellosAfterData < 1 }) { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        // Sent while the answer (received up to 20) is on its way: these go after it, once.
+        // More timeouts ask again meanwhile; their answers arrive late and say 20 too.
+        _ = try await sender.send(batch: (21...30).map { Array("m\($0)".utf8) }, to: "r")
+        try await within(.seconds(20), "21…30 arrive") {
+            while fake.state.withLock({ $0.highest < 30 }) { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        try await Task.sleep(for: .milliseconds(800))  // the late answers, and five of the longest timeouts
+        let attempts = fake.state.withLock { $0.attempts }
+        #expect((UInt64(1)...30).allSatisfy { attempts[$0] == [1] }, "\(attempts.sorted { $0.key < $1.key })")
+        #expect(try #require(sender.statistics(for: "r")).retransmitted == 0)
+        fake.stop()
+        try await receiverTask.value
+        await sender.shutdown(timeout: .zero)
+    }
+
+    private func fastTimeouts(_ directory: TemporaryDirectory, _ endpoint: String) -> NodeConfiguration {
+        var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
+        settings.retransmission.initialTimeout = .milliseconds(50)
+        settings.retransmission.minimumTimeout = .milliseconds(20)
+        settings.retransmission.maximumTimeout = .milliseconds(100)
+        return settings
+    }
 }
 
 /// A receiver that records every DATA record's attempts and never acknowledges. It answers
-/// HELLO with a WELCOME claiming everything it has seen, except that while `claim` is set
-/// it claims at most that much (as if the rest had been lost); the claim ends when the
-/// number after it is sent again.
+/// HELLO with a WELCOME claiming everything it has seen when the HELLO came, except that
+/// while `claim` is set it claims at most that much (as if the rest had been lost; the claim
+/// ends when the number after it is sent again), and answers a HELLO after data
+/// `welcomeDelay` late.
 private final class SilentReceiver: Sendable {
     struct State {
         var highest: UInt64 = 0
         var hellosAfterData = 0
         var attempts: [UInt64: [UInt32]] = [:]
-        var claim: UInt64? = 10
+        var claim: UInt64?
+        /// How long a WELCOME to a HELLO after data waits before it goes.
+        var welcomeDelay: Duration = .zero
     }
     let state = Mutex(State())
     private let stopped = Mutex(false)
@@ -92,19 +128,25 @@ private final class SilentReceiver: Sendable {
             let poller = try Poller()
             poller.register(router)
             let decoder = WireDecoder(maxPayloadSize: 1 << 20)
+            var replies: [(due: ContinuousClock.Instant, frames: [[UInt8]])] = []
             while !stopped.withLock({ $0 }) {
-                _ = try poller.poll(timeout: .milliseconds(20))
+                _ = try poller.poll(timeout: .milliseconds(5))
+                while let first = replies.first, first.due <= .now {
+                    _ = try router.trySend(Message(first.frames))
+                    replies.removeFirst()
+                }
                 while let message = try router.tryReceive() {
                     guard let frame = try? decoder.decode(message.frames[1]) else { continue }
                     switch frame {
                     case .hello(let hello):
-                        let received = state.withLock { state in
+                        let (received, delay) = state.withLock { state in
                             if state.highest > 0 { state.hellosAfterData += 1 }
-                            return max(min(state.claim ?? .max, state.highest), hello.firstUnacknowledged - 1)
+                            return (max(min(state.claim ?? .max, state.highest), hello.firstUnacknowledged - 1),
+                                    state.highest > 0 ? state.welcomeDelay : .zero)
                         }
                         let welcome = WireFrame.welcome(.init(stream: hello.stream, processedUpTo: hello.firstUnacknowledged - 1,
                                                               receivedUpTo: received))
-                        _ = try router.trySend([message.frames[0], WireEncoder.encode(welcome)])
+                        replies.append((.now + delay, [message.frames[0], WireEncoder.encode(welcome)]))
                     case .data(let batch):
                         state.withLock { state in
                             for record in batch.records {

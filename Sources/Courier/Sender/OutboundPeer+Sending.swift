@@ -8,7 +8,7 @@ extension OutboundPeer {
     /// into DATA frames. Stops early when the socket's queue is full.
     func pump(now: ContinuousClock.Instant) {
         sendHelloIfDue(now)
-        guard welcomed else { return }
+        guard welcomed, !awaitingWelcome else { return }
         let window = UInt64(max(1, core.configuration.inFlightWindow))
         while nextToSend <= durableUpTo {
             let limit = min(durableUpTo, processedUpTo + window)
@@ -126,7 +126,7 @@ extension OutboundPeer {
         guard let due = helloDue, now >= due else { return }
         let hello = WireFrame.hello(.init(stream: stream, firstUnacknowledged: processedUpTo + 1,
                                           nextSequence: max(log.nextSequenceNumber, processedUpTo + 1)))
-        _ = try? dealer.trySend([WireEncoder.encode(hello)])
+        if (try? dealer.trySend([WireEncoder.encode(hello)])) == true { hellosUnanswered += 1 }
         helloDue = now + rtt.jitteredTimeout(using: &random)
     }
 
@@ -135,12 +135,14 @@ extension OutboundPeer {
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         if welcomed, let due = retransmitDue, now >= due {
             if highestSent > receivedUpTo {
-                // Nothing said these numbers arrived. Ask before resending them: after a
-                // stall the receiver usually has them all (receivers acknowledge receipt
-                // within AckCoalescing.receiptDelay), and its WELCOME says from where to
-                // resume (handleWelcome), so only what is really missing goes again.
+                // Nothing said these numbers arrived. Ask before resending them, and send
+                // nothing new meanwhile: after a stall the receiver usually has them all
+                // (receivers acknowledge receipt within AckCoalescing.receiptDelay), and its
+                // WELCOME says from where to resume (handleWelcome), so only what is really
+                // missing goes again.
                 rtt.timedOut()
                 helloDue = now
+                awaitingWelcome = true
                 core.logger.debug("retransmission timeout", metadata: ["peer": "\(id)", "received-up-to": "\(receivedUpTo)", "rto": "\(rtt.timeout)"])
                 retransmitDue = now + rtt.jitteredTimeout(using: &random)
             } else {

@@ -22,6 +22,16 @@ final class OutboundPeer {
     // Connection state.
     var welcomed = false
     var helloDue: ContinuousClock.Instant? = .now
+    /// A retransmission timeout asked where the receiver stands: no DATA goes until its
+    /// WELCOME answers, so that the answer covers everything sent and only what it lacks
+    /// goes again.
+    var awaitingWelcome = false
+    /// HELLOs sent since the last WELCOME taken as an answer, and WELCOMEs still to come for
+    /// HELLOs sent before that answer (late: they predate DATA sent since, so they only move
+    /// marks forward). A lost or coalesced answer leaves the count too high, which costs one
+    /// more timeout's question, never a wrong resend.
+    var hellosUnanswered = 0
+    var lateWelcomes = 0
     var connectedSince = ContinuousClock.now
 
     // Stream state.
@@ -110,11 +120,13 @@ final class OutboundPeer {
         case .handshakeSucceeded:
             welcomed = false
             helloDue = .now
+            (hellosUnanswered, lateWelcomes) = (0, 0)
         case .disconnected:
             if welcomed { core.emit(.peerDisconnected(peer: id)) }
             if welcomed || statistics.connected { connectedSince = .now }
             welcomed = false
             helloDue = .now
+            (hellosUnanswered, lateWelcomes) = (0, 0)
         case .handshakeFailedAuth, .handshakeFailedProtocol, .handshakeFailedNoDetail:
             core.logger.warning("handshake with peer failed", metadata: ["peer": "\(id)", "event": "\(event)"])
         default:
@@ -149,8 +161,25 @@ final class OutboundPeer {
             core.refused(from: id, reason: "welcome claims numbers never sent", label: "impossible_ack")
             return
         }
-        // The receiver may have restarted: what it holds is exactly what it says now.
-        receivedUpTo = max(welcome.receivedUpTo, welcome.processedUpTo)
+        let holds = max(welcome.receivedUpTo, welcome.processedUpTo)
+        if lateWelcomes > 0 || (welcomed && !awaitingWelcome) {
+            // A late answer to a HELLO sent before the answer taken: it may predate DATA
+            // sent since, so it only moves marks forward.
+            lateWelcomes = max(0, lateWelcomes - 1)
+            if holds > receivedUpTo {
+                rtt.progressed()
+                receivedUpTo = holds
+                retransmitDue = highestSent > receivedUpTo ? .now + rtt.jitteredTimeout(using: &random) : nil
+                nextToSend = max(nextToSend, receivedUpTo + 1)
+            }
+            advanceProcessed(to: welcome.processedUpTo, ranges: [])
+            return
+        }
+        // A new connection (the receiver may have restarted) or the answer to a timeout's
+        // HELLO: what the receiver holds is exactly what it says now.
+        lateWelcomes = max(0, hellosUnanswered - 1)
+        hellosUnanswered = 0
+        receivedUpTo = holds
         ledger.forgetSendTimes()
         advanceProcessed(to: welcome.processedUpTo, ranges: [])
         nextToSend = max(receivedUpTo, processedUpTo) + 1
@@ -162,6 +191,7 @@ final class OutboundPeer {
             core.logger.info("peer connected", metadata: ["peer": "\(id)", "resume-at": "\(nextToSend)"])
         }
         helloDue = nil
+        awaitingWelcome = false
         retransmitDue = nil
     }
 
