@@ -139,16 +139,24 @@ struct SpareSegmentTests {
         #expect(log.status.nextSequenceNumber > next)
     }
 
-    @Test("unused spares are deleted after their lifetime")
+    @Test("unused spares are deleted after their lifetime; the inspector's status counts them meanwhile")
     func sparesExpire() async throws {
         let temp = TemporaryDirectory("spare-expiry")
         let data = temp.sub("data")
-        let directory = try DataDirectory(path: data, configuration: spareConfiguration(lifetime: .milliseconds(200)))
+        let directory = try DataDirectory(path: data, configuration: spareConfiguration(lifetime: .seconds(2)))
         defer { directory.close() }
         let log = try await directory.outboundLog(for: "peer")
         try await fillAndAcknowledge(log, data: data)
+        let spares = try spareFiles(data)
+        let status = try SpoolInspector(path: data).status(peer: "peer")
+        #expect(status.spareFileCount == spares.count)
+        #expect(status.spareBytes == Int64(try spares.map { try readFile($0).count }.reduce(0, +)))
+        #expect(status.spareBytes > 0 && status.pendingCount == 100)
+
         #expect(await eventually { (try? spareFiles(data).count) == 0 })
         #expect(try allPending(log).count == 100)
+        let after = try SpoolInspector(path: data).status(peer: "peer")
+        #expect(after.spareFileCount == 0 && after.spareBytes == 0)
     }
 
     @Test("at open, spares of another stream, or beyond spareSegments, are deleted")

@@ -19,7 +19,7 @@ struct StatusTests {
             PeerSpoolStatus(
                 peer: "warehouse-eu", directory: FilePath("/data/p/outbound/~warehouse-eu"), streamID: 0xF00D, nextSequenceNumber: 250_001,
                 acknowledgedUpTo: 250_000, pendingCount: 0, pendingBytes: 0, oldestPendingEnqueuedAt: nil,
-                segmentCount: 1, deadLetterCount: 0,
+                segmentCount: 1, spareFileCount: 2, spareBytes: 16 << 20, deadLetterCount: 0,
                 quarantinedFiles: [FilePath("/data/p/outbound/~warehouse-eu/quarantine/seg-00000000000000000001.log.at-4096.quarantined")]
             ),
         ],
@@ -37,9 +37,9 @@ struct StatusTests {
             Lock: held by pid 4242 (a node is running)
 
             Outbound (pending = appended, not yet acknowledged)
-            PEER          STREAM            NEXT SEQ  ACKED UP TO  PENDING  PENDING SIZE  OLDEST PENDING  DEAD LETTERS  QUARANTINED
-            C             1a2b3c4d5e6f7081      1003            0     1002      78.3 KiB          3m 12s             1            0
-            warehouse-eu  f00d                250001       250000        0           0 B               -             0            1
+            PEER          STREAM            NEXT SEQ  ACKED UP TO  PENDING  PENDING SIZE  OLDEST PENDING   SPARE FILES  DEAD LETTERS  QUARANTINED
+            C             1a2b3c4d5e6f7081      1003            0     1002      78.3 KiB          3m 12s             0             1            0
+            warehouse-eu  f00d                250001       250000        0           0 B               -  2 (16.0 MiB)             0            1
               quarantined (peer warehouse-eu): /data/p/outbound/~warehouse-eu/quarantine/seg-00000000000000000001.log.at-4096.quarantined
 
             Inbound (deduplication state per sender and stream)
@@ -67,7 +67,7 @@ struct StatusTests {
     func goldenJSON() {
         let report = StatusReport(dataDirectory: "/data/p", status: Self.sample, lock: .held(pid: 4242), now: fixedNow)
         let peers = report.json().rendered(pretty: false)
-        #expect(peers == #"{"data_directory":"/data/p","lock":{"held":true,"pid":4242},"peers":[{"peer":"C","stream":"1a2b3c4d5e6f7081","next_seq":1003,"acknowledged_up_to":0,"pending":1002,"pending_bytes":80160,"oldest_pending_enqueued_at":"2025-03-01T11:56:48.000Z","oldest_pending_age_seconds":192.0,"segments":1,"dead_letters":1,"quarantined_files":[]},{"peer":"warehouse-eu","stream":"f00d","next_seq":250001,"acknowledged_up_to":250000,"pending":0,"pending_bytes":0,"oldest_pending_enqueued_at":null,"oldest_pending_age_seconds":null,"segments":1,"dead_letters":0,"quarantined_files":["/data/p/outbound/~warehouse-eu/quarantine/seg-00000000000000000001.log.at-4096.quarantined"]}],"inbound":[{"sender":"C","stream":"beef","processed_up_to":41,"out_of_order":2,"reserved_up_to":50,"reservation_ceiling":50,"last_activity":"2025-03-01T09:00:00.000Z"}]}"#)
+        #expect(peers == #"{"data_directory":"/data/p","lock":{"held":true,"pid":4242},"peers":[{"peer":"C","stream":"1a2b3c4d5e6f7081","next_seq":1003,"acknowledged_up_to":0,"pending":1002,"pending_bytes":80160,"oldest_pending_enqueued_at":"2025-03-01T11:56:48.000Z","oldest_pending_age_seconds":192.0,"segments":1,"spare_files":0,"spare_bytes":0,"dead_letters":1,"quarantined_files":[]},{"peer":"warehouse-eu","stream":"f00d","next_seq":250001,"acknowledged_up_to":250000,"pending":0,"pending_bytes":0,"oldest_pending_enqueued_at":null,"oldest_pending_age_seconds":null,"segments":1,"spare_files":2,"spare_bytes":16777216,"dead_letters":0,"quarantined_files":["/data/p/outbound/~warehouse-eu/quarantine/seg-00000000000000000001.log.at-4096.quarantined"]}],"inbound":[{"sender":"C","stream":"beef","processed_up_to":41,"out_of_order":2,"reserved_up_to":50,"reservation_ceiling":50,"last_activity":"2025-03-01T09:00:00.000Z"}]}"#)
     }
 
     @Test("a real directory: pending, acknowledged, dead letters and inbound state, as a table and as JSON")

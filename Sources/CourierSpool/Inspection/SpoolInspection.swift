@@ -21,6 +21,12 @@ public struct PeerSpoolStatus: Sendable, Hashable {
     public var oldestPendingEnqueuedAt: Int64?
     /// Segment files.
     public var segmentCount: Int
+    /// Spare segment files: acknowledged segments kept for reuse at the next roll (up to
+    /// ``SpoolConfiguration/spareSegments``), deleted after 10 seconds unused
+    /// (docs/SPOOL-FORMAT.md, "Spare segments"). They hold no pending record.
+    public var spareFileCount: Int = 0
+    /// Bytes the spare files take.
+    public var spareBytes: Int64 = 0
     /// Dead letters held.
     public var deadLetterCount: Int
     /// Files in the peer's `quarantine/` directory.

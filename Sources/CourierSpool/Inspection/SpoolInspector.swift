@@ -67,6 +67,10 @@ public struct SpoolInspector: Sendable {
             status.segmentCount += 1
         }
         status.deadLetterCount = try deadLetters(peer: peer).count
+        for name in try FileOps.list(directory) where SparePool.isSpare(fileName: name) {
+            status.spareFileCount += 1
+            status.spareBytes += fileSize(directory.appending(name))
+        }
         return status
     }
 

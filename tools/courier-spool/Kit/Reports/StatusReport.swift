@@ -21,13 +21,14 @@ struct StatusReport {
             var table = Table([
                 ("PEER", .left), ("STREAM", .left), ("NEXT SEQ", .right), ("ACKED UP TO", .right),
                 ("PENDING", .right), ("PENDING SIZE", .right), ("OLDEST PENDING", .right),
-                ("DEAD LETTERS", .right), ("QUARANTINED", .right),
+                ("SPARE FILES", .right), ("DEAD LETTERS", .right), ("QUARANTINED", .right),
             ])
             for peer in status.peers {
                 table.add([
                     peer.peer, peer.streamID.map(hex) ?? "unknown", String(peer.nextSequenceNumber),
                     String(peer.acknowledgedUpTo), String(peer.pendingCount), Units.bytes(peer.pendingBytes),
                     peer.oldestPendingEnqueuedAt.map { Units.age(nanoseconds: now - $0) } ?? "-",
+                    peer.spareFileCount == 0 ? "0" : "\(peer.spareFileCount) (\(Units.bytes(peer.spareBytes)))",
                     String(peer.deadLetterCount), String(peer.quarantinedFiles.count),
                 ])
             }
@@ -94,6 +95,8 @@ struct StatusReport {
             ("oldest_pending_enqueued_at", peer.oldestPendingEnqueuedAt.map { .string(Units.iso8601(nanoseconds: $0)) } ?? .null),
             ("oldest_pending_age_seconds", peer.oldestPendingEnqueuedAt.map { .double(Units.seconds(nanoseconds: max(0, now - $0))) } ?? .null),
             ("segments", .int(peer.segmentCount)),
+            ("spare_files", .int(peer.spareFileCount)),
+            ("spare_bytes", .int(peer.spareBytes)),
             ("dead_letters", .int(peer.deadLetterCount)),
             ("quarantined_files", .array(peer.quarantinedFiles.map { .string($0.string) })),
         ])
