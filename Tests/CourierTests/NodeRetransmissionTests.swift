@@ -92,6 +92,75 @@ struct NodeRetransmissionTests {
         await sender.shutdown(timeout: .zero)
     }
 
+    @Test("an older receiver that answers many HELLOs with one WELCOME does not slow later questions")
+    func coalescedAnswersDoNotSlowLaterQuestions() async throws {
+        let directory = TemporaryDirectory("coalesced")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let fake = SilentReceiver()
+        // The first contact's answer takes 600 ms and answers every HELLO sent meanwhile
+        // (about a dozen, one per 50 ms timeout) at once.
+        fake.state.withLock { $0.firstAnswerAfter = .milliseconds(600) }
+        let receiverTask = Task { try await fake.run(endpoint) }
+        var settings = fastTimeouts(directory, endpoint)
+        settings.retransmission.minimumTimeout = .milliseconds(50)
+        settings.retransmission.maximumTimeout = .milliseconds(200)
+        let sender = try await Node.start(settings)
+        for batch in 0..<3 {
+            let first = UInt64(batch * 10 + 1)
+            let hellosBefore = fake.state.withLock { $0.hellosAfterData }
+            _ = try await sender.send(batch: (first...first + 9).map { Array("m\($0)".utf8) }, to: "r")
+            // The fake never acknowledges: a timeout asks, the WELCOME says it has all.
+            try await within(.seconds(20), "batch \(batch) asked about") {
+                while fake.state.withLock({ $0.highest < first + 9 || $0.hellosAfterData == hellosBefore }) {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(600))  // three of the longest timeouts: no more questions
+            let hellos = fake.state.withLock { $0.hellosAfterData } - hellosBefore
+            #expect(hellos <= 2, "batch \(batch): \(hellos) HELLOs for one question")
+        }
+        #expect(fake.state.withLock { $0.attempts.values.allSatisfy { $0 == [1] } })
+        fake.stop()
+        try await receiverTask.value
+        await sender.shutdown(timeout: .zero)
+    }
+
+    @Test("a receiver answers every HELLO, also those that came while it made the stream durable")
+    func everyHelloAnswered() async throws {
+        let directory = TemporaryDirectory("every-hello")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        let welcomes = try await DedicatedThread.run(name: "hello-sender") {
+            let context = try Context()
+            let dealer = try Socket(.dealer, context: context)
+            try dealer.set(.routingID, Array("s".utf8))
+            try dealer.connect(endpoint)
+            let hello = WireEncoder.encode(.hello(.init(stream: 77, firstUnacknowledged: 1, nextSequence: 1)))
+            // Five at once: the first starts the stream's durable record, the rest arrive
+            // before it is done.
+            for _ in 0..<5 { try dealer.send(Message([hello])) }
+            let poller = try Poller()
+            poller.register(dealer)
+            var count = 0
+            let deadline = ContinuousClock.now + .seconds(10)
+            // Every answer, and then half a second in which no more come.
+            var quietUntil = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < min(deadline, quietUntil) {
+                _ = try poller.poll(timeout: .milliseconds(20))
+                while let message = try dealer.tryReceive() {
+                    if case .welcome = try WireDecoder(maxPayloadSize: 1 << 20).decode(message.frames[0]) { count += 1 }
+                    if count == 5 { quietUntil = ContinuousClock.now + .milliseconds(500) }
+                }
+            }
+            dealer.close(linger: .discard)
+            return count
+        }
+        #expect(welcomes == 5)
+        await receiver.shutdown()
+    }
+
     private func fastTimeouts(_ directory: TemporaryDirectory, _ endpoint: String) -> NodeConfiguration {
         var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
         settings.retransmission.initialTimeout = .milliseconds(50)
@@ -104,8 +173,10 @@ struct NodeRetransmissionTests {
 /// A receiver that records every DATA record's attempts and never acknowledges. It answers
 /// HELLO with a WELCOME claiming everything it has seen when the HELLO came, except that
 /// while `claim` is set it claims at most that much (as if the rest had been lost; the claim
-/// ends when the number after it is sent again), and answers a HELLO after data
-/// `welcomeDelay` late.
+/// ends when the number after it is sent again), answers a HELLO after data
+/// `welcomeDelay` late, and with `firstAnswerAfter` answers all HELLOs before data once,
+/// that long after the first (as a receiver before this release did while it made a new
+/// stream durable).
 private final class SilentReceiver: Sendable {
     struct State {
         var highest: UInt64 = 0
@@ -114,6 +185,9 @@ private final class SilentReceiver: Sendable {
         var claim: UInt64?
         /// How long a WELCOME to a HELLO after data waits before it goes.
         var welcomeDelay: Duration = .zero
+        /// When set, HELLOs before any data get one WELCOME, this long after the first.
+        var firstAnswerAfter: Duration?
+        var firstAnswerScheduled = false
     }
     let state = Mutex(State())
     private let stopped = Mutex(false)
@@ -139,11 +213,18 @@ private final class SilentReceiver: Sendable {
                     guard let frame = try? decoder.decode(message.frames[1]) else { continue }
                     switch frame {
                     case .hello(let hello):
-                        let (received, delay) = state.withLock { state in
+                        let (received, delay, answer) = state.withLock { state in
                             if state.highest > 0 { state.hellosAfterData += 1 }
-                            return (max(min(state.claim ?? .max, state.highest), hello.firstUnacknowledged - 1),
-                                    state.highest > 0 ? state.welcomeDelay : .zero)
+                            var answer = true
+                            var delay = state.highest > 0 ? state.welcomeDelay : .zero
+                            if state.highest == 0, let after = state.firstAnswerAfter {
+                                answer = !state.firstAnswerScheduled
+                                state.firstAnswerScheduled = true
+                                delay = after
+                            }
+                            return (max(min(state.claim ?? .max, state.highest), hello.firstUnacknowledged - 1), delay, answer)
                         }
+                        guard answer else { continue }
                         let welcome = WireFrame.welcome(.init(stream: hello.stream, processedUpTo: hello.firstUnacknowledged - 1,
                                                               receivedUpTo: received))
                         replies.append((.now + delay, [message.frames[0], WireEncoder.encode(welcome)]))

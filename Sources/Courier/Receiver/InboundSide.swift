@@ -69,7 +69,7 @@ final class InboundSide {
         let mark = hello.firstUnacknowledged - 1
         if !stream.ready || stream.processedUpTo < mark {
             // Record the stream's start (or the sender's progress) durably before answering.
-            stream.welcomeOwed = true
+            stream.welcomesOwed += 1
             let mailbox = core.mailbox
             store.begin(sender: sender, streamID: hello.stream, processedUpTo: mark) { result in
                 switch result {
@@ -87,10 +87,9 @@ final class InboundSide {
     func streamReady(sender: String, stream id: UInt64) {
         guard let stream = streams[Key(sender: sender, stream: id)] else { return }
         stream.ready = true
-        if stream.welcomeOwed {
-            stream.welcomeOwed = false
-            send(stream.welcomeFrame(), to: sender)
-        }
+        let owed = stream.welcomesOwed
+        stream.welcomesOwed = 0
+        for _ in 0..<owed { send(stream.welcomeFrame(), to: sender) }
     }
 
     private func handleData(_ batch: WireFrame.DataBatch, from sender: String) {

@@ -29,8 +29,9 @@ final class InboundStream {
     let stream: UInt64
     /// Whether the store holds a record of this stream (WELCOME may be sent).
     var ready: Bool
-    /// A HELLO is waiting for the stream's record to be durable.
-    var welcomeOwed = false
+    /// HELLOs waiting for the stream's record to be durable: each gets its WELCOME (the
+    /// sender counts answers, docs/PROTOCOL.md "Sender behaviour").
+    var welcomesOwed = 0
 
     /// Durable: every number up to here is processed.
     @exclusivity(unchecked) private(set) var processedUpTo: UInt64

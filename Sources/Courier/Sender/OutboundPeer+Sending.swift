@@ -166,7 +166,7 @@ extension OutboundPeer {
             drainedGeneration = generation
             core.outcomes.drained(peer: id, generation: generation)
         }
-        return [retransmitDue, welcomed ? nil : helloDue].compactMap { $0 }.min()
+        return [retransmitDue, welcomed && !awaitingWelcome ? nil : helloDue].compactMap { $0 }.min()
     }
 
     /// Publishes changed counters (cheap; every turn of the loop).

@@ -28,8 +28,8 @@ final class OutboundPeer {
     var awaitingWelcome = false
     /// HELLOs sent since the last WELCOME taken as an answer, and WELCOMEs still to come for
     /// HELLOs sent before that answer (late: they predate DATA sent since, so they only move
-    /// marks forward). A lost or coalesced answer leaves the count too high, which costs one
-    /// more timeout's question, never a wrong resend.
+    /// marks forward). Each WELCOME taken as late also counts against the HELLOs sent since,
+    /// so a lost answer makes the count too high for one question at most.
     var hellosUnanswered = 0
     var lateWelcomes = 0
     var connectedSince = ContinuousClock.now
@@ -166,6 +166,7 @@ final class OutboundPeer {
             // A late answer to a HELLO sent before the answer taken: it may predate DATA
             // sent since, so it only moves marks forward.
             lateWelcomes = max(0, lateWelcomes - 1)
+            hellosUnanswered = max(0, hellosUnanswered - 1)
             if holds > receivedUpTo {
                 rtt.progressed()
                 receivedUpTo = holds
@@ -173,12 +174,19 @@ final class OutboundPeer {
                 nextToSend = max(nextToSend, receivedUpTo + 1)
             }
             advanceProcessed(to: welcome.processedUpTo, ranges: [])
+            if welcomed && awaitingWelcome && receivedUpTo >= highestSent {
+                // Whichever HELLO this answers, the receiver holds everything sent: the
+                // question is settled, with nothing to resend.
+                awaitingWelcome = false
+                helloDue = nil
+            }
             return
         }
         // A new connection (the receiver may have restarted) or the answer to a timeout's
         // HELLO: what the receiver holds is exactly what it says now.
         lateWelcomes = max(0, hellosUnanswered - 1)
         hellosUnanswered = 0
+        if welcomed { rtt.progressed() }  // the peer answers: end the timeouts' back-off
         receivedUpTo = holds
         ledger.forgetSendTimes()
         advanceProcessed(to: welcome.processedUpTo, ranges: [])
