@@ -26,7 +26,10 @@ public struct NodeConfiguration: Sendable {
     /// Most messages per peer sent but not yet processed by the receiver; also the most a
     /// receiver buffers per stream. The window must cover the round trip (send, deliver,
     /// acknowledge, record, acknowledge back) at the rate you want: throughput is at most
-    /// window ÷ round-trip time. Default: 8192.
+    /// window ÷ round-trip time. Give both sides the same window: a receiver drops numbers
+    /// beyond its own window, so a sender with a larger one sends them again after a
+    /// retransmission timeout, each time as a new attempt (counted against ``maxAttempts``).
+    /// Default: 8192.
     public var inFlightWindow: Int = 8192
     /// Most payload bytes per peer sent but not yet processed by the receiver (a message
     /// larger than this still goes, alone). Bounds what a receiver buffers for a stream
