@@ -12,34 +12,10 @@ struct NodeHostileInputTests {
         let directory = TemporaryDirectory("attempts")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let seen = Mutex<[UInt32]>([])
-        let stop = Mutex(false)
-        let fake = Task {
-            try await DedicatedThread.run(name: "fake-receiver") {
-                // Answers hellos, takes data, never acknowledges.
-                let context = try Context()
-                let router = try Socket(.router, context: context)
-                try router.bind(endpoint)
-                let poller = try Poller()
-                poller.register(router)
-                let decoder = WireDecoder(maxPayloadSize: 1 << 20)
-                while !stop.withLock({ $0 }) {
-                    _ = try poller.poll(timeout: .milliseconds(20))
-                    while let message = try router.tryReceive() {
-                        guard let frame = try? decoder.decode(message.frames[1]) else { continue }
-                        switch frame {
-                        case .hello(let hello):
-                            let welcome = WireFrame.welcome(.init(stream: hello.stream, processedUpTo: hello.firstUnacknowledged - 1,
-                                                                  receivedUpTo: hello.firstUnacknowledged - 1))
-                            _ = try router.trySend([message.frames[0], WireEncoder.encode(welcome)])
-                        case .data(let batch):
-                            seen.withLock { $0 += batch.records.filter { !$0.isTombstone }.map(\.attempt) }
-                        default: break
-                        }
-                    }
-                }
-            }
-        }
+        // Takes data, never acknowledges, and each WELCOME says nothing arrived.
+        let fake = SilentReceiver()
+        fake.state.withLock { $0.claim = 0; $0.claimForever = true }
+        let receiverTask = Task { try await fake.run(endpoint) }
         var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
         settings.maxAttempts = 3
         settings.retransmission.initialTimeout = .milliseconds(50)
@@ -49,10 +25,10 @@ struct NodeHostileInputTests {
         let receipt = try await sender.send(Array("into the void".utf8), to: "r")
         let outcome = try await within(.seconds(20), "dead-lettering") { try await receipt.outcome() }
         #expect(outcome == .deadLettered(reason: "no acknowledgement after 3 attempts"))
-        #expect(seen.withLock { $0 }.prefix(3) == [1, 2, 3])
+        #expect(fake.state.withLock { $0.attempts[1] ?? [] }.prefix(3) == [1, 2, 3])
         #expect(try #require(sender.statistics(for: "r")).deadLettered == 1)
-        stop.withLock { $0 = true }
-        try await fake.value
+        fake.stop()
+        try await receiverTask.value
         await sender.shutdown(timeout: .zero)
     }
 
