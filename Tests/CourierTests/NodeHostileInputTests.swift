@@ -16,6 +16,7 @@ struct NodeHostileInputTests {
         let fake = SilentReceiver()
         fake.state.withLock { $0.claim = 0; $0.claimForever = true }
         let receiverTask = Task { try await fake.run(endpoint) }
+        defer { fake.stop() }
         var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
         settings.maxAttempts = 3
         settings.retransmission.initialTimeout = .milliseconds(50)

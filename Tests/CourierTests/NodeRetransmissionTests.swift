@@ -35,6 +35,46 @@ struct NodeRetransmissionTests {
         await receiver.shutdown()
     }
 
+    @Test("a receiver acknowledges receipt of messages its application holds, without marking them processed")
+    func receiptAcknowledged() async throws {
+        let directory = TemporaryDirectory("receipt")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        let held = Task { await receive(3, from: receiver, handle: { _ in }) }  // never acknowledged
+        let ack = try await DedicatedThread.run(name: "raw-sender") { () throws -> WireFrame.Ack? in
+            let context = try Context()
+            let dealer = try Socket(.dealer, context: context)
+            defer { dealer.close(linger: .discard) }
+            try dealer.set(.routingID, Array("s".utf8))
+            try dealer.connect(endpoint)
+            let poller = try Poller()
+            poller.register(dealer)
+            let decoder = WireDecoder(maxPayloadSize: 1 << 20)
+            try dealer.send(Message([WireEncoder.encode(.hello(.init(stream: 5, firstUnacknowledged: 1, nextSequence: 4)))]))
+            var data = WireEncoder.data(stream: 5)
+            for sequence in UInt64(1)...3 {
+                data.appendRecord(sequence: sequence, attempt: 1, isTombstone: false, expiry: 0, payload: Array("held \(sequence)".utf8))
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                _ = try poller.poll(timeout: .milliseconds(20))
+                while let message = try dealer.tryReceive() {
+                    switch try decoder.decode(message.frames[0]) {
+                    case .welcome: try dealer.send(Message([data.finish()]))
+                    case .ack(let ack) where ack.receivedUpTo == 3: return ack
+                    default: break
+                    }
+                }
+            }
+            return nil
+        }
+        let received = try #require(ack, "no acknowledgement of receipt within 10 s")
+        #expect(received.processedUpTo == 0 && received.processedRanges.isEmpty)
+        #expect(try await within(.seconds(10), "hand-out") { await held.value }.map(\.sequence) == [1, 2, 3])
+        await receiver.shutdown(timeout: .zero)
+    }
+
     @Test("a retransmission timeout asks the receiver where it stands and resends only what it lacks")
     func timeoutResendsOnlyWhatIsMissing() async throws {
         let directory = TemporaryDirectory("probe")
@@ -43,6 +83,7 @@ struct NodeRetransmissionTests {
         let fake = SilentReceiver()
         fake.state.withLock { $0.claim = 10 }
         let receiverTask = Task { try await fake.run(endpoint) }
+        defer { fake.stop() }
         let sender = try await Node.start(fastTimeouts(directory, endpoint))
         _ = try await sender.send(batch: (1...30).map { Array("m\($0)".utf8) }, to: "r")
 
@@ -72,6 +113,7 @@ struct NodeRetransmissionTests {
         let fake = SilentReceiver()
         fake.state.withLock { $0.welcomeDelay = .milliseconds(300) }
         let receiverTask = Task { try await fake.run(endpoint) }
+        defer { fake.stop() }
         let sender = try await Node.start(fastTimeouts(directory, endpoint))
         _ = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
         try await within(.seconds(20), "a timeout's HELLO after the data") {
@@ -102,6 +144,7 @@ struct NodeRetransmissionTests {
         // (about a dozen, one per 50 ms timeout) at once.
         fake.state.withLock { $0.firstAnswerAfter = .milliseconds(600) }
         let receiverTask = Task { try await fake.run(endpoint) }
+        defer { fake.stop() }
         var settings = fastTimeouts(directory, endpoint)
         settings.retransmission.minimumTimeout = .milliseconds(50)
         settings.retransmission.maximumTimeout = .milliseconds(200)

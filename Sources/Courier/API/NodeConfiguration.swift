@@ -61,8 +61,10 @@ public struct NodeConfiguration: Sendable {
     public var defaultTimeToLive: Duration? = nil
     /// Transmissions of a message before it is dead-lettered; `nil`: no limit. A message the
     /// receiver holds (received, not yet finished by its application) is not sent again,
-    /// however long it takes, so only messages that did not arrive use up attempts.
-    /// Default: nil.
+    /// however long it takes. What is sent again after a timeout starts at the first number
+    /// the receiver lacks and includes everything sent after it, so a message the receiver
+    /// drops (larger than its ``maxMessageSize``, beyond its ``inFlightWindow``) uses up
+    /// attempts of the messages behind it too. Default: nil.
     public var maxAttempts: Int? = nil
     /// ZeroMQ connection heartbeats. Default: see ``HeartbeatConfiguration``.
     public var heartbeat = HeartbeatConfiguration()
@@ -107,7 +109,9 @@ public struct PeerConfiguration: Sendable, Hashable {
 
 /// Retransmission timing (RFC 6298 style, with exponential back-off and jitter). When the
 /// timeout passes with messages sent that the receiver has not reported as received, the
-/// sender asks the receiver where it stands (HELLO) and resends what its answer lacks.
+/// sender asks the receiver where it stands (HELLO), sends nothing until the answer comes
+/// (asking again at each timeout, with back-off up to ``maximumTimeout``), and then resends
+/// from the first number the answer lacks.
 public struct RetransmissionPolicy: Sendable, Hashable {
     /// The timeout before any round trip has been measured. Default: 500 ms.
     public var initialTimeout: Duration = .milliseconds(500)
@@ -139,9 +143,10 @@ public struct AckCoalescing: Sendable, Hashable {
     public var count: Int = 128
     /// Messages received but not yet finished by the application (a slow consumer, a
     /// stalled store) are acknowledged as *received* at most this long after they arrive,
-    /// so that the sender does not take them for lost and send them again; only the
-    /// processed mark completes them. Keep it well below the sender's
-    /// ``RetransmissionPolicy/minimumTimeout``. Default: 10 ms.
+    /// so that the sender's retransmission timer does not run out on them (which costs a
+    /// question and a pause in sending; older senders resend everything in flight); only
+    /// the processed mark completes them. Keep it well below
+    /// the sender's ``RetransmissionPolicy/minimumTimeout``. Default: 10 ms.
     public var receiptDelay: Duration = .milliseconds(10)
 
     public init() {}

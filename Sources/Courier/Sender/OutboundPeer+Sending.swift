@@ -126,8 +126,11 @@ extension OutboundPeer {
         guard let due = helloDue, now >= due else { return }
         let hello = WireFrame.hello(.init(stream: stream, firstUnacknowledged: processedUpTo + 1,
                                           nextSequence: max(log.nextSequenceNumber, processedUpTo + 1)))
-        if (try? dealer.trySend([WireEncoder.encode(hello)])) == true { hellosUnanswered += 1 }
-        helloDue = now + rtt.jitteredTimeout(using: &random)
+        let sent = (try? dealer.trySend([WireEncoder.encode(hello)])) == true
+        if sent { hellosUnanswered += 1 }
+        // Until a connection's first WELCOME, HELLO repeats on its own timer; after that the
+        // next retransmission timeout asks again, once per timeout.
+        helloDue = sent && welcomed ? nil : now + rtt.jitteredTimeout(using: &random)
     }
 
     /// Timers: retransmission, lazy spool acknowledgement, drained waiters, statistics.

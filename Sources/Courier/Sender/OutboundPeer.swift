@@ -182,12 +182,13 @@ final class OutboundPeer {
             }
             return
         }
-        // A new connection (the receiver may have restarted) or the answer to a timeout's
-        // HELLO: what the receiver holds is exactly what it says now.
+        // A new connection (the receiver may have restarted: what it holds is exactly what
+        // it says now) or the answer to a timeout's HELLO (on one connection what a receiver
+        // holds only grows, so an answer taken for the wrong HELLO cannot move it back).
         lateWelcomes = max(0, hellosUnanswered - 1)
         hellosUnanswered = 0
         if welcomed { rtt.progressed() }  // the peer answers: end the timeouts' back-off
-        receivedUpTo = holds
+        receivedUpTo = welcomed ? max(receivedUpTo, holds) : holds
         ledger.forgetSendTimes()
         advanceProcessed(to: welcome.processedUpTo, ranges: [])
         nextToSend = max(receivedUpTo, processedUpTo) + 1
