@@ -167,12 +167,7 @@ final class OutboundPeer {
             // sent since, so it only moves marks forward.
             lateWelcomes = max(0, lateWelcomes - 1)
             hellosUnanswered = max(0, hellosUnanswered - 1)
-            if holds > receivedUpTo {
-                rtt.progressed()
-                receivedUpTo = holds
-                retransmitDue = highestSent > receivedUpTo ? .now + rtt.jitteredTimeout(using: &random) : nil
-                nextToSend = max(nextToSend, receivedUpTo + 1)
-            }
+            received(upTo: holds, now: .now, sampling: false)
             advanceProcessed(to: welcome.processedUpTo, ranges: [])
             if welcomed && awaitingWelcome && receivedUpTo >= highestSent {
                 // Whichever HELLO this answers, the receiver holds everything sent: the
@@ -211,19 +206,25 @@ final class OutboundPeer {
             core.refused(from: id, reason: "acknowledgement of numbers never sent", label: "impossible_ack")
             return
         }
-        let now = ContinuousClock.now
-        if ack.receivedUpTo > receivedUpTo {
-            // Karn's rule: sample only numbers sent once.
-            if let sentAt = ledger.firstSentAt(ack.receivedUpTo) {
+        received(upTo: ack.receivedUpTo, now: .now, sampling: true)
+        advanceProcessed(to: ack.processedUpTo, ranges: ack.processedRanges)
+    }
+
+    /// The receiver holds every number up to `mark` (an ACK, or a late WELCOME): the
+    /// retransmission timer restarts when that is news, and nothing up to it goes again.
+    /// `sampling`: the round trip to `mark` may be sampled (an ACK; Karn's rule still
+    /// samples only numbers sent once).
+    private func received(upTo mark: UInt64, now: ContinuousClock.Instant, sampling: Bool) {
+        if mark > receivedUpTo {
+            if sampling, let sentAt = ledger.firstSentAt(mark) {
                 rtt.sample(now - sentAt)
             } else {
                 rtt.progressed()
             }
-            receivedUpTo = ack.receivedUpTo
+            receivedUpTo = mark
             retransmitDue = highestSent > receivedUpTo ? now + rtt.jitteredTimeout(using: &random) : nil
         }
         nextToSend = max(nextToSend, receivedUpTo + 1)
-        advanceProcessed(to: ack.processedUpTo, ranges: ack.processedRanges)
     }
 
     private func handleOutcomes(_ outcomes: WireFrame.Outcomes) {
