@@ -13,9 +13,7 @@ struct NodeHostileInputTests {
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
         // Takes data, never acknowledges, and each WELCOME says nothing arrived.
-        let fake = SilentReceiver()
-        fake.state.withLock { $0.claim = 0; $0.claimForever = true }
-        let receiverTask = Task { try await fake.run(endpoint) }
+        let fake = SilentReceiver(at: endpoint) { $0.claim = 0; $0.claimForever = true }
         defer { fake.stop() }
         var settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [endpoint])])
         settings.maxAttempts = 3
@@ -28,8 +26,7 @@ struct NodeHostileInputTests {
         #expect(outcome == .deadLettered(reason: "no acknowledgement after 3 attempts"))
         #expect(fake.state.withLock { $0.attempts[1] ?? [] }.prefix(3) == [1, 2, 3])
         #expect(try #require(sender.statistics(for: "r")).deadLettered == 1)
-        fake.stop()
-        try await receiverTask.value
+        try await fake.finish()
         await sender.shutdown(timeout: .zero)
     }
 

@@ -43,31 +43,23 @@ struct NodeRetransmissionTests {
         let receiver = try await startReceiver(in: directory, listening: endpoint)
         let held = Task { await receive(3, from: receiver, handle: { _ in }) }  // never acknowledged
         let ack = try await DedicatedThread.run(name: "raw-sender") { () throws -> WireFrame.Ack? in
-            let context = try Context()
-            let dealer = try Socket(.dealer, context: context)
-            defer { dealer.close(linger: .discard) }
-            try dealer.set(.routingID, Array("s".utf8))
-            try dealer.connect(endpoint)
-            let poller = try Poller()
-            poller.register(dealer)
-            let decoder = WireDecoder(maxPayloadSize: 1 << 20)
-            try dealer.send(Message([WireEncoder.encode(.hello(.init(stream: 5, firstUnacknowledged: 1, nextSequence: 4)))]))
+            let raw = try RawSender(id: "s", connectingTo: endpoint)
+            defer { raw.close() }
+            try raw.send(WireEncoder.encode(.hello(.init(stream: 5, firstUnacknowledged: 1, nextSequence: 4))))
             var data = WireEncoder.data(stream: 5)
             for sequence in UInt64(1)...3 {
                 data.appendRecord(sequence: sequence, attempt: 1, isTombstone: false, expiry: 0, payload: Array("held \(sequence)".utf8))
             }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline {
-                _ = try poller.poll(timeout: .milliseconds(20))
-                while let message = try dealer.tryReceive() {
-                    switch try decoder.decode(message.frames[0]) {
-                    case .welcome: try dealer.send(Message([data.finish()]))
-                    case .ack(let ack) where ack.receivedUpTo == 3: return ack
-                    default: break
-                    }
+            var receipt: WireFrame.Ack?
+            _ = try raw.receive(for: .seconds(10)) { frame in
+                switch frame {
+                case .welcome: try raw.send(data.finish())
+                case .ack(let ack) where ack.receivedUpTo == 3: receipt = ack
+                default: break
                 }
+                return receipt != nil
             }
-            return nil
+            return receipt
         }
         let received = try #require(ack, "no acknowledgement of receipt within 10 s")
         #expect(received.processedUpTo == 0 && received.processedRanges.isEmpty)
@@ -80,9 +72,7 @@ struct NodeRetransmissionTests {
         let directory = TemporaryDirectory("probe")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let fake = SilentReceiver()
-        fake.state.withLock { $0.claim = 10 }
-        let receiverTask = Task { try await fake.run(endpoint) }
+        let fake = SilentReceiver(at: endpoint) { $0.claim = 10 }
         defer { fake.stop() }
         let sender = try await Node.start(fastTimeouts(directory, endpoint))
         _ = try await sender.send(batch: (1...30).map { Array("m\($0)".utf8) }, to: "r")
@@ -90,18 +80,15 @@ struct NodeRetransmissionTests {
         // The fake takes all thirty, never acknowledges, and answers the first timeout's
         // HELLO with "received up to 10": exactly 11…30 go again. The next timeout's WELCOME
         // says it has everything, and then nothing more goes.
-        try await within(.seconds(20), "11…30 resent, then a WELCOME for all") {
-            while fake.state.withLock({ state in
-                state.hellosAfterData < 2 || (UInt64(11)...30).contains { (state.attempts[$0]?.count ?? 0) < 2 }
-            }) { try await Task.sleep(for: .milliseconds(5)) }
+        try await fake.waitUntil("11…30 resent, then a WELCOME for all") { state in
+            state.hellosAfterData >= 2 && (UInt64(11)...30).allSatisfy { (state.attempts[$0]?.count ?? 0) >= 2 }
         }
         try await Task.sleep(for: .milliseconds(500))  // five of the longest timeouts: nothing more
         let attempts = fake.state.withLock { $0.attempts }
         #expect((UInt64(1)...10).allSatisfy { attempts[$0] == [1] }, "\(attempts.sorted { $0.key < $1.key })")
         #expect((UInt64(11)...30).allSatisfy { attempts[$0] == [1, 2] }, "\(attempts.sorted { $0.key < $1.key })")
         #expect(try #require(sender.statistics(for: "r")).retransmitted == 20)
-        fake.stop()
-        try await receiverTask.value
+        try await fake.finish()
         await sender.shutdown(timeout: .zero)
     }
 
@@ -110,27 +97,20 @@ struct NodeRetransmissionTests {
         let directory = TemporaryDirectory("asking")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let fake = SilentReceiver()
-        fake.state.withLock { $0.welcomeDelay = .milliseconds(300) }
-        let receiverTask = Task { try await fake.run(endpoint) }
+        let fake = SilentReceiver(at: endpoint) { $0.welcomeDelay = .milliseconds(300) }
         defer { fake.stop() }
         let sender = try await Node.start(fastTimeouts(directory, endpoint))
         _ = try await sender.send(batch: (1...20).map { Array("m\($0)".utf8) }, to: "r")
-        try await within(.seconds(20), "a timeout's HELLO after the data") {
-            while fake.state.withLock({ $0.highest < 20 || $0.hellosAfterData < 1 }) { try await Task.sleep(for: .milliseconds(5)) }
-        }
+        try await fake.waitUntil("a timeout's HELLO after the data") { $0.highest >= 20 && $0.hellosAfterData >= 1 }
         // Sent while the answer (received up to 20) is on its way: these go after it, once.
         // More timeouts ask again meanwhile; their answers arrive late and say 20 too.
         _ = try await sender.send(batch: (21...30).map { Array("m\($0)".utf8) }, to: "r")
-        try await within(.seconds(20), "21…30 arrive") {
-            while fake.state.withLock({ $0.highest < 30 }) { try await Task.sleep(for: .milliseconds(5)) }
-        }
+        try await fake.waitUntil("21…30 arrive") { $0.highest >= 30 }
         try await Task.sleep(for: .milliseconds(800))  // the late answers, and five of the longest timeouts
         let attempts = fake.state.withLock { $0.attempts }
         #expect((UInt64(1)...30).allSatisfy { attempts[$0] == [1] }, "\(attempts.sorted { $0.key < $1.key })")
         #expect(try #require(sender.statistics(for: "r")).retransmitted == 0)
-        fake.stop()
-        try await receiverTask.value
+        try await fake.finish()
         await sender.shutdown(timeout: .zero)
     }
 
@@ -139,11 +119,9 @@ struct NodeRetransmissionTests {
         let directory = TemporaryDirectory("coalesced")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
-        let fake = SilentReceiver()
         // The first contact's answer takes 600 ms and answers every HELLO sent meanwhile
         // (about a dozen, one per 50 ms timeout) at once.
-        fake.state.withLock { $0.firstAnswerAfter = .milliseconds(600) }
-        let receiverTask = Task { try await fake.run(endpoint) }
+        let fake = SilentReceiver(at: endpoint) { $0.firstAnswerAfter = .milliseconds(600) }
         defer { fake.stop() }
         var settings = fastTimeouts(directory, endpoint)
         settings.retransmission.minimumTimeout = .milliseconds(50)
@@ -154,18 +132,13 @@ struct NodeRetransmissionTests {
             let hellosBefore = fake.state.withLock { $0.hellosAfterData }
             _ = try await sender.send(batch: (first...first + 9).map { Array("m\($0)".utf8) }, to: "r")
             // The fake never acknowledges: a timeout asks, the WELCOME says it has all.
-            try await within(.seconds(20), "batch \(batch) asked about") {
-                while fake.state.withLock({ $0.highest < first + 9 || $0.hellosAfterData == hellosBefore }) {
-                    try await Task.sleep(for: .milliseconds(5))
-                }
-            }
+            try await fake.waitUntil("batch \(batch) asked about") { $0.highest >= first + 9 && $0.hellosAfterData > hellosBefore }
             try await Task.sleep(for: .milliseconds(600))  // three of the longest timeouts: no more questions
             let hellos = fake.state.withLock { $0.hellosAfterData } - hellosBefore
             #expect(hellos <= 2, "batch \(batch): \(hellos) HELLOs for one question")
         }
         #expect(fake.state.withLock { $0.attempts.values.allSatisfy { $0 == [1] } })
-        fake.stop()
-        try await receiverTask.value
+        try await fake.finish()
         await sender.shutdown(timeout: .zero)
     }
 
@@ -176,28 +149,20 @@ struct NodeRetransmissionTests {
         let endpoint = freeLoopbackEndpoint()
         let receiver = try await startReceiver(in: directory, listening: endpoint)
         let welcomes = try await DedicatedThread.run(name: "hello-sender") {
-            let context = try Context()
-            let dealer = try Socket(.dealer, context: context)
-            try dealer.set(.routingID, Array("s".utf8))
-            try dealer.connect(endpoint)
-            let hello = WireEncoder.encode(.hello(.init(stream: 77, firstUnacknowledged: 1, nextSequence: 1)))
+            let raw = try RawSender(id: "s", connectingTo: endpoint)
+            defer { raw.close() }
             // Five at once: the first starts the stream's durable record, the rest arrive
             // before it is done.
-            for _ in 0..<5 { try dealer.send(Message([hello])) }
-            let poller = try Poller()
-            poller.register(dealer)
+            let hello = WireEncoder.encode(.hello(.init(stream: 77, firstUnacknowledged: 1, nextSequence: 1)))
+            for _ in 0..<5 { try raw.send(hello) }
             var count = 0
-            let deadline = ContinuousClock.now + .seconds(10)
-            // Every answer, and then half a second in which no more come.
-            var quietUntil = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < min(deadline, quietUntil) {
-                _ = try poller.poll(timeout: .milliseconds(20))
-                while let message = try dealer.tryReceive() {
-                    if case .welcome = try WireDecoder(maxPayloadSize: 1 << 20).decode(message.frames[0]) { count += 1 }
-                    if count == 5 { quietUntil = ContinuousClock.now + .milliseconds(500) }
-                }
+            func countWelcomes(_ frame: WireFrame) -> Bool {
+                if case .welcome = frame { count += 1 }
+                return count == 5
             }
-            dealer.close(linger: .discard)
+            // Every answer, and then half a second in which no more come.
+            _ = try raw.receive(for: .seconds(10), countWelcomes)
+            _ = try raw.receive(for: .milliseconds(500)) { _ = countWelcomes($0); return false }
             return count
         }
         #expect(welcomes == 5)
