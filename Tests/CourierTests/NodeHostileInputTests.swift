@@ -88,4 +88,80 @@ struct NodeHostileInputTests {
         await sender.shutdown()
         await receiver.shutdown()
     }
+
+    @Test("sequence numbers at and beyond the protocol's limit: refused above 2^62, served at it, never a trap")
+    func boundarySequenceNumbers() async throws {
+        let directory = TemporaryDirectory("boundary")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        let sender = try await startSender(in: directory, to: endpoint)
+        let refused = Task {
+            var count = 0
+            for await event in receiver.events {
+                if case .hostileFrameDropped = event { count += 1 }
+                if count >= 3 { break }
+            }
+            return count
+        }
+        // mallory's stream 7 starts at the very top of the range; an honest sender's stream
+        // goes on beside it. Each DATA comes after a HELLO that put the stream's marks there.
+        let top = Wire.maxSequence
+        let collector = Task { await receive(51, from: receiver) }
+        _ = try await sender.send(batch: (1...25).map { Array("real \($0)".utf8) }, to: "r")
+        let welcomes = try await DedicatedThread.run(name: "mallory") {
+            let context = try Context()
+            let mallory = try Socket(.dealer, context: context)
+            try mallory.set(.routingID, Array("mallory".utf8))
+            try mallory.connect(endpoint)
+            func data(_ sequence: UInt64) -> [UInt8] {
+                var encoder = WireEncoder.data(stream: 7)
+                encoder.appendRecord(sequence: sequence, attempt: .max, isTombstone: false, expiry: 0, payload: Array("edge".utf8))
+                return encoder.finish()
+            }
+            let hostile: [[UInt8]] = [
+                // The frame that trapped the consumer: a HELLO near 2^64, then DATA.
+                seal(frameBody(kind: 1, fields: [u64(7), u64(.max - 1), u64(.max)])),
+                seal(frameBody(kind: 1, fields: [u64(7), u64(1 << 63), u64(1 << 63)])),
+                seal(frameBody(kind: 3, fields: [u64(7), u16(1), record(seq: .max)])),
+            ]
+            for frame in hostile { try mallory.send(Message([frame])) }
+            // Legal at the edge: the stream starts at 2^62; its first number is delivered.
+            try mallory.send(Message([WireEncoder.encode(.hello(.init(stream: 7, firstUnacknowledged: top, nextSequence: top)))]))
+            var answers: [WireFrame] = []
+            let decoder = WireDecoder(maxPayloadSize: 1 << 20)
+            let poller = try Poller()
+            poller.register(mallory)
+            let end = ContinuousClock.now + .seconds(10)
+            while answers.isEmpty, ContinuousClock.now < end {
+                _ = try poller.poll(timeout: .milliseconds(50))
+                while let message = try mallory.tryReceive() { answers.append(try decoder.decode(message.frames[0])) }
+            }
+            try mallory.send(Message([data(top)]))
+            mallory.close(linger: .upTo(.seconds(5)))
+            return answers
+        }
+        #expect(welcomes.first == .welcome(.init(stream: 7, processedUpTo: top - 1, receivedUpTo: top - 1)))
+        #expect(try await within(.seconds(20), "three refusals") { await refused.value } == 3)
+        _ = try await sender.send(batch: (26...50).map { Array("real \($0)".utf8) }, to: "r")
+        let received = try await within(.seconds(30), "all messages") { await collector.value }
+        let real = received.filter { $0.sender == "s" }
+        #expect(real.map { String(decoding: $0.payload, as: UTF8.self) } == (1...50).map { "real \($0)" })
+        let edge = received.filter { $0.sender == "mallory" }
+        #expect(edge.map(\.sequence) == [top])
+        #expect(edge.first?.attempt == Int(UInt32.max))
+        try await within(.seconds(10), "drain") { try await sender.waitUntilDelivered(to: "r") }
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
+
+    @Test("an in-flight window above 2^20 is refused at start")
+    func windowLimit() async throws {
+        let directory = TemporaryDirectory("window")
+        defer { directory.cleanup() }
+        var settings = configuration(id: "r", directory: directory.sub("r"))
+        settings.inFlightWindow = Wire.maxWindow + 1
+        let error = await #expect(throws: CourierError.self) { try await Node.start(settings) }
+        #expect(error?.code == .invalidConfiguration)
+    }
 }

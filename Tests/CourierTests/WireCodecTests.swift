@@ -98,6 +98,47 @@ struct WireCodecTests {
         if let expected { #expect(error == expected) }
     }
 
+    /// Numbers just above the protocol's limit, at 2^63 and at 2^64 − 1, in every field that
+    /// carries a sequence number or mark.
+    static let beyondLimit: [UInt64] = [Wire.maxSequence + 1, 1 << 63, .max]
+
+    @Test("every sequence number and mark above 2^62 is refused, in every frame kind", arguments: beyondLimit)
+    func marksBeyondTheLimit(value: UInt64) {
+        let bodies: [[UInt8]] = [
+            frameBody(kind: 1, fields: [u64(1), u64(1), u64(value)]),                 // hello next
+            frameBody(kind: 1, fields: [u64(1), u64(value), u64(value)]),             // hello first
+            frameBody(kind: 2, fields: [u64(1), u64(0), u64(value)]),                 // welcome received
+            frameBody(kind: 2, fields: [u64(1), u64(value), u64(value)]),             // welcome processed
+            frameBody(kind: 3, fields: [u64(1), u16(1), record(seq: value)]),         // data sequence
+            frameBody(kind: 3, fields: [u64(1), u16(2), record(seq: 1), record(seq: value)]),
+            frameBody(kind: 4, fields: [u64(1), u64(0), u64(value), u16(0)]),         // ack received
+            frameBody(kind: 4, fields: [u64(1), u64(value), u64(value), u16(0)]),     // ack processed
+            frameBody(kind: 4, fields: [u64(1), u64(1), u64(1), u16(1), u64(3), u64(value)]), // ack range
+            frameBody(kind: 4, fields: [u64(1), u64(1), u64(1), u16(1), u64(value), u64(value)]),
+            frameBody(kind: 5, fields: [u64(1), u16(1), u64(value), [1], u16(0)]),    // outcome sequence
+        ]
+        for (index, body) in bodies.enumerated() {
+            #expect(throws: WireError.self, "body \(index) with \(value)") { try decoder.decode(seal(body)) }
+        }
+    }
+
+    @Test("sequence numbers and marks at the edges of the allowed range decode", arguments: [0, 1, Wire.maxSequence - 1, Wire.maxSequence] as [UInt64])
+    func marksAtTheLimit(value: UInt64) throws {
+        let sequence = max(value, 1)
+        let frames: [WireFrame] = [
+            .hello(.init(stream: 1, firstUnacknowledged: sequence, nextSequence: sequence)),
+            .welcome(.init(stream: 1, processedUpTo: value, receivedUpTo: value)),
+            .data(.init(stream: 1, records: [.init(sequence: sequence, attempt: .max, isTombstone: false, expiry: .max, payload: [])])),
+            .ack(.init(stream: 1, processedUpTo: value, receivedUpTo: value, processedRanges: [])),
+            .outcomes(.init(stream: .max, entries: [.init(sequence: sequence, code: .rejected, reason: "")])),
+        ]
+        for frame in frames { #expect(try decoder.decode(WireEncoder.encode(frame)) == frame) }
+        if value + 2 <= Wire.maxSequence {
+            let ack = WireFrame.ack(.init(stream: 1, processedUpTo: value, receivedUpTo: value, processedRanges: [(value + 2)...Wire.maxSequence]))
+            #expect(try decoder.decode(WireEncoder.encode(ack)) == ack)
+        }
+    }
+
     @Test("random byte strings never decode and never trap")
     func randomFrames() {
         var generator = SeededGenerator(seed: 0xC0FFEE)

@@ -29,7 +29,7 @@ public struct NodeConfiguration: Sendable {
     /// window ÷ round-trip time. Give both sides the same window: a receiver drops numbers
     /// beyond its own window, so a sender with a larger one sends them again after a
     /// retransmission timeout, each time as a new attempt (counted against ``maxAttempts``).
-    /// Default: 8192.
+    /// At most 1,048,576 (2^20). Default: 8192.
     public var inFlightWindow: Int = 8192
     /// Most payload bytes per peer sent but not yet processed by the receiver (a message
     /// larger than this still goes, alone). Bounds what a receiver buffers for a stream

@@ -130,6 +130,9 @@ final class NodeCore: Sendable {
         guard configuration.inFlightWindow >= 1, configuration.inFlightBytes >= 1, configuration.maxMessageSize >= 1 else {
             throw CourierError(.invalidConfiguration, "inFlightWindow, inFlightBytes and maxMessageSize must be at least 1")
         }
+        guard configuration.inFlightWindow <= Wire.maxWindow else {
+            throw CourierError(.invalidConfiguration, "inFlightWindow \(configuration.inFlightWindow) is above the protocol's limit of \(Wire.maxWindow) messages; lower it")
+        }
     }
 
     static func validate(id: String, what: String) throws(CourierError) {

@@ -30,6 +30,7 @@ struct WireDecoder {
         case .hello:
             let first = try reader.u64()
             let next = try reader.u64()
+            try checkMark(next, "hello next sequence")
             guard first >= 1, next >= first else {
                 throw .invalidField("hello needs 1 ≤ first unacknowledged (\(first)) ≤ next sequence (\(next))")
             }
@@ -37,6 +38,7 @@ struct WireDecoder {
         case .welcome:
             let processed = try reader.u64()
             let received = try reader.u64()
+            try checkMark(received, "welcome received-up-to")
             guard received >= processed else {
                 throw .invalidField("welcome received-up-to \(received) below processed-up-to \(processed)")
             }
@@ -70,6 +72,7 @@ struct WireDecoder {
             let expiry = Int64(bitPattern: try reader.u64())
             let length = Int(try reader.u32())
             guard sequence > previous else { throw .invalidField("sequence \(sequence) not above \(previous)") }
+            try checkMark(sequence, "data sequence")
             guard attempt >= 1 else { throw .invalidField("attempt 0") }
             guard flags & ~Wire.tombstoneFlag == 0 else { throw .invalidField("unknown record flags \(flags)") }
             guard expiry >= 0 else { throw .invalidField("negative expiry") }
@@ -87,6 +90,7 @@ struct WireDecoder {
     private func decodeAck(stream: UInt64, _ reader: inout WireReader) throws(WireError) -> WireFrame.Ack {
         let processed = try reader.u64()
         let received = try reader.u64()
+        try checkMark(received, "ack received-up-to")
         guard received >= processed else {
             throw .invalidField("ack received-up-to \(received) below processed-up-to \(processed)")
         }
@@ -97,14 +101,14 @@ struct WireDecoder {
         ranges.reserveCapacity(count)
         // Each range must leave a gap after the cumulative mark or the previous range:
         // a number just above either would have been covered by it.
-        guard processed < UInt64.max - 2 else { throw .invalidField("processed-up-to \(processed)") }
         var gap = processed + 1
         for _ in 0..<count {
             let low = try reader.u64()
             let high = try reader.u64()
-            guard low > gap, high >= low, high < UInt64.max - 2 else {
+            guard low > gap, high >= low else {
                 throw .invalidField("selective range \(low)...\(high) out of order")
             }
+            try checkMark(high, "selective range end")
             ranges.append(low...high)
             gap = high + 1
         }
@@ -119,6 +123,7 @@ struct WireDecoder {
         for _ in 0..<count {
             let sequence = try reader.u64()
             guard sequence >= 1 else { throw .invalidField("outcome for sequence 0") }
+            try checkMark(sequence, "outcome sequence")
             let rawCode = try reader.u8()
             guard let code = WireFrame.OutcomeCode(rawValue: rawCode) else { throw .invalidField("outcome code \(rawCode)") }
             let length = Int(try reader.u16())
@@ -129,6 +134,12 @@ struct WireDecoder {
         }
         return .init(stream: stream, entries: entries)
     }
+}
+
+/// Refuses a sequence number or mark above ``Wire/maxSequence``, before any arithmetic
+/// touches it.
+private func checkMark(_ value: UInt64, _ what: String) throws(WireError) {
+    guard value <= Wire.maxSequence else { throw .invalidField("\(what) \(value) above the protocol's limit 2^62") }
 }
 
 /// A bounds-checked little-endian cursor over a received frame.

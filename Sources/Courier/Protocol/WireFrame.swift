@@ -104,4 +104,11 @@ enum Wire {
     /// The largest frame a receiver sends back (outcomes with long reasons).
     static let maxControlFrameSize = 2 << 20
     static let tombstoneFlag: UInt8 = 0x01
+    /// The highest sequence number, and the highest mark (processed-up-to, received-up-to,
+    /// first-unacknowledged, next sequence), a frame may carry: 2^62. A decoder refuses
+    /// anything above it, so that a mark plus a window (at most ``maxWindow``) never
+    /// overflows. At a billion messages a second a stream takes 146 years to reach it.
+    static let maxSequence: UInt64 = 1 << 62
+    /// The largest in-flight window a node may be configured with (2^20 messages).
+    static let maxWindow = 1 << 20
 }
