@@ -15,10 +15,13 @@ let zeroMQPkgConfig: String? = "libzmq"
 let package = Package(
     name: "Courier",
     platforms: [.macOS(.v15)],
+    // The public API: Courier (the reliable node) and ZeroMQ (the safe libzmq binding, useful
+    // on its own). CourierSpool is the node's storage and not API: its declarations are
+    // `package`, for the node, courier-spool and the tests.
     products: [
+        .library(name: "Courier", targets: ["Courier"]),
         .library(name: "ZeroMQ", targets: ["ZeroMQ"]),
         .executable(name: "zeromq-pingpong", targets: ["ZeroMQPingPong"]),
-        .library(name: "CourierSpool", targets: ["CourierSpool"]),
         .executable(name: "spool-bench", targets: ["SpoolBench"]),
         .executable(name: "courier-producer", targets: ["CourierProducer"]),
         .executable(name: "courier-consumer", targets: ["CourierConsumer"]),

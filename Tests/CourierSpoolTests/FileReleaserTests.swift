@@ -1,7 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 
 /// Deleted files are freed a slice at a time, and only when that is safe
 /// (docs/PERFORMANCE.md, "What limits each figure", item 9).

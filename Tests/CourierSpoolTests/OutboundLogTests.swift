@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import SystemPackage
 import Testing
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 
 @Suite("Outbound log")
 struct OutboundLogTests {

@@ -3,7 +3,7 @@ import InMemoryLogging
 import Logging
 import SystemPackage
 import Testing
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 
 /// The space of a wholly acknowledged active segment is given back (docs/RELIABILITY.md,
 /// finding 2; docs/SPOOL-FORMAT.md, "Acknowledged mark").

@@ -1,7 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 
 @Suite("Recovery")
 struct RecoveryTests {

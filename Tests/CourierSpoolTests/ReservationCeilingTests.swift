@@ -1,7 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 
 /// The reservation a receiver makes before each hand-out: written at once under a synced
 /// ceiling, exact after a process crash, raised to the ceiling after a reboot.

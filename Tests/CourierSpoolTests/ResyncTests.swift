@@ -2,7 +2,7 @@ import Foundation
 import SystemPackage
 import Testing
 import TestSupport
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 
 /// Recovery resynchronises after damage in the middle of a segment: only the damaged
 /// records are quarantined, every later valid record stays readable in order

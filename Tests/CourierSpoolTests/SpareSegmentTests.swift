@@ -1,7 +1,7 @@
 import Foundation
 import SystemPackage
 import Testing
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 
 /// Acknowledged segment files are kept as spares and reused (docs/SPOOL-FORMAT.md, "Spare
 /// segments"); the end marker and the page-boundary rule keep a reused file's stale bytes

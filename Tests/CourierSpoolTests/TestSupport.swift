@@ -3,7 +3,7 @@ import Logging
 import Synchronization
 import SystemPackage
 import Testing
-@testable @_spi(Testing) import CourierSpool
+@testable import CourierSpool
 @_exported import SpoolTestSupport
 
 /// Collects spool events for assertions.

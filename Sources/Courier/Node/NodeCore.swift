@@ -1,5 +1,5 @@
 import CoreMetrics
-@_spi(Testing) import CourierSpool
+import CourierSpool
 import Logging
 import Synchronization
 import SystemPackage

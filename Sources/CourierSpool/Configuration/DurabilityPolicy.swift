@@ -1,7 +1,7 @@
 /// When an append counts as durable (SPEC §4, "Durability policies").
 ///
 /// An open set: more policies may be added.
-public struct DurabilityPolicy: Sendable, Hashable, CustomStringConvertible {
+package struct DurabilityPolicy: Sendable, Hashable, CustomStringConvertible {
     enum Kind: Hashable {
         case groupCommit
         case interval(Duration)
@@ -12,19 +12,19 @@ public struct DurabilityPolicy: Sendable, Hashable, CustomStringConvertible {
 
     /// Every append completes only after an `fdatasync` that covers it; concurrent appends
     /// share one. Survives power loss. The default.
-    public static let groupCommit = DurabilityPolicy(kind: .groupCommit)
+    package static let groupCommit = DurabilityPolicy(kind: .groupCommit)
 
     /// Appends complete once written to the page cache; a background `fdatasync` runs every
     /// `period` while there is unsynced data. A power loss can lose up to `period` of appends.
-    public static func interval(_ period: Duration) -> DurabilityPolicy {
+    package static func interval(_ period: Duration) -> DurabilityPolicy {
         DurabilityPolicy(kind: .interval(period))
     }
 
     /// Appends complete once written to the page cache; never synced by the spool. Survives
     /// a process crash, not a power loss.
-    public static let none = DurabilityPolicy(kind: .none)
+    package static let none = DurabilityPolicy(kind: .none)
 
-    public var description: String {
+    package var description: String {
         switch kind {
         case .groupCommit: "groupCommit"
         case .interval(let period): "interval(\(period))"

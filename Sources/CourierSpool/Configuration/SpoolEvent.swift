@@ -1,8 +1,8 @@
-public import SystemPackage
+import SystemPackage
 
 /// Something the spool found that the application should know about, delivered to
 /// ``SpoolConfiguration/onEvent``.
-public enum SpoolEvent: Sendable, Hashable, CustomStringConvertible {
+package enum SpoolEvent: Sendable, Hashable, CustomStringConvertible {
     /// Damaged data was found (a checksum failure or an impossible header). It was not and
     /// will not be returned as a record. `quarantinedTo` names the file the damaged bytes
     /// were moved to, when they were moved.
@@ -11,7 +11,7 @@ public enum SpoolEvent: Sendable, Hashable, CustomStringConvertible {
     /// truncated on open. Nothing whose append had completed is lost by this.
     case tornTailTruncated(path: FilePath, offset: Int64, bytes: Int64)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .corruptionFound(let report): "corruption found: \(report)"
         case .tornTailTruncated(let path, let offset, let bytes): "torn tail truncated: \(bytes) bytes at offset \(offset) of \(path)"
@@ -20,24 +20,24 @@ public enum SpoolEvent: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Where damaged data was found and what was done with it.
-public struct CorruptionReport: Sendable, Hashable, CustomStringConvertible {
+package struct CorruptionReport: Sendable, Hashable, CustomStringConvertible {
     /// The peer (outbound logs, dead letters) or `nil` (inbound state).
-    public var peer: String?
+    package var peer: String?
     /// The damaged file.
-    public var path: FilePath
+    package var path: FilePath
     /// The byte offset in `path` where the damage starts.
-    public var offset: Int64
+    package var offset: Int64
     /// What was wrong.
-    public var reason: String
+    package var reason: String
     /// Where the damaged bytes were moved, if they were.
-    public var quarantinedTo: FilePath?
+    package var quarantinedTo: FilePath?
     /// How many bytes from `offset` were damaged, when known: for a damaged range in the
     /// middle of a segment, up to the next valid record (the records after it are kept);
     /// for damage with nothing valid after it, up to the end of the file.
-    public var length: Int64?
+    package var length: Int64?
 
     /// Creates a report.
-    public init(peer: String?, path: FilePath, offset: Int64, reason: String, quarantinedTo: FilePath?, length: Int64? = nil) {
+    package init(peer: String?, path: FilePath, offset: Int64, reason: String, quarantinedTo: FilePath?, length: Int64? = nil) {
         self.peer = peer
         self.path = path
         self.offset = offset
@@ -46,7 +46,7 @@ public struct CorruptionReport: Sendable, Hashable, CustomStringConvertible {
         self.length = length
     }
 
-    public var description: String {
+    package var description: String {
         "\(path) at byte \(offset): \(reason)" + (quarantinedTo.map { "; moved to \($0)" } ?? "")
     }
 }

@@ -1,18 +1,18 @@
 /// A record the sender gave up on, kept in the peer's dead-letter store.
-public struct DeadLetter: Sendable, Hashable {
+package struct DeadLetter: Sendable, Hashable {
     /// The dead letter's id in its store (increasing; never reused within the store).
-    public var id: UInt64
+    package var id: UInt64
     /// The record as it was in the log (its original sequence number, times and payload).
-    public var record: SpoolRecord
+    package var record: SpoolRecord
     /// The stream the record was sent on.
-    public var streamID: UInt64
+    package var streamID: UInt64
     /// Why it was given up on.
-    public var reason: DeadLetterReason
+    package var reason: DeadLetterReason
     /// When it was put here, in nanoseconds since the Unix epoch.
-    public var deadLetteredAt: Int64
+    package var deadLetteredAt: Int64
 
     /// Creates a dead letter.
-    public init(id: UInt64, record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, deadLetteredAt: Int64) {
+    package init(id: UInt64, record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, deadLetteredAt: Int64) {
         self.id = id
         self.record = record
         self.streamID = streamID

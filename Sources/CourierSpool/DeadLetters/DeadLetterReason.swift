@@ -1,16 +1,16 @@
 /// Why a record was given up on (SPEC §2, guarantee 5).
-public struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
+package struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
     /// The kind of outcome. An open set.
-    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+    package struct Kind: Hashable, Sendable, CustomStringConvertible {
         let code: UInt8
         /// The receiving application refused the message.
-        public static let rejected = Kind(code: 1)
+        package static let rejected = Kind(code: 1)
         /// The message's time-to-live passed before delivery.
-        public static let expired = Kind(code: 2)
+        package static let expired = Kind(code: 2)
         /// The message ran out of attempts.
-        public static let deadLettered = Kind(code: 3)
+        package static let deadLettered = Kind(code: 3)
 
-        public var description: String {
+        package var description: String {
             switch code {
             case 1: "rejected"
             case 2: "expired"
@@ -21,16 +21,16 @@ public struct DeadLetterReason: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The kind of outcome.
-    public var kind: Kind
+    package var kind: Kind
     /// The explanation given (empty for ``expired``).
-    public var text: String
+    package var text: String
 
     /// The receiving application refused the message, saying `reason`.
-    public static func rejected(_ reason: String) -> DeadLetterReason { DeadLetterReason(kind: .rejected, text: reason) }
+    package static func rejected(_ reason: String) -> DeadLetterReason { DeadLetterReason(kind: .rejected, text: reason) }
     /// The message's time-to-live passed before delivery.
-    public static let expired = DeadLetterReason(kind: .expired, text: "")
+    package static let expired = DeadLetterReason(kind: .expired, text: "")
     /// The message ran out of attempts (or was given up on for `reason`).
-    public static func deadLettered(_ reason: String) -> DeadLetterReason { DeadLetterReason(kind: .deadLettered, text: reason) }
+    package static func deadLettered(_ reason: String) -> DeadLetterReason { DeadLetterReason(kind: .deadLettered, text: reason) }
 
-    public var description: String { text.isEmpty ? kind.description : "\(kind)(\(text))" }
+    package var description: String { text.isEmpty ? kind.description : "\(kind)(\(text))" }
 }

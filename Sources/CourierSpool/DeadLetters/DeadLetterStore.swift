@@ -9,7 +9,7 @@ import CoreMetrics
 /// The synchronous methods do their file work (and `fdatasync`) on the calling thread:
 /// call them from a thread that may block. The `async` and completion forms run it on the
 /// peer log's own thread.
-public final class DeadLetterStore: Sendable {
+package final class DeadLetterStore: Sendable {
     private struct Location {
         var offset: Int64
         var length: Int
@@ -22,7 +22,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// The peer whose dead letters these are.
-    public let peer: String
+    package let peer: String
     private let state: Mutex<State>
     private let configuration: SpoolConfiguration
     private let log: Mutex<OutboundLogReference?> = Mutex(nil)
@@ -67,11 +67,11 @@ public final class DeadLetterStore: Sendable {
     private var owner: OutboundLog? { log.withLock { $0?.log } }
 
     /// How many dead letters the store holds. No I/O.
-    public var count: Int { state.withLock { $0.live.count } }
+    package var count: Int { state.withLock { $0.live.count } }
 
     /// Stores `record` as a dead letter, durably (written and synced), and returns it.
     @discardableResult
-    public func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) throws(SpoolError) -> DeadLetter {
+    package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) throws(SpoolError) -> DeadLetter {
         try state.withLock { state throws(SpoolError) -> DeadLetter in
             let letter = DeadLetter(id: state.nextID, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
             var writer = ByteWriter(capacity: 128 + record.payload.count)
@@ -88,20 +88,20 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// Stores a dead letter on the log's thread; `completion` runs there.
-    public func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, completion: @escaping @Sendable (Result<DeadLetter, SpoolError>) -> Void) {
+    package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, completion: @escaping @Sendable (Result<DeadLetter, SpoolError>) -> Void) {
         run(completion) { () throws(SpoolError) in try self.add(record, streamID: streamID, reason: reason) }
     }
 
     /// Stores a dead letter (the file work runs on the log's thread).
     @discardableResult
-    public func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) async throws(SpoolError) -> DeadLetter {
+    package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) async throws(SpoolError) -> DeadLetter {
         try await withCheckedContinuation { (c: CheckedContinuation<Result<DeadLetter, SpoolError>, Never>) in
             add(record, streamID: streamID, reason: reason) { c.resume(returning: $0) }
         }.get()
     }
 
     /// Every dead letter held, oldest first. Reads the file on the calling thread.
-    public func list() throws(SpoolError) -> [DeadLetter] {
+    package func list() throws(SpoolError) -> [DeadLetter] {
         try state.withLock { state throws(SpoolError) -> [DeadLetter] in
             var letters: [DeadLetter] = []
             for (id, location) in state.live.sorted(by: { $0.key < $1.key }) {
@@ -112,7 +112,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// Every dead letter held, oldest first (the file is read on the log's thread).
-    public func list() async throws(SpoolError) -> [DeadLetter] {
+    package func list() async throws(SpoolError) -> [DeadLetter] {
         try await withCheckedContinuation { (c: CheckedContinuation<Result<[DeadLetter], SpoolError>, Never>) in
             run({ c.resume(returning: $0) }) { () throws(SpoolError) in try self.list() }
         }.get()
@@ -122,7 +122,7 @@ public final class DeadLetterStore: Sendable {
     /// same payload, expiry, flags and attempt count), then removes it from the store.
     /// A crash between the two steps leaves it in both (requeued twice if requeued again),
     /// never in neither. Blocks the calling thread; never call it from a task.
-    public func requeue(_ id: UInt64) throws(SpoolError) -> UInt64 {
+    package func requeue(_ id: UInt64) throws(SpoolError) -> UInt64 {
         guard let log = owner else { throw SpoolError.closedError }
         let letter = try letter(id)
         let sequence = try log.appendAndWait(SpoolEntry(payload: letter.record.payload, expiresAt: letter.record.expiresAt, flags: letter.record.flags, attempt: letter.record.attempt))
@@ -131,7 +131,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// Requeues the dead letter `id` and returns its new sequence number.
-    public func requeue(_ id: UInt64) async throws(SpoolError) -> UInt64 {
+    package func requeue(_ id: UInt64) async throws(SpoolError) -> UInt64 {
         guard let log = owner else { throw SpoolError.closedError }
         let letter = try await withCheckedContinuation { (c: CheckedContinuation<Result<DeadLetter, SpoolError>, Never>) in
             run({ c.resume(returning: $0) }) { () throws(SpoolError) in try self.letter(id) }
@@ -144,7 +144,7 @@ public final class DeadLetterStore: Sendable {
     }
 
     /// Deletes the dead letter `id` (durably). Blocks the calling thread.
-    public func remove(_ id: UInt64) throws(SpoolError) {
+    package func remove(_ id: UInt64) throws(SpoolError) {
         try state.withLock { state throws(SpoolError) in
             guard state.live[id] != nil else {
                 throw SpoolError(code: .notFound, message: "no dead letter \(id) for peer \(peer)")

@@ -1,6 +1,6 @@
 import Logging
 import Synchronization
-public import SystemPackage
+import SystemPackage
 
 /// One node's data directory: its outbound logs (one per peer, each with its dead
 /// letters) and its inbound deduplication state, under an exclusive lock.
@@ -17,13 +17,13 @@ public import SystemPackage
 /// directory, in this process or another, fails at once with ``SpoolError/Code/locked``
 /// naming the holder's pid. For read-only inspection while a node runs, use
 /// ``SpoolInspector`` instead, which takes no lock.
-public final class DataDirectory: Sendable {
+package final class DataDirectory: Sendable {
     /// The directory.
-    public let path: FilePath
+    package let path: FilePath
     /// The configuration every log and the inbound store use.
-    public let configuration: SpoolConfiguration
+    package let configuration: SpoolConfiguration
     /// The inbound deduplication state.
-    public let inbound: InboundStore
+    package let inbound: InboundStore
 
     private let lock: DirectoryLock
     private let logs: Mutex<[String: OutboundLog]> = Mutex([:])
@@ -31,7 +31,7 @@ public final class DataDirectory: Sendable {
 
     /// Opens (creating if needed) and locks a data directory, recovering every outbound
     /// log in it. Blocking file I/O runs on the calling thread.
-    public init(path: FilePath, configuration: SpoolConfiguration = SpoolConfiguration()) throws(SpoolError) {
+    package init(path: FilePath, configuration: SpoolConfiguration = SpoolConfiguration()) throws(SpoolError) {
         guard configuration.maxRecordSize >= RecordFormat.headerSize + 1, configuration.maxRecordSize <= 256 << 20 else {
             throw SpoolError(code: .invalidArgument, message: "maxRecordSize must be between 41 bytes and 256 MiB")
         }
@@ -61,13 +61,13 @@ public final class DataDirectory: Sendable {
     }
 
     /// Opens a data directory with the file work on a spool thread, off the cooperative pool.
-    public static func open(path: FilePath, configuration: SpoolConfiguration = SpoolConfiguration()) async throws(SpoolError) -> DataDirectory {
+    package static func open(path: FilePath, configuration: SpoolConfiguration = SpoolConfiguration()) async throws(SpoolError) -> DataDirectory {
         try await offPool { () throws(SpoolError) in try DataDirectory(path: path, configuration: configuration) }
     }
 
     /// The outbound log for `peer`, opened (and recovered, or created with a new stream id)
     /// on first use. Blocking file I/O on first use runs on the calling thread.
-    public func outboundLog(for peer: String) throws(SpoolError) -> OutboundLog {
+    package func outboundLog(for peer: String) throws(SpoolError) -> OutboundLog {
         try PeerDirectoryName.validate(peer)
         if closed.withLock({ $0 }) { throw SpoolError.closedError }
         if let log = logs.withLock({ $0[peer] }) { return log }
@@ -93,13 +93,13 @@ public final class DataDirectory: Sendable {
     }
 
     /// The outbound log for `peer`, opened on a spool thread on first use.
-    public func outboundLog(for peer: String) async throws(SpoolError) -> OutboundLog {
+    package func outboundLog(for peer: String) async throws(SpoolError) -> OutboundLog {
         if let log = logs.withLock({ $0[peer] }) { return log }
         return try await Self.offPool { () throws(SpoolError) in try self.outboundLog(for: peer) }
     }
 
     /// The peers with an outbound log (open or on disk).
-    public func peers() throws(SpoolError) -> [String] {
+    package func peers() throws(SpoolError) -> [String] {
         let open = Set(logs.withLock { Array($0.keys) })
         return Array(open.union(try existingPeers())).sorted()
     }
@@ -126,7 +126,7 @@ public final class DataDirectory: Sendable {
     /// Closes every log and the inbound store (finishing queued work) and releases the
     /// lock. Blocks until done; idempotent. Logs obtained from this directory fail every
     /// call afterwards with ``SpoolError/Code/closed``.
-    public func close() {
+    package func close() {
         let wasClosed = closed.withLock { closed -> Bool in
             defer { closed = true }
             return closed

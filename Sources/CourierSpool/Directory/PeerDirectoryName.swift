@@ -7,11 +7,11 @@
 /// encoding exceeds 200 bytes are instead `#` + the hex of the id's bytes truncated to 120
 /// bytes + `-` + a 64-bit FNV-1a hash of the whole id; the full id is then kept in the
 /// directory's `peer-id` file (written for every peer).
-public enum PeerDirectoryName {
+package enum PeerDirectoryName {
     static let maxEncodedLength = 200
 
     /// Checks a peer id: 1 to 255 bytes of UTF-8.
-    public static func validate(_ peer: String) throws(SpoolError) {
+    package static func validate(_ peer: String) throws(SpoolError) {
         let count = peer.utf8.count
         guard count >= 1, count <= 255 else {
             throw SpoolError(code: .invalidArgument, message: "a peer id must be 1 to 255 bytes of UTF-8; got \(count) bytes")
@@ -19,7 +19,7 @@ public enum PeerDirectoryName {
     }
 
     /// The directory name for `peer`.
-    public static func encode(_ peer: String) -> String {
+    package static func encode(_ peer: String) -> String {
         var name = "~"
         for (index, byte) in peer.utf8.enumerated() {
             let plain = (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
@@ -43,7 +43,7 @@ public enum PeerDirectoryName {
 
     /// The peer id a `~` directory name encodes; `nil` for `#` names (read `peer-id`) and
     /// for names that are not peer directories.
-    public static func decode(_ name: String) -> String? {
+    package static func decode(_ name: String) -> String? {
         guard name.hasPrefix("~") else { return nil }
         var bytes: [UInt8] = []
         var iterator = name.utf8.dropFirst().makeIterator()

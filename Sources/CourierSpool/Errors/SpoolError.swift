@@ -1,64 +1,64 @@
-public import SystemPackage
+import SystemPackage
 
 /// An error from the spool: what went wrong, where, and what to do about it.
 ///
 /// Modelled on NIOFS's `FileSystemError`: a ``code`` to switch on, the `errno` and the
 /// failing system call when the operating system reported the problem, the file concerned,
 /// and a readable ``description`` that says what to do.
-public struct SpoolError: Error, Sendable, CustomStringConvertible {
+package struct SpoolError: Error, Sendable, CustomStringConvertible {
     /// The kind of failure. An open set: more codes may be added.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
         let name: String
         /// A file operation failed (see ``SpoolError/errno`` and ``SpoolError/systemCall``).
-        public static let io = Code(name: "io")
+        package static let io = Code(name: "io")
         /// The file system is full (`ENOSPC`) or over quota (`EDQUOT`). Nothing already
         /// durable was harmed; free space and append again.
-        public static let storageFull = Code(name: "storageFull")
+        package static let storageFull = Code(name: "storageFull")
         /// The per-peer limit (``SpoolConfiguration/maxPendingBytes`` or
         /// ``SpoolConfiguration/maxPendingMessages``) is reached and the configuration says
         /// to fail rather than wait.
-        public static let spoolFull = Code(name: "spoolFull")
+        package static let spoolFull = Code(name: "spoolFull")
         /// Another process (or another open in this process) holds the data directory lock.
         /// ``SpoolError/holderPID`` names it when the lock file says.
-        public static let locked = Code(name: "locked")
+        package static let locked = Code(name: "locked")
         /// Data on disk failed its checksum or had an impossible layout.
-        public static let corruption = Code(name: "corruption")
+        package static let corruption = Code(name: "corruption")
         /// The task awaiting an append was cancelled while the append was still queued;
         /// nothing was written.
-        public static let cancelled = Code(name: "cancelled")
+        package static let cancelled = Code(name: "cancelled")
         /// The spool was closed.
-        public static let closed = Code(name: "closed")
+        package static let closed = Code(name: "closed")
         /// An argument was out of range (an empty or over-long peer id, an acknowledgement
         /// beyond the last durable sequence number, …).
-        public static let invalidArgument = Code(name: "invalidArgument")
+        package static let invalidArgument = Code(name: "invalidArgument")
         /// A record is larger than ``SpoolConfiguration/maxRecordSize``, or larger than the
         /// per-peer limits could ever admit.
-        public static let recordTooLarge = Code(name: "recordTooLarge")
+        package static let recordTooLarge = Code(name: "recordTooLarge")
         /// The thing asked for does not exist (a peer directory, a dead letter, …).
-        public static let notFound = Code(name: "notFound")
+        package static let notFound = Code(name: "notFound")
         /// A file was written by a newer or unknown format version.
-        public static let unsupportedVersion = Code(name: "unsupportedVersion")
+        package static let unsupportedVersion = Code(name: "unsupportedVersion")
         /// Too many out-of-order processed numbers above an inbound stream's contiguous mark.
-        public static let tooManyOutOfOrder = Code(name: "tooManyOutOfOrder")
+        package static let tooManyOutOfOrder = Code(name: "tooManyOutOfOrder")
 
-        public var description: String { name }
+        package var description: String { name }
     }
 
     /// The kind of failure.
-    public var code: Code
+    package var code: Code
     /// What happened, in words, with the remedy where there is one.
-    public var message: String
+    package var message: String
     /// The file concerned, when there is one.
-    public var path: FilePath?
+    package var path: FilePath?
     /// The failing system call (`"write"`, `"fdatasync"`, `"flock"`, …), when there is one.
-    public var systemCall: String?
+    package var systemCall: String?
     /// The operating system's error, when there is one.
-    public var errno: Errno?
+    package var errno: Errno?
     /// For ``Code/locked``: the process id recorded by the current holder of the lock.
-    public var holderPID: Int32?
+    package var holderPID: Int32?
 
     /// Creates an error.
-    public init(
+    package init(
         code: Code,
         message: String,
         path: FilePath? = nil,
@@ -74,7 +74,7 @@ public struct SpoolError: Error, Sendable, CustomStringConvertible {
         self.holderPID = holderPID
     }
 
-    public var description: String {
+    package var description: String {
         var text = "SpoolError.\(code): \(message)"
         if let systemCall { text += " [\(systemCall)" + (errno.map { " failed: \($0) (errno \($0.rawValue))" } ?? "") + "]" }
         if let path { text += " (file: \(path))" }

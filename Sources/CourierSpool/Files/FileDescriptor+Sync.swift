@@ -5,13 +5,13 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-public import SystemPackage
+import SystemPackage
 
 extension FileDescriptor {
     /// Flushes the file's data (and the metadata needed to read it back, such as its size)
     /// to stable storage. The corresponding C function is `fdatasync` (`F_FULLFSYNC` on
     /// Darwin, where `fdatasync` is not a barrier).
-    public func datasync() throws(Errno) {
+    package func datasync() throws(Errno) {
         while true {
             #if canImport(Darwin)
             let result = fcntl(rawValue, F_FULLFSYNC)
@@ -26,7 +26,7 @@ extension FileDescriptor {
     }
 
     /// Flushes the file's data and all its metadata. The corresponding C function is `fsync`.
-    public func fullSync() throws(Errno) {
+    package func fullSync() throws(Errno) {
         while true {
             if fsync(rawValue) == 0 { return }
             let error = Errno(rawValue: errno)

@@ -20,7 +20,7 @@ extension InboundStore {
     ///
     /// - Returns: `true`: hand out now (`completion` is not called). `false`: hand out when
     ///   `completion` reports success.
-    public func reserveForHandOut(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) -> Bool {
+    package func reserveForHandOut(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) -> Bool {
         guard handsOutBeforeSync else {
             reserve(sender: sender, streamID: streamID, upTo: sequenceNumber, completion: completion)
             return false

@@ -21,7 +21,7 @@ import SystemPackage
 /// is exact whatever happened to the process since (the page cache outlives it); one of an
 /// earlier boot may have lost later unsynced writes, so at open its reservation is raised to
 /// its reservation ceiling, which group commit syncs before anything above it is handed out.
-public final class InboundStore: Sendable {
+package final class InboundStore: Sendable {
     struct State {
         var streams: [InboundStreamKey: InboundStreamState]
         var dirty: Set<InboundStreamKey> = []
@@ -149,17 +149,17 @@ public final class InboundStore: Sendable {
     // MARK: Reading (no I/O)
 
     /// The state of one stream, or `nil` if nothing was ever recorded for it.
-    public func state(sender: String, streamID: UInt64) -> InboundStreamState? {
+    package func state(sender: String, streamID: UInt64) -> InboundStreamState? {
         state.withLock { $0.streams[InboundStreamKey(sender: sender, streamID: streamID)] }
     }
 
     /// The streams recorded for `sender` (current and older incarnations), newest activity first.
-    public func streams(of sender: String) -> [InboundStreamState] {
+    package func streams(of sender: String) -> [InboundStreamState] {
         state.withLock { $0.streams.values.filter { $0.sender == sender } }.sorted { $0.lastActivity > $1.lastActivity }
     }
 
     /// Every stream recorded.
-    public var allStreams: [InboundStreamState] {
+    package var allStreams: [InboundStreamState] {
         state.withLock { Array($0.streams.values) }.sorted { ($0.sender, $0.streamID) < ($1.sender, $1.streamID) }
     }
 
@@ -169,7 +169,7 @@ public final class InboundStore: Sendable {
     }
 
     /// `fdatasync` calls on the journal since open.
-    public var syncCount: Int { state.withLock { $0.syncs } }
+    package var syncCount: Int { state.withLock { $0.syncs } }
 
     // MARK: Changing
 
@@ -177,7 +177,7 @@ public final class InboundStore: Sendable {
     /// the application. `completion` runs on the store's thread once durable (synced under
     /// group commit). A receiver's I/O thread uses ``reserveForHandOut(sender:streamID:upTo:completion:)``,
     /// which seldom waits for a sync.
-    public func reserve(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+    package func reserve(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         change(sender: sender, streamID: streamID, completion: completion) { stream in
             stream.reservedUpTo = max(stream.reservedUpTo, sequenceNumber)
             return nil
@@ -188,7 +188,7 @@ public final class InboundStore: Sendable {
     /// `completion` runs on the store's thread once durable. Fails with
     /// ``SpoolError/Code/tooManyOutOfOrder`` if the out-of-order set would exceed its
     /// bound (the numbers before the one that did not fit are kept).
-    public func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64], completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+    package func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64], completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         let limit = configuration.inbound.maxProcessedAboveMark
         change(sender: sender, streamID: streamID, completion: completion) { stream in
             for sequence in sequenceNumbers where !stream.markProcessed(sequence, limit: limit) {
@@ -201,7 +201,7 @@ public final class InboundStore: Sendable {
     /// Records that every number up to `processedUpTo` is finished for this stream, creating
     /// the stream's record if there is none (a receiver learns a new stream's starting point
     /// from the sender's hello). Never moves the mark down. `completion` runs once durable.
-    public func begin(sender: String, streamID: UInt64, processedUpTo mark: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+    package func begin(sender: String, streamID: UInt64, processedUpTo mark: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         change(sender: sender, streamID: streamID, completion: completion) { stream in
             if mark > stream.processedUpTo {
                 stream.processedUpTo = mark
@@ -217,7 +217,7 @@ public final class InboundStore: Sendable {
     /// `sequenceNumber` (never below the processed mark): numbers above it were not handed
     /// out after all, as at a graceful shutdown that withdrew messages the application never
     /// took. `completion` runs once durable.
-    public func lowerReservation(sender: String, streamID: UInt64, to sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+    package func lowerReservation(sender: String, streamID: UInt64, to sequenceNumber: UInt64, completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         change(sender: sender, streamID: streamID, completion: completion) { stream in
             stream.reservedUpTo = max(stream.processedUpTo, min(stream.reservedUpTo, sequenceNumber))
             stream.reservationCeiling = stream.reservedUpTo
@@ -226,28 +226,28 @@ public final class InboundStore: Sendable {
     }
 
     /// Reserves up to `sequenceNumber`; returns once durable.
-    public func reserve(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) async throws(SpoolError) {
+    package func reserve(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) async throws(SpoolError) {
         try await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SpoolError>, Never>) in
             reserve(sender: sender, streamID: streamID, upTo: sequenceNumber) { c.resume(returning: $0) }
         }.get()
     }
 
     /// Marks sequence numbers processed; returns once durable.
-    public func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64]) async throws(SpoolError) {
+    package func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64]) async throws(SpoolError) {
         try await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SpoolError>, Never>) in
             markProcessed(sender: sender, streamID: streamID, sequenceNumbers: sequenceNumbers) { c.resume(returning: $0) }
         }.get()
     }
 
     /// Reserves, blocking the calling thread until durable. Never from a task.
-    public func reserveAndWait(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) throws(SpoolError) {
+    package func reserveAndWait(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) throws(SpoolError) {
         let box = BlockingResult<Void>()
         reserve(sender: sender, streamID: streamID, upTo: sequenceNumber) { box.set($0) }
         try box.wait()
     }
 
     /// Marks processed, blocking the calling thread until durable. Never from a task.
-    public func markProcessedAndWait(sender: String, streamID: UInt64, sequenceNumbers: [UInt64]) throws(SpoolError) {
+    package func markProcessedAndWait(sender: String, streamID: UInt64, sequenceNumbers: [UInt64]) throws(SpoolError) {
         let box = BlockingResult<Void>()
         markProcessed(sender: sender, streamID: streamID, sequenceNumbers: sequenceNumbers) { box.set($0) }
         try box.wait()
@@ -288,7 +288,7 @@ public final class InboundStore: Sendable {
     // MARK: Closing
 
     /// Writes what is pending and stops the store's thread. Blocks; idempotent.
-    public func close() {
+    package func close() {
         let wake = state.withLock { state -> Bool in
             // Nothing is handed out any more and each reservation is exact: lower the
             // ceilings to them, so that a reboot after this stop flags nothing more.

@@ -1,25 +1,25 @@
 /// The receiver's deduplication record for one (sender, stream) (SPEC §2, guarantees 3–4).
-public struct InboundStreamState: Sendable, Hashable {
+package struct InboundStreamState: Sendable, Hashable {
     /// The sending node's id.
-    public var sender: String
+    package var sender: String
     /// The sender's stream id (its incarnation).
-    public var streamID: UInt64
+    package var streamID: UInt64
     /// Every sequence number up to and including this one has been processed.
-    public var processedUpTo: UInt64
+    package var processedUpTo: UInt64
     /// Processed sequence numbers above ``processedUpTo`` (acknowledged out of order).
-    public var processedAbove: Set<UInt64>
+    package var processedAbove: Set<UInt64>
     /// Every sequence number up to this one may have been handed to the application.
-    public var reservedUpTo: UInt64
+    package var reservedUpTo: UInt64
     /// The reservation ceiling: never below ``reservedUpTo``; under group commit, once a
     /// snapshot holding it is synced, the receiver may hand out numbers up to it with only
     /// an unsynced write of ``reservedUpTo`` first. After an operating-system crash it
     /// replaces ``reservedUpTo`` when higher (see ``InboundConfiguration/reservationAhead``).
-    public var reservationCeiling: UInt64
+    package var reservationCeiling: UInt64
     /// The last change, in nanoseconds since the Unix epoch.
-    public var lastActivity: Int64
+    package var lastActivity: Int64
 
     /// Creates a state.
-    public init(sender: String, streamID: UInt64, processedUpTo: UInt64 = 0, processedAbove: Set<UInt64> = [], reservedUpTo: UInt64 = 0, reservationCeiling: UInt64 = 0, lastActivity: Int64 = 0) {
+    package init(sender: String, streamID: UInt64, processedUpTo: UInt64 = 0, processedAbove: Set<UInt64> = [], reservedUpTo: UInt64 = 0, reservationCeiling: UInt64 = 0, lastActivity: Int64 = 0) {
         self.sender = sender
         self.streamID = streamID
         self.processedUpTo = processedUpTo
@@ -30,7 +30,7 @@ public struct InboundStreamState: Sendable, Hashable {
     }
 
     /// What a receiver should do with an incoming sequence number.
-    public enum Disposition: Sendable, Hashable {
+    package enum Disposition: Sendable, Hashable {
         /// Already processed: drop it (and acknowledge again).
         case duplicate
         /// Not processed, but may have been handed out before a restart: hand it out
@@ -41,12 +41,12 @@ public struct InboundStreamState: Sendable, Hashable {
     }
 
     /// Whether `sequenceNumber` was processed.
-    public func isProcessed(_ sequenceNumber: UInt64) -> Bool {
+    package func isProcessed(_ sequenceNumber: UInt64) -> Bool {
         sequenceNumber <= processedUpTo || processedAbove.contains(sequenceNumber)
     }
 
     /// What to do with `sequenceNumber`.
-    public func disposition(of sequenceNumber: UInt64) -> Disposition {
+    package func disposition(of sequenceNumber: UInt64) -> Disposition {
         if isProcessed(sequenceNumber) { return .duplicate }
         return sequenceNumber <= reservedUpTo ? .redelivery : .new
     }
@@ -134,14 +134,14 @@ public struct InboundStreamState: Sendable, Hashable {
 }
 
 /// Identifies an inbound stream.
-public struct InboundStreamKey: Sendable, Hashable {
+package struct InboundStreamKey: Sendable, Hashable {
     /// The sending node's id.
-    public var sender: String
+    package var sender: String
     /// The sender's stream id.
-    public var streamID: UInt64
+    package var streamID: UInt64
 
     /// Creates a key.
-    public init(sender: String, streamID: UInt64) {
+    package init(sender: String, streamID: UInt64) {
         self.sender = sender
         self.streamID = streamID
     }

@@ -1,4 +1,4 @@
-public import SystemPackage
+import SystemPackage
 
 /// Read-only access to a data directory, safe while a node has it open: takes no lock,
 /// never writes, and tolerates segments being appended or deleted underneath it (a file
@@ -8,14 +8,14 @@ public import SystemPackage
 ///
 /// Its methods read files on the calling thread; they are meant for the `courier-spool`
 /// tool and tests, not for a task on the cooperative pool.
-public struct SpoolInspector: Sendable {
+package struct SpoolInspector: Sendable {
     /// The data directory.
-    public let path: FilePath
+    package let path: FilePath
     /// The largest record accepted as plausible; match the node's ``SpoolConfiguration/maxRecordSize``.
-    public var maxRecordSize: Int
+    package var maxRecordSize: Int
 
     /// Creates an inspector for the data directory at `path`.
-    public init(path: FilePath, maxRecordSize: Int = 16 << 20) {
+    package init(path: FilePath, maxRecordSize: Int = 16 << 20) {
         self.path = path
         self.maxRecordSize = maxRecordSize
     }
@@ -23,12 +23,12 @@ public struct SpoolInspector: Sendable {
     var outbound: FilePath { path.appending("outbound") }
 
     /// The peers with an outbound log.
-    public func peers() throws(SpoolError) -> [String] {
+    package func peers() throws(SpoolError) -> [String] {
         try DataDirectory.peers(in: outbound).sorted()
     }
 
     /// The status of every peer's log and of the inbound state.
-    public func status() throws(SpoolError) -> SpoolStatus {
+    package func status() throws(SpoolError) -> SpoolStatus {
         var peers: [PeerSpoolStatus] = []
         for peer in try self.peers() {
             if let status = try? status(peer: peer) { peers.append(status) }
@@ -42,7 +42,7 @@ public struct SpoolInspector: Sendable {
     }
 
     /// The status of one peer's log.
-    public func status(peer: String) throws(SpoolError) -> PeerSpoolStatus {
+    package func status(peer: String) throws(SpoolError) -> PeerSpoolStatus {
         let directory = outbound.appending(PeerDirectoryName.encode(peer))
         guard FileOps.isDirectory(directory) else {
             throw SpoolError(code: .notFound, message: "no outbound log for peer \(peer)", path: directory)
@@ -75,7 +75,7 @@ public struct SpoolInspector: Sendable {
     }
 
     /// Records of one peer's log from `sequenceNumber` on, at most `limit`, in order.
-    public func records(peer: String, from sequenceNumber: UInt64 = 0, limit: Int = .max, includeAcknowledged: Bool = false) throws(SpoolError) -> [InspectedRecord] {
+    package func records(peer: String, from sequenceNumber: UInt64 = 0, limit: Int = .max, includeAcknowledged: Bool = false) throws(SpoolError) -> [InspectedRecord] {
         let directory = outbound.appending(PeerDirectoryName.encode(peer))
         let meta = try readMeta(directory)
         let acknowledged = meta?.acknowledgedUpTo ?? 0
@@ -95,7 +95,7 @@ public struct SpoolInspector: Sendable {
     }
 
     /// The dead letters of one peer, oldest first.
-    public func deadLetters(peer: String) throws(SpoolError) -> [DeadLetter] {
+    package func deadLetters(peer: String) throws(SpoolError) -> [DeadLetter] {
         let file = outbound.appending(PeerDirectoryName.encode(peer)).appending("deadletters.log")
         guard let bytes = try readWhole(file) else { return [] }
         let scan = RecordFile.scanRecords(bytes, kind: .deadLetters, maxRecordSize: Int(Int32.max), tolerateTornTail: true)
@@ -113,7 +113,7 @@ public struct SpoolInspector: Sendable {
     }
 
     /// Every inbound stream's state as last written.
-    public func inboundStreams() throws(SpoolError) -> [InboundStreamState] {
+    package func inboundStreams() throws(SpoolError) -> [InboundStreamState] {
         guard let bytes = try readWhole(path.appending("inbound").appending("inbound.journal")) else { return [] }
         let scan = RecordFile.scanRecords(bytes, kind: .inbound, maxRecordSize: 1 << 26, tolerateTornTail: true)
         var streams: [InboundStreamKey: InboundStreamState] = [:]
@@ -127,7 +127,7 @@ public struct SpoolInspector: Sendable {
 
     /// Verifies every checksum of every file; reports each problem with its file and byte
     /// offset. `progress` is called with (bytes checked, total bytes) after each file.
-    public func verify(progress: ((Int64, Int64) -> Void)? = nil) throws(SpoolError) -> SpoolVerifyReport {
+    package func verify(progress: ((Int64, Int64) -> Void)? = nil) throws(SpoolError) -> SpoolVerifyReport {
         var report = SpoolVerifyReport(problems: [], incompleteTails: [], quarantinedFiles: [], filesChecked: 0, recordsChecked: 0, bytesChecked: 0)
         var total: Int64 = 0
         let peers = try self.peers()

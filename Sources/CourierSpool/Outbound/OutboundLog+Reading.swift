@@ -23,7 +23,7 @@ extension OutboundLog {
     ///
     /// Reads the file on the calling thread: call it from the node's I/O thread or another
     /// thread that may block, not from a Swift task.
-    public func readPending(from sequenceNumber: UInt64, limit: Int, maxBytes: Int = 4 << 20) throws(SpoolError) -> [SpoolRecord] {
+    package func readPending(from sequenceNumber: UInt64, limit: Int, maxBytes: Int = 4 << 20) throws(SpoolError) -> [SpoolRecord] {
         guard limit > 0 else { return [] }
         let plans = state.withLock { state -> [ReadPlan] in
             var plans: [ReadPlan] = []

@@ -1,5 +1,5 @@
 import CoreMetrics
-public import SystemPackage
+import SystemPackage
 import Logging
 import Synchronization
 
@@ -18,15 +18,15 @@ import Synchronization
 /// owns, never on the Swift cooperative pool. ``readPending(from:limit:maxBytes:)`` reads
 /// the file on the caller's thread (a `pread` of only the records asked for), so call it
 /// from the node's I/O thread, not from a task.
-public final class OutboundLog: Sendable {
+package final class OutboundLog: Sendable {
     /// The peer this log sends to.
-    public let peer: String
+    package let peer: String
     /// The stream id: random, nonzero, created with the log and kept for its lifetime.
-    public let streamID: UInt64
+    package let streamID: UInt64
     /// The log's directory.
-    public let directory: FilePath
+    package let directory: FilePath
     /// The records this peer's node gave up on.
-    public let deadLetters: DeadLetterStore
+    package let deadLetters: DeadLetterStore
 
     let configuration: SpoolConfiguration
     let metrics: SpoolMetrics
@@ -84,13 +84,13 @@ public final class OutboundLog: Sendable {
     /// Completions run in append order on the log's own thread: keep them short, and never
     /// wait in one for the log (``appendAndWait(_:)``, the blocking `DeadLetterStore.requeue(_:)`),
     /// which would wait for itself. Hand the result to your own thread instead.
-    public func append(_ entry: SpoolEntry, completion: @escaping @Sendable (Result<UInt64, SpoolError>) -> Void) {
+    package func append(_ entry: SpoolEntry, completion: @escaping @Sendable (Result<UInt64, SpoolError>) -> Void) {
         append(contentsOf: [entry]) { result in completion(result.map(\.lowerBound)) }
     }
 
     /// Appends records in order, as one unit: they get consecutive sequence numbers and
     /// are made durable together. `completion` gets the range of sequence numbers.
-    public func append(contentsOf entries: [SpoolEntry], completion: @escaping @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void) {
+    package func append(contentsOf entries: [SpoolEntry], completion: @escaping @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void) {
         enqueue(entries, id: 0, completion: completion)
     }
 
@@ -127,18 +127,18 @@ public final class OutboundLog: Sendable {
     /// this suspends until space is freed. Cancelling the task while the append is still
     /// queued withdraws it (it throws ``SpoolError/Code/cancelled`` and gets no sequence
     /// number); once the writer has taken it, it completes normally.
-    public func append(_ entry: SpoolEntry) async throws(SpoolError) -> UInt64 {
+    package func append(_ entry: SpoolEntry) async throws(SpoolError) -> UInt64 {
         try await append(contentsOf: [entry]).lowerBound
     }
 
     /// Appends a payload with default options and returns its sequence number once durable.
-    public func append(_ payload: [UInt8]) async throws(SpoolError) -> UInt64 {
+    package func append(_ payload: [UInt8]) async throws(SpoolError) -> UInt64 {
         try await append(SpoolEntry(payload: payload))
     }
 
     /// Appends records as one unit and returns their sequence numbers once durable.
     /// Cancellation works as for ``append(_:)-(SpoolEntry)``.
-    public func append(contentsOf entries: [SpoolEntry]) async throws(SpoolError) -> ClosedRange<UInt64> {
+    package func append(contentsOf entries: [SpoolEntry]) async throws(SpoolError) -> ClosedRange<UInt64> {
         let id = nextRequestID.add(1, ordering: .relaxed).newValue
         return try await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<ClosedRange<UInt64>, SpoolError>, Never>) in
@@ -160,14 +160,14 @@ public final class OutboundLog: Sendable {
 
     /// Appends one record, blocking the calling thread until it is durable. Never call
     /// this from a Swift task; use ``append(_:)`` there.
-    public func appendAndWait(_ entry: SpoolEntry) throws(SpoolError) -> UInt64 {
+    package func appendAndWait(_ entry: SpoolEntry) throws(SpoolError) -> UInt64 {
         let box = BlockingResult<UInt64>()
         append(entry) { box.set($0) }
         return try box.wait()
     }
 
     /// Appends records as one unit, blocking the calling thread until durable.
-    public func appendAndWait(contentsOf entries: [SpoolEntry]) throws(SpoolError) -> ClosedRange<UInt64> {
+    package func appendAndWait(contentsOf entries: [SpoolEntry]) throws(SpoolError) -> ClosedRange<UInt64> {
         let box = BlockingResult<ClosedRange<UInt64>>()
         append(contentsOf: entries) { box.set($0) }
         return try box.wait()
@@ -183,7 +183,7 @@ public final class OutboundLog: Sendable {
     /// sent again, which the receiver's deduplication absorbs. A mark at or below the current
     /// one is ignored. Returns how many records this freed.
     @discardableResult
-    public func acknowledge(upTo sequenceNumber: UInt64) throws(SpoolError) -> Int {
+    package func acknowledge(upTo sequenceNumber: UInt64) throws(SpoolError) -> Int {
         let result = state.withLock { state -> Result<(freed: Int, wake: Bool, count: Int, bytes: Int64), SpoolError> in
             if state.closed { return .failure(.closedError) }
             if sequenceNumber >= state.nextSequence {
@@ -215,7 +215,7 @@ public final class OutboundLog: Sendable {
 
     /// Makes everything appended so far durable (an `fdatasync`, whatever the policy) and
     /// writes the acknowledged mark; `completion` runs on the log's thread.
-    public func flush(completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+    package func flush(completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         let outcome = state.withLock { state -> (accepted: Bool, wake: Bool) in
             if state.closed { return (false, false) }
             state.flushWaiters.append(completion)
@@ -225,14 +225,14 @@ public final class OutboundLog: Sendable {
     }
 
     /// Makes everything appended so far durable and writes the acknowledged mark.
-    public func flush() async throws(SpoolError) {
+    package func flush() async throws(SpoolError) {
         try await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, SpoolError>, Never>) in
             flush { continuation.resume(returning: $0) }
         }.get()
     }
 
     /// The log's counters. Cheap: no I/O.
-    public var status: OutboundLogStatus {
+    package var status: OutboundLogStatus {
         state.withLock { state in
             OutboundLogStatus(
                 peer: peer,
@@ -253,17 +253,17 @@ public final class OutboundLog: Sendable {
     }
 
     /// The sequence number the next append will get.
-    public var nextSequenceNumber: UInt64 { state.withLock { $0.nextSequence } }
+    package var nextSequenceNumber: UInt64 { state.withLock { $0.nextSequence } }
 
     /// Every sequence number up to this one is acknowledged.
-    public var acknowledgedUpTo: UInt64 { state.withLock { $0.acknowledgedUpTo } }
+    package var acknowledgedUpTo: UInt64 { state.withLock { $0.acknowledgedUpTo } }
 
     // MARK: Closing
 
     /// Stops accepting work, finishes what was queued (appends waiting for space fail with
     /// ``SpoolError/Code/closed``), writes the acknowledged mark and stops the log's thread.
     /// Blocks until then; idempotent. ``DataDirectory/close()`` calls it for every log.
-    public func close() {
+    package func close() {
         let wake = state.withLock { state -> Bool in
             state.closed = true
             return state.wake()

@@ -5,9 +5,9 @@ import CCourierCRC
 ///
 /// Every record, file header and state slot in the spool carries one. The check value is
 /// `CRC32C.checksum("123456789") == 0xE3069283`.
-public enum CRC32C {
+package enum CRC32C {
     /// Whether ``update(_:_:)`` uses the CPU's instruction on this machine.
-    public static let usesHardware = courier_crc32c_hardware_available() != 0
+    package static let usesHardware = courier_crc32c_hardware_available() != 0
 
     /// Eight 256-entry tables, flattened: table `k` occupies `[k * 256 ..< (k + 1) * 256]`.
     private static let tables: [UInt32] = {
@@ -29,18 +29,18 @@ public enum CRC32C {
     }()
 
     /// The CRC-32C of `bytes`.
-    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         update(0, bytes)
     }
 
     /// The CRC-32C of a byte sequence.
-    public static func checksum<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt32 {
+    package static func checksum<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt32 {
         let array = Array(bytes)
         return array.withUnsafeBytes { checksum($0) }
     }
 
     /// Continues a CRC-32C: `update(checksum(a), b) == checksum(a + b)`.
-    public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         guard !usesHardware else {
             guard let base = bytes.baseAddress else { return crc }
             return ~courier_crc32c_hardware(~crc, base, bytes.count)
@@ -49,7 +49,7 @@ public enum CRC32C {
     }
 
     /// ``update(_:_:)`` with the table alone (also what machines without the instruction use).
-    public static func portableUpdate(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func portableUpdate(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         tables.withUnsafeBufferPointer { table in
             var c = ~crc
             var index = 0
