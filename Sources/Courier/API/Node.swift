@@ -104,12 +104,29 @@ public final class Node: Sendable, Service {
         await core.shutdown(timeout: timeout ?? shutdownGracePeriod)
     }
 
-    /// Runs until a graceful shutdown is requested (ServiceLifecycle), then shuts down.
+    /// Runs the node as a ServiceLifecycle `Service` until it stops.
+    ///
+    /// - A graceful shutdown (SIGTERM through `ServiceGroup`, or
+    ///   `ServiceGroup.triggerGracefulShutdown()`) drains: the node stops accepting sends,
+    ///   flushes its spool, waits up to ``shutdownGracePeriod`` for outstanding
+    ///   acknowledgements, then closes its sockets, and `run()` returns.
+    /// - Cancellation of the task (a `ServiceGroup` cancels its services when one of them
+    ///   throws, or when a graceful shutdown overruns its maximum duration) stops the node
+    ///   without waiting for acknowledgements: it still flushes the spool and records the
+    ///   application's last acknowledgements (about half a second at most), and `run()`
+    ///   returns. Nothing accepted by ``send(_:to:timeToLive:)`` is lost; delivery resumes at
+    ///   the next start on the same data directory.
+    /// - A node shut down by ``shutdown(timeout:)`` makes `run()` return as well.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await core.waitUntilStopped()
-        } onGracefulShutdown: {
-            Task { await self.shutdown() }
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await core.waitUntilStopped()
+            } onGracefulShutdown: {
+                Task { await self.shutdown() }
+            }
+        } onCancel: {
+            core.hurry()
+            Task { await self.shutdown(timeout: .zero) }
         }
     }
 }

@@ -28,6 +28,8 @@ final class NodeCore: Sendable {
         var logs: [String: OutboundLog]
         var accepting = true
         var stopping = false
+        /// Cancellation: a shutdown in progress stops waiting for acknowledgements.
+        var hurried = false
         var stopped = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
         var bound: [String] = []
@@ -269,13 +271,20 @@ final class NodeCore: Sendable {
         for (_, log) in logs { try? await log.flush() }
         let clock = ContinuousClock()
         let end = clock.now + timeout
-        while clock.now < end, !logs.allSatisfy({ outcomes.isDrained($0.key) }) {
+        while clock.now < end, !state.withLock({ $0.hurried }), !logs.allSatisfy({ outcomes.isDrained($0.key) }) {
             try? await Task.sleep(for: .milliseconds(10))
         }
         // Settled incoming messages still get recorded and acknowledged, briefly even when
         // the timeout is spent, so that a consumer's last acknowledgements are not lost.
         mailbox.post(.stop(deadline: max(end, clock.now + .milliseconds(500))))
         await waitUntilStopped()
+    }
+
+    /// Task cancellation: stop now. Refuses sends at once; a shutdown in progress stops
+    /// waiting for outstanding acknowledgements (the spool still holds every accepted
+    /// message, so nothing is lost; the next start resumes delivery).
+    func hurry() {
+        state.withLock { $0.hurried = true }
     }
 
     /// The I/O thread has closed its sockets: release the directory and end the streams.
