@@ -23,6 +23,8 @@ public struct CourierError: Error, Sendable, CustomStringConvertible {
         public static let cancelled = Code("cancelled")
         /// An endpoint could not be bound or connected.
         public static let network = Code("network")
+        /// A value could not be encoded into a payload (``Node/send(_:to:timeToLive:encoder:)``).
+        public static let encoding = Code("encoding")
     }
 
     /// The kind of failure.
