@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "Courier", "CourierSpool", "ZeroMQ", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
@@ -97,9 +98,14 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Helpers for every test target: a seeded random generator, free loopback ports.
+        // Helpers for every test target: a seeded random generator, free loopback ports, the
+        // process-wide test metrics factory.
         .target(
             name: "TestSupport",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             path: "Tests/TestSupport",
             swiftSettings: upcoming
         ),

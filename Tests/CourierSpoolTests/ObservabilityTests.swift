@@ -6,14 +6,8 @@ import Metrics
 import MetricsTestKit
 import SystemPackage
 import Testing
+import TestSupport
 @testable import CourierSpool
-
-/// The process-wide test metrics factory (swift-metrics bootstraps once per process).
-let testMetrics: TestMetrics = {
-    let metrics = TestMetrics()
-    MetricsSystem.bootstrap(metrics)
-    return metrics
-}()
 
 @Suite("Observability")
 struct ObservabilityTests {

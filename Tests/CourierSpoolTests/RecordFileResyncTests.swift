@@ -2,6 +2,7 @@ import Foundation
 import MetricsTestKit
 import SystemPackage
 import Testing
+import TestSupport
 @testable import CourierSpool
 
 /// Damage in the middle of the dead-letter store and the inbound journal costs only the

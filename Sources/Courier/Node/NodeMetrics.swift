@@ -1,7 +1,8 @@
 import CourierSpool
 import Metrics
 
-/// Counters and gauges for one peer (swift-metrics), labelled `peer`.
+/// Counters and gauges for one peer this node sends to (swift-metrics), labelled `peer`.
+/// docs/METRICS.md (and the DocC article "Running in production") says what each counts.
 struct PeerMetrics {
     let sent: Counter
     let retransmitted: Counter
@@ -11,7 +12,10 @@ struct PeerMetrics {
     let deadLettered: Counter
     let pending: Gauge
     let pendingBytes: Gauge
+    /// One sample per round trip measured (Karn's rule: first transmissions only).
     let roundTrip: Timer
+    /// The smoothed round trip the retransmission timer is based on, in seconds.
+    let roundTripSmoothed: Gauge
 
     init(peer: String) {
         let dimensions = [("peer", peer)]
@@ -23,7 +27,22 @@ struct PeerMetrics {
         deadLettered = Counter(label: "courier_messages_dead_lettered_total", dimensions: dimensions)
         pending = Gauge(label: "courier_spool_pending_messages", dimensions: dimensions)
         pendingBytes = Gauge(label: "courier_spool_pending_bytes", dimensions: dimensions)
-        roundTrip = Timer(label: "courier_round_trip_seconds", dimensions: dimensions)
+        roundTrip = Timer(label: CourierMetrics.roundTripLabel, dimensions: dimensions)
+        roundTripSmoothed = Gauge(label: "courier_round_trip_smoothed_seconds", dimensions: dimensions)
+    }
+}
+
+/// Counters for one node this node receives from, labelled `sender`.
+struct SenderMetrics {
+    let delivered: Counter
+    let acknowledged: Counter
+    let rejected: Counter
+
+    init(sender: String) {
+        let dimensions = [("sender", sender)]
+        delivered = Counter(label: "courier_inbound_delivered_total", dimensions: dimensions)
+        acknowledged = Counter(label: "courier_inbound_acknowledged_total", dimensions: dimensions)
+        rejected = Counter(label: "courier_inbound_rejected_total", dimensions: dimensions)
     }
 }
 
@@ -39,11 +58,18 @@ struct NodeMetrics {
 }
 
 extension OutboundPeer {
-    func metricsSent(_ count: Int) { metrics.sent.increment(by: count) }
-    func metricsRetransmitted() { metrics.retransmitted.increment() }
+    /// `first` messages went out for the first time and `again` were retransmissions.
+    func metricsSent(first: Int, again: Int) {
+        if first > 0 { metrics.sent.increment(by: first) }
+        if again > 0 { metrics.retransmitted.increment(by: again) }
+    }
+    func metricsRoundTrip(_ sample: Duration) { metrics.roundTrip.record(duration: sample) }
     func metricsGauges(_ status: OutboundLogStatus) {
         metrics.pending.record(status.pendingCount)
         metrics.pendingBytes.record(status.pendingBytes)
-        if let smoothed = rtt.smoothed { metrics.roundTrip.record(duration: smoothed) }
+        if let smoothed = rtt.smoothed {
+            let (seconds, attoseconds) = smoothed.components
+            metrics.roundTripSmoothed.record(Double(seconds) + Double(attoseconds) / 1e18)
+        }
     }
 }

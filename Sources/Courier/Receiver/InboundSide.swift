@@ -1,3 +1,4 @@
+import CoreMetrics
 import CourierSpool
 import Logging
 import ZeroMQ
@@ -18,6 +19,8 @@ final class InboundSide {
     private var current: [String: UInt64] = [:]
     private var touched: Set<Key> = []
     private var stopping = false
+    /// Per-sender counters, made on first use.
+    private var senderMetrics: [String: SenderMetrics] = [:]
 
     init(router: Socket, core: NodeCore, store: InboundStore) {
         self.router = router
@@ -110,16 +113,28 @@ final class InboundSide {
     func settle(_ settlements: [Settlement]) {
         var key: Key?
         var stream: InboundStream?
+        var counters: SenderMetrics?
         for settlement in settlements {
             if key?.stream != settlement.stream || key?.sender != settlement.sender {
                 let next = Key(sender: settlement.sender, stream: settlement.stream)
                 key = next
                 stream = streams[next]
                 if stream != nil { touched.insert(next) }
+                counters = metrics(for: settlement.sender)
             }
             let sequence = settlement.sequence
-            stream?.settle(sequence, verdict: settlement.rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) })
+            guard let stream, stream.settle(sequence, verdict: settlement.rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) }) else {
+                continue
+            }
+            if settlement.rejection == nil { counters?.acknowledged.increment() } else { counters?.rejected.increment() }
         }
+    }
+
+    private func metrics(for sender: String) -> SenderMetrics {
+        if let existing = senderMetrics[sender] { return existing }
+        let made = SenderMetrics(sender: sender)
+        senderMetrics[sender] = made
+        return made
     }
 
     func marked(sender: String, stream id: UInt64, sequences: [UInt64]) {
@@ -174,6 +189,10 @@ final class InboundSide {
         for key in touched {
             guard let stream = streams[key] else { continue }
             if !stopping {
+                let before = batch.messages.count
+                defer {
+                    if batch.messages.count > before { metrics(for: key.sender).delivered.increment(by: batch.messages.count - before) }
+                }
                 var reserve = stream.handOut(window: core.configuration.inFlightWindow, core: core, into: &batch.messages)
                 // Usually the reservation is written here and the hand-out goes on at once;
                 // when the store must sync first, the rest waits for its `reserved` command.

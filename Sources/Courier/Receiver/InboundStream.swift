@@ -161,12 +161,15 @@ final class InboundStream {
 
     // MARK: Settling
 
-    /// The application finished `sequence` (verdict nil: processed).
-    func settle(_ sequence: UInt64, verdict: WireFrame.OutcomeEntry?) {
+    /// The application finished `sequence` (verdict nil: processed). Returns false when the
+    /// number was settled before (a second acknowledgement changes nothing).
+    @discardableResult
+    func settle(_ sequence: UInt64, verdict: WireFrame.OutcomeEntry?) -> Bool {
         guard sequence > processedUpTo, sequence <= deliveredUpTo + 1, !processedAbove.contains(sequence),
-              settling.insert(sequence) else { return }
+              settling.insert(sequence) else { return false }
         if let verdict { verdicts[sequence] = verdict }
         toMark.append(sequence)
+        return true
     }
 
     /// Numbers to make durable now (taken: the caller submits them to the store).

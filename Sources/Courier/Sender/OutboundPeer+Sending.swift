@@ -25,14 +25,13 @@ extension OutboundPeer {
                 sent = false
             }
             guard sent else { break }
+            var again = 0
             for (sequence, attempt, bytes) in batch {
                 ledger.sent(sequence, attempt: attempt, bytes: bytes, at: now)
-                if attempt > 1 {
-                    statistics.retransmitted += 1
-                    metricsRetransmitted()
-                }
+                if attempt > 1 { again += 1 }
             }
-            metricsSent(batch.count)
+            statistics.retransmitted += again
+            metricsSent(first: batch.count - again, again: again)
             fresh.drop(through: next - 1)
             highestSent = max(highestSent, next - 1)
             nextToSend = next

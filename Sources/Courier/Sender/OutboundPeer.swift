@@ -218,6 +218,7 @@ final class OutboundPeer {
         if mark > receivedUpTo {
             if sampling, let sentAt = ledger.firstSentAt(mark) {
                 rtt.sample(now - sentAt)
+                metricsRoundTrip(now - sentAt)
             } else {
                 rtt.progressed()
             }

@@ -5,6 +5,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
