@@ -2,6 +2,7 @@
 public struct CourierError: Error, Sendable, CustomStringConvertible {
     /// The kind of failure. An open set.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name, such as `spoolFull`.
         public let description: String
         private init(_ name: String) { description = name }
 
@@ -34,12 +35,14 @@ public struct CourierError: Error, Sendable, CustomStringConvertible {
     /// The underlying error, if any (a `SpoolError`, a `ZeroMQError`).
     public var underlying: (any Error & Sendable)?
 
+    /// An error with `code`, a `message` that says what to do, and the error that caused it.
     public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying
     }
 
+    /// The code and the message, with the underlying error when there is one.
     public var description: String {
         if let underlying { return "\(message) (\(underlying))" }
         return message

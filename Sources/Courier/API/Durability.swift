@@ -1,6 +1,6 @@
 import CourierSpool
 
-/// When a message accepted by ``Node/send(_:to:timeToLive:)`` counts as stored.
+/// When a message accepted by ``Node/send(_:to:timeToLive:)-([UInt8],_,_)`` counts as stored.
 public struct Durability: Sendable, Hashable, CustomStringConvertible {
     let policy: DurabilityPolicy
 
@@ -14,6 +14,7 @@ public struct Durability: Sendable, Hashable, CustomStringConvertible {
     /// a process crash (`kill -9`), not a power loss.
     public static let none = Durability(policy: DurabilityPolicy.none)
 
+    /// The policy's name: `groupCommit`, `interval(…)` or `none`.
     public var description: String { policy.description }
 }
 

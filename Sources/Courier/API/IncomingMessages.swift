@@ -4,14 +4,17 @@
 /// The sequence ends as soon as a shutdown begins: messages not yet taken then are not
 /// handed out, and come again (unflagged) after the next start.
 public struct IncomingMessages: AsyncSequence, Sendable {
+    /// Each element is one delivered message.
     public typealias Element = IncomingMessage
     let stream: AsyncStream<DeliveryBatch>
     let tracker: DeliveryTracker
 
+    /// Iterates the node's messages; one iterator per node at a time.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncStream<DeliveryBatch>.AsyncIterator
         let tracker: DeliveryTracker
 
+        /// The next message in order, or nil once the node has shut down.
         public mutating func next() async -> IncomingMessage? {
             while true {
                 switch tracker.next() {
@@ -25,6 +28,7 @@ public struct IncomingMessages: AsyncSequence, Sendable {
         }
     }
 
+    /// Starts iterating the messages. Iterate from one task only.
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(base: stream.makeAsyncIterator(), tracker: tracker)
     }
@@ -33,13 +37,17 @@ public struct IncomingMessages: AsyncSequence, Sendable {
 /// A node's events, as an `AsyncSequence`. Events that nobody reads are kept up to a
 /// bound (the oldest dropped first). The sequence ends when the node shuts down.
 public struct NodeEvents: AsyncSequence, Sendable {
+    /// Each element is one event.
     public typealias Element = NodeEvent
     let stream: AsyncStream<NodeEvent>
 
+    /// Iterates the node's events.
     public struct AsyncIterator: AsyncIteratorProtocol {
         var base: AsyncStream<NodeEvent>.AsyncIterator
+        /// The next event, or nil once the node has shut down.
         public mutating func next() async -> NodeEvent? { await base.next() }
     }
 
+    /// Starts iterating the events.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: stream.makeAsyncIterator()) }
 }

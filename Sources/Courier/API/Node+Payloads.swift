@@ -23,25 +23,25 @@ extension JSONDecoder: PayloadDecoder {}
 extension Node {
     /// Sends any collection of bytes (an `ArraySlice`, a `ContiguousArray`, an
     /// `UnsafeRawBufferPointer`…), copied once into the spool record. Behaves as
-    /// ``send(_:to:timeToLive:)``.
+    /// ``send(_:to:timeToLive:)-([UInt8],_,_)``.
     @inlinable
     public func send(_ payload: some Collection<UInt8>, to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
         try await send(Array(payload), to: peer, timeToLive: timeToLive)
     }
 
-    /// Sends `data`'s bytes. Behaves as ``send(_:to:timeToLive:)``.
+    /// Sends `data`'s bytes. Behaves as ``send(_:to:timeToLive:)-([UInt8],_,_)``.
     public func send(_ data: Data, to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
         try await send(Array(data), to: peer, timeToLive: timeToLive)
     }
 
     /// Sends `text` as UTF-8 (the receiver reads it with ``IncomingMessage/string``).
-    /// Behaves as ``send(_:to:timeToLive:)``.
+    /// Behaves as ``send(_:to:timeToLive:)-([UInt8],_,_)``.
     public func send(_ text: String, to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
         try await send(Array(text.utf8), to: peer, timeToLive: timeToLive)
     }
 
     /// Encodes `value` (JSON by default) and sends the bytes; the receiver reads it with
-    /// ``IncomingMessage/decode(_:decoder:)``. Behaves as ``send(_:to:timeToLive:)``.
+    /// ``IncomingMessage/decode(_:decoder:)``. Behaves as ``send(_:to:timeToLive:)-([UInt8],_,_)``.
     ///
     /// ```swift
     /// struct Order: Codable { var id: Int; var amount: Decimal }
@@ -56,7 +56,7 @@ extension Node {
     ///   - encoder: turns `value` into bytes. Pass the same kind of decoder to
     ///     ``IncomingMessage/decode(_:decoder:)`` on the receiving side.
     /// - Throws: ``CourierError/Code/encoding`` when `value` cannot be encoded (nothing is
-    ///   stored), and what ``send(_:to:timeToLive:)`` throws.
+    ///   stored), and what ``send(_:to:timeToLive:)-([UInt8],_,_)`` throws.
     public func send(
         _ value: some Encodable, to peer: String, timeToLive: Duration? = nil, encoder: some PayloadEncoder
     ) async throws(CourierError) -> Receipt {

@@ -101,6 +101,7 @@ public struct PeerConfiguration: Sendable, Hashable {
     /// Where its ROUTER listens; the DEALER connects to every one.
     public var endpoints: [String]
 
+    /// A peer with its node id and the endpoints its ROUTER listens on (`tcp://host:port`, `ipc://path`).
     public init(id: String, endpoints: [String]) {
         self.id = id
         self.endpoints = endpoints
@@ -120,6 +121,7 @@ public struct RetransmissionPolicy: Sendable, Hashable {
     /// The cap of the back-off. Default: 10 s.
     public var maximumTimeout: Duration = .seconds(10)
 
+    /// The defaults given with each property.
     public init() {}
 }
 
@@ -130,6 +132,7 @@ public struct HeartbeatConfiguration: Sendable, Hashable {
     /// How long without an answer before the connection is dropped. Default: 5 s.
     public var timeout: Duration = .seconds(5)
 
+    /// The defaults given with each property.
     public init() {}
 }
 
@@ -149,5 +152,6 @@ public struct AckCoalescing: Sendable, Hashable {
     /// the sender's ``RetransmissionPolicy/minimumTimeout``. Default: 10 ms.
     public var receiptDelay: Duration = .milliseconds(10)
 
+    /// The defaults given with each property.
     public init() {}
 }

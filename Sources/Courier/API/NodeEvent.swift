@@ -13,6 +13,7 @@ public enum NodeEvent: Sendable, Hashable, CustomStringConvertible {
     /// Security refused a connection: its CURVE key (Z85) is not on the allow-list.
     case handshakeRefused(key: String, address: String)
 
+    /// A one-line account of the event, for logs.
     public var description: String {
         switch self {
         case .peerConnected(let peer): "peer \(peer) connected"

@@ -10,6 +10,7 @@ public enum Outcome: Sendable, Hashable, CustomStringConvertible {
     /// was corrupt). Kept in the dead letters when its record could be read.
     case deadLettered(reason: String)
 
+    /// `processed`, or the outcome with its reason, for logs.
     public var description: String {
         switch self {
         case .processed: "processed"
@@ -29,11 +30,13 @@ public struct MessageID: Sendable, Hashable, CustomStringConvertible {
     /// The message's number in the stream: 1, 2, 3, … with no gaps.
     public var sequence: UInt64
 
+    /// The identity of message `sequence` in `peer`'s stream `stream`.
     public init(peer: String, stream: UInt64, sequence: UInt64) {
         self.peer = peer
         self.stream = stream
         self.sequence = sequence
     }
 
+    /// `peer/stream (hex)/sequence`, as `courier-spool` prints message ids.
     public var description: String { "\(peer)/\(String(stream, radix: 16))/\(sequence)" }
 }

@@ -1,4 +1,4 @@
-/// Proof that ``Node/send(_:to:timeToLive:)`` stored a message, and the way to learn its
+/// Proof that ``Node/send(_:to:timeToLive:)-([UInt8],_,_)`` stored a message, and the way to learn its
 /// outcome.
 public struct Receipt: Sendable, Hashable {
     /// The message's identity.
@@ -15,7 +15,9 @@ public struct Receipt: Sendable, Hashable {
         try await core.outcome(of: id)
     }
 
+    /// Receipts are equal when they are for the same message.
     public static func == (lhs: Receipt, rhs: Receipt) -> Bool { lhs.id == rhs.id }
+    /// Hashes the message's identity.
     public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 

@@ -26,6 +26,8 @@ public struct SecurityConfiguration: Sendable, Hashable {
     /// A key may appear once; a connection authenticated with it may speak only as that id.
     public var trustedPeers: [String: String]
 
+    /// Security from keys in Z85 text: this node's pair, and each trusted peer's public key by node id.
+    /// Most services use ``load(keyFile:trustedPeerKeyFiles:)`` instead.
     public init(publicKey: String, secretKey: String, trustedPeers: [String: String]) {
         self.publicKey = publicKey
         self.secretKey = secretKey
