@@ -64,6 +64,7 @@ public struct CurveKeyPair: Sendable, Hashable {
     /// The key to keep secret.
     public let secretKey: CurveKey
 
+    /// A pair from its two keys (``CurveKeyPair/generate()`` makes a new one).
     public init(publicKey: CurveKey, secretKey: CurveKey) {
         self.publicKey = publicKey
         self.secretKey = secretKey

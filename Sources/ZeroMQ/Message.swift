@@ -12,6 +12,7 @@ public struct Message: Sendable, Hashable, ExpressibleByArrayLiteral {
     /// A message of the given frames; an empty array is not a valid message to send.
     public init(_ frames: [[UInt8]]) { self.frames = frames }
 
+    /// A message of the given frames: `[routingID, body]`.
     public init(arrayLiteral frames: [UInt8]...) { self.frames = frames }
 
     /// A one-frame message holding the UTF-8 bytes of `text`.

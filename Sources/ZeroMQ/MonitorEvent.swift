@@ -53,6 +53,7 @@ public struct MonitorEvent: Sendable, Hashable, CustomStringConvertible {
     /// libzmq versions, otherwise the local bind or connect address).
     public var endpoint: String
 
+    /// The event kind and the endpoint it concerns.
     public var description: String { "\(kind) \(endpoint)" }
 
     /// Decodes libzmq's two-frame monitor message; `nil` when it is not one.

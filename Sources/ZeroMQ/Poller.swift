@@ -6,7 +6,9 @@ import Glibc
 
 /// Readiness conditions to wait for or that were met.
 public struct PollEvents: OptionSet, Sendable, Hashable {
+    /// libzmq's `ZMQ_POLLIN`/`ZMQ_POLLOUT` bits.
     public let rawValue: Int16
+    /// Events from libzmq's bits.
     public init(rawValue: Int16) { self.rawValue = rawValue }
 
     /// A message can be received.
@@ -46,6 +48,7 @@ public final class Poller {
     /// Triggers a return from ``poll(timeout:)`` from any thread.
     public let waker: Waker
 
+    /// An empty poller; ``register(_:for:)`` adds sockets.
     public init() throws(ZeroMQError) {
         waker = try Waker()
     }

@@ -36,6 +36,7 @@ public enum SocketType: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The pattern's name, as libzmq spells it (`DEALER`, `ROUTER`, …).
     public var description: String {
         switch self {
         case .pair: "PAIR"

@@ -19,6 +19,7 @@ import Darwin
 public struct ZeroMQError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure this is. An open set: new codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name, such as `wouldBlock`.
         public let description: String
         private init(_ name: String) { description = name }
 
@@ -63,6 +64,7 @@ public struct ZeroMQError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What the call was applied to, such as the endpoint or option name.
     public var subject: String?
 
+    /// An error from its parts, as the ZeroMQ layer makes them after a failed call.
     public init(code: Code, errno: Int32, message: String, operation: String, subject: String? = nil) {
         self.code = code
         self.errno = errno
