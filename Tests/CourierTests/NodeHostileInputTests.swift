@@ -1,3 +1,4 @@
+import CourierSpool
 import Foundation
 import Synchronization
 import Testing
@@ -163,5 +164,64 @@ struct NodeHostileInputTests {
         settings.inFlightWindow = Wire.maxWindow + 1
         let error = await #expect(throws: CourierError.self) { try await Node.start(settings) }
         #expect(error?.code == .invalidConfiguration)
+    }
+
+    @Test("a peer that opens streams forever: each sender keeps at most maxStreamsPerSender, the node at most maxInboundStreams")
+    func streamFlood() async throws {
+        let directory = TemporaryDirectory("streams")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        var settings = configuration(id: "r", directory: directory.sub("r"), listen: [endpoint])
+        settings.maxStreamsPerSender = 3
+        settings.maxInboundStreams = 20
+        let receiver = try await Node.start(settings)
+        let sender = try await startSender(in: directory, to: endpoint)
+        let collector = Task { await receive(100, from: receiver) }
+        _ = try await sender.send(batch: (1...50).map { Array("real \($0)".utf8) }, to: "r")
+        try await within(.seconds(20), "the real sender's stream is up") {
+            while receiver.core.directory.inbound.streams(of: "s").isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let tally = Task {
+            var (retired, refused) = (0, 0)
+            for await event in receiver.events {
+                switch event {
+                case .streamRetired(let sender, _) where sender == "mallory": retired += 1
+                case .hostileFrameDropped(_, let reason) where reason.contains("maxInboundStreams"): refused += 1
+                default: break
+                }
+                if retired == 997 && refused == 30 { break }
+            }
+            return (retired, refused)
+        }
+        try await DedicatedThread.run(name: "mallory") {
+            let context = try Context()
+            // One id, a thousand streams; then 46 more ids with one stream each.
+            let mallory = try Socket(.dealer, context: context)
+            try mallory.set(.routingID, Array("mallory".utf8))
+            try mallory.connect(endpoint)
+            for stream in 1...1000 as ClosedRange<UInt64> {
+                try mallory.send(Message([WireEncoder.encode(.hello(.init(stream: stream, firstUnacknowledged: 1, nextSequence: 1)))]))
+            }
+            mallory.close(linger: .upTo(.seconds(5)))
+            for id in 1...46 {
+                let other = try Socket(.dealer, context: context)
+                try other.set(.routingID, Array("mallory-\(id)".utf8))
+                try other.connect(endpoint)
+                try other.send(Message([WireEncoder.encode(.hello(.init(stream: 1, firstUnacknowledged: 1, nextSequence: 1)))]))
+                other.close(linger: .upTo(.seconds(5)))
+            }
+        }
+        // 1 real stream + 3 of mallory's + 16 others fill the 20; 30 others are refused.
+        let (retired, refused) = try await within(.seconds(30), "retirements and refusals") { await tally.value }
+        #expect(retired == 997)
+        #expect(refused == 30)
+        try await within(.seconds(10), "the store keeps at most 3 of mallory's streams") {
+            while receiver.core.directory.inbound.streams(of: "mallory").count > 3 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        _ = try await sender.send(batch: (51...100).map { Array("real \($0)".utf8) }, to: "r")
+        let received = try await within(.seconds(30), "the real stream") { await collector.value }
+        #expect(received.map { String(decoding: $0.payload, as: UTF8.self) } == (1...100).map { "real \($0)" })
+        await sender.shutdown()
+        await receiver.shutdown()
     }
 }

@@ -68,6 +68,27 @@ public struct NodeConfiguration: Sendable {
     public var maxAttempts: Int? = nil
     /// ZeroMQ connection heartbeats. Default: see ``HeartbeatConfiguration``.
     public var heartbeat = HeartbeatConfiguration()
+    /// The most streams whose deduplication state a receiver keeps per sender. A sender has
+    /// one live stream per receiver; a new one replaces it when the sender's spool is wiped.
+    /// When a sender opens one more, the receiver retires the state of that sender's least
+    /// recently active stream (memory at once, disk at the journal's next compaction),
+    /// reporting ``NodeEvent/streamRetired(sender:stream:)``. Bounds what a sender that opens
+    /// streams forever can make a receiver hold. Default: 4.
+    public var maxStreamsPerSender: Int = 4
+    /// The most streams a receiver tracks in all. A HELLO for a new stream beyond it is
+    /// refused (counted as `stream_limit`, logged, reported) until streams are retired.
+    /// Without security anyone can open streams under any id and fill this; with security
+    /// only the allow-listed senders can, each up to ``maxStreamsPerSender``. Default: 10,000.
+    public var maxInboundStreams: Int = 10_000
+    /// Longest a new connection may take to complete its ZeroMQ handshake (and CurveZMQ
+    /// authentication) before it is closed. Bounds how long idle or half-open connections
+    /// hold a file descriptor during a connection flood. Default: 10 s.
+    public var handshakeTimeout: Duration = .seconds(10)
+    /// Raise the process's soft limit on open file descriptors to its hard limit at start
+    /// (as Go's runtime and many servers do), so that a flood of connections exhausts the
+    /// hard limit rather than a shell's default of 1,024. Logged when it changes anything.
+    /// Default: true.
+    public var raisesDescriptorLimit = true
     /// How acknowledgements are coalesced on the receiving side. Default: see ``AckCoalescing``.
     public var ackCoalescing = AckCoalescing()
     /// How far ahead of what it hands out the receiver keeps a synced reservation ceiling

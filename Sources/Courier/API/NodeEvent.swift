@@ -12,6 +12,10 @@ public enum NodeEvent: Sendable, Hashable, CustomStringConvertible {
     case hostileFrameDropped(from: String, reason: String)
     /// Security refused a connection: its CURVE key (Z85) is not on the allow-list.
     case handshakeRefused(key: String, address: String)
+    /// A sender opened more streams than ``NodeConfiguration/maxStreamsPerSender``: the
+    /// deduplication state of its least recently active stream (one its sender moved on from)
+    /// was dropped.
+    case streamRetired(sender: String, stream: UInt64)
 
     /// A one-line account of the event, for logs.
     public var description: String {
@@ -22,6 +26,7 @@ public enum NodeEvent: Sendable, Hashable, CustomStringConvertible {
         case .corruptionFound(let description): "corruption found: \(description)"
         case .hostileFrameDropped(let from, let reason): "frame from \(from) dropped: \(reason)"
         case .handshakeRefused(let key, let address): "handshake from \(address) refused: key \(key) is not trusted"
+        case .streamRetired(let sender, let stream): "stream \(String(stream, radix: 16)) of \(sender) retired"
         }
     }
 }

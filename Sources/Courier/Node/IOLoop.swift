@@ -72,8 +72,15 @@ final class IOLoop {
     private static func makeRouter(core: NodeCore, context: Context) throws -> Socket {
         let configuration = core.configuration
         let router = try Socket(.router, context: context)
-        try router.set(.routerHandover, true)
+        // Handover off: the first connection under an id keeps it, and a second one is
+        // refused by libzmq until the first is gone (closed, or dead to the heartbeats). With
+        // handover on, a peer could displace another's connection at will, and libzmq 4.3.4
+        // aborts the process (`!_io_error`, stream_engine_base.cpp:331) when a displaced
+        // connection with queued replies sends and closes while heartbeats run on the ROUTER.
+        // docs/PROTOCOL.md, "Socket settings".
+        try router.set(.routerHandover, false)
         try router.set(.routerMandatory, true)
+        try router.set(.handshakeInterval, configuration.handshakeTimeout)
         try router.set(.maxMessageSize, Int64(configuration.maxMessageSize) * 2 + (64 << 10))
         try router.set(.receiveHighWaterMark, 10_000)
         try router.set(.sendHighWaterMark, 10_000)

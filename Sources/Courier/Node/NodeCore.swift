@@ -23,6 +23,7 @@ final class NodeCore: Sendable {
     private let incomingContinuation: AsyncStream<DeliveryBatch>.Continuation
     private let events: AsyncStream<NodeEvent>.Continuation
     private let state: Mutex<State>
+    private let refusalLog = Mutex(RefusalLog())
 
     private struct State {
         var logs: [String: OutboundLog]
@@ -53,6 +54,7 @@ final class NodeCore: Sendable {
 
     static func start(_ configuration: NodeConfiguration) async throws(CourierError) -> NodeCore {
         try validate(configuration)
+        if configuration.raisesDescriptorLimit { DescriptorLimit.raiseSoftLimit(logger: configuration.logger) }
         let keys = try configuration.security?.validated(nodeID: configuration.id, peers: configuration.peers)
         let (eventStream, eventContinuation) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
         var spool = SpoolConfiguration()
@@ -65,6 +67,7 @@ final class NodeCore: Sendable {
         spool.spareSegments = configuration.spoolSpareFiles
         spool.logger = configuration.logger
         spool.inbound.reservationAhead = configuration.reservationAhead
+        spool.inbound.maxStreamsPerSender = configuration.maxStreamsPerSender
         spool.testHooks.bootID = configuration.bootIDForTesting
         spool.onEvent = { event in
             if case .corruptionFound(let report) = event {
@@ -131,6 +134,9 @@ final class NodeCore: Sendable {
         }
         guard configuration.inFlightWindow >= 1, configuration.inFlightBytes >= 1, configuration.maxMessageSize >= 1 else {
             throw CourierError(.invalidConfiguration, "inFlightWindow, inFlightBytes and maxMessageSize must be at least 1")
+        }
+        guard configuration.maxStreamsPerSender >= 1, configuration.maxInboundStreams >= 1 else {
+            throw CourierError(.invalidConfiguration, "maxStreamsPerSender and maxInboundStreams must be at least 1")
         }
         guard configuration.inFlightWindow <= Wire.maxWindow else {
             throw CourierError(.invalidConfiguration, "inFlightWindow \(configuration.inFlightWindow) is above the protocol's limit of \(Wire.maxWindow) messages; lower it")
@@ -247,14 +253,38 @@ final class NodeCore: Sendable {
         incomingContinuation.yield(batch)
     }
 
-    /// A frame from the network was refused: count it, log it, report it.
+    /// A frame from the network was refused: count it, report it, and log it, at most one
+    /// line per peer and reason every 10 s (``RefusalLog``).
     func refused(from peer: String, reason: String, label: String, hostile: Bool = true) {
         nodeMetrics.refused(label)
         if hostile {
-            logger.warning("refused a frame", metadata: ["from": "\(peer)", "reason": "\(reason)"])
             emit(.hostileFrameDropped(from: peer, reason: reason))
+            switch refusalLog.withLock({ $0.refused(peer: peer, reason: label, now: .now) }) {
+            case .suppress:
+                break
+            case .log(let suppressed) where suppressed > 0:
+                logger.warning("refused a frame", metadata: [
+                    "from": "\(peer)", "reason": "\(reason)",
+                    "also-refused": "\(suppressed) more like it since the last line (courier_frames_refused_total counts each)"])
+            case .log:
+                logger.warning("refused a frame", metadata: ["from": "\(peer)", "reason": "\(reason)"])
+            }
         } else {
             logger.debug("ignored a frame", metadata: ["from": "\(peer)", "reason": "\(reason)"])
+        }
+    }
+
+    /// A sender's stream was retired to keep within ``NodeConfiguration/maxStreamsPerSender``:
+    /// count it, report it, and log it at the refusals' rate limit (a sender opening streams
+    /// forever would otherwise flood the log).
+    func retired(sender: String, stream: UInt64) {
+        nodeMetrics.streamsRetired.increment()
+        emit(.streamRetired(sender: sender, stream: stream))
+        switch refusalLog.withLock({ $0.refused(peer: sender, reason: "stream_retired", now: .now) }) {
+        case .suppress: break
+        case .log(let suppressed):
+            logger.notice("retired a sender's old stream", metadata: [
+                "sender": "\(sender)", "stream": "\(String(stream, radix: 16))", "also-retired": "\(suppressed)"])
         }
     }
 

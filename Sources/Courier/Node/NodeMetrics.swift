@@ -51,6 +51,7 @@ struct NodeMetrics {
     let delivered = Counter(label: "courier_messages_delivered_total")
     let duplicates = Counter(label: "courier_duplicates_dropped_total")
     let beyondWindow = Counter(label: "courier_messages_beyond_window_total")
+    let streamsRetired = Counter(label: "courier_inbound_streams_retired_total")
 
     func refused(_ label: String) {
         Counter(label: "courier_frames_refused_total", dimensions: [("reason", label)]).increment()

@@ -17,6 +17,8 @@ final class InboundSide {
     private var streams: [Key: InboundStream] = [:]
     /// The stream each sender last said hello on.
     private var current: [String: UInt64] = [:]
+    /// The streams of each sender held in `streams`.
+    private var streamsOf: [String: Set<UInt64>] = [:]
     private var touched: Set<Key> = []
     private var stopping = false
     /// Per-sender counters, made on first use.
@@ -59,9 +61,16 @@ final class InboundSide {
 
     private func handleHello(_ hello: WireFrame.Hello, from sender: String) {
         let key = Key(sender: sender, stream: hello.stream)
-        let stream = streams[key] ?? InboundStream(sender: sender, stream: hello.stream,
-                                                   stored: store.state(sender: sender, streamID: hello.stream))
-        streams[key] = stream
+        let stream: InboundStream
+        if let known = streams[key] {
+            stream = known
+        } else {
+            guard admit(key) else { return }
+            stream = InboundStream(sender: sender, stream: hello.stream, stored: store.state(sender: sender, streamID: hello.stream))
+            streams[key] = stream
+            streamsOf[sender, default: []].insert(hello.stream)
+        }
+        stream.lastHello = .now
         if current[sender] != hello.stream {
             if let previous = current[sender] {
                 core.logger.notice("sender started a new stream", metadata: [
@@ -84,6 +93,33 @@ final class InboundSide {
             return
         }
         send(stream.welcomeFrame(), to: sender)
+    }
+
+    /// Makes room for a new stream: retires the sender's least recently greeted stream when
+    /// it has ``NodeConfiguration/maxStreamsPerSender``, and refuses the stream when the node
+    /// tracks ``NodeConfiguration/maxInboundStreams``.
+    private func admit(_ key: Key) -> Bool {
+        let configuration = core.configuration
+        if let own = streamsOf[key.sender], own.count >= configuration.maxStreamsPerSender,
+           let oldest = own.min(by: { (streams[Key(sender: key.sender, stream: $0)]?.lastHello ?? .now) < (streams[Key(sender: key.sender, stream: $1)]?.lastHello ?? .now) }) {
+            retire(Key(sender: key.sender, stream: oldest))
+        }
+        guard streams.count < configuration.maxInboundStreams else {
+            core.refused(from: key.sender, reason: "HELLO for a new stream while the node tracks its limit of \(configuration.maxInboundStreams) streams (maxInboundStreams)",
+                         label: "stream_limit")
+            return false
+        }
+        return true
+    }
+
+    private func retire(_ key: Key) {
+        streams[key] = nil
+        touched.remove(key)
+        streamsOf[key.sender]?.remove(key.stream)
+        if streamsOf[key.sender]?.isEmpty == true { streamsOf[key.sender] = nil }
+        if current[key.sender] == key.stream { current[key.sender] = nil }
+        store.retire(sender: key.sender, streamID: key.stream)
+        core.retired(sender: key.sender, stream: key.stream)
     }
 
     /// The stream's record is durable: answer the hello that asked.

@@ -32,6 +32,8 @@ final class InboundStream {
     /// HELLOs waiting for the stream's record to be durable: each gets its WELCOME (the
     /// sender counts answers, docs/PROTOCOL.md "Sender behaviour").
     var welcomesOwed = 0
+    /// When the sender last said HELLO on this stream (retirement picks the oldest).
+    var lastHello = ContinuousClock.now
 
     /// Durable: every number up to here is processed.
     @exclusivity(unchecked) private(set) var processedUpTo: UInt64

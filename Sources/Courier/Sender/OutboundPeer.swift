@@ -77,6 +77,7 @@ final class OutboundPeer {
             try dealer.set(.heartbeatInterval, settings.heartbeat.interval)
             try dealer.set(.heartbeatTimeout, settings.heartbeat.timeout)
             try dealer.set(.heartbeatTTL, settings.heartbeat.timeout * 2)
+            try dealer.set(.handshakeInterval, settings.handshakeTimeout)
             if let keys = core.keys, let serverKey = keys.keyByID[configuration.id] {
                 try dealer.set(.curveServerKey, serverKey)
                 try dealer.set(.curvePublicKey, keys.own.publicKey)

@@ -79,6 +79,12 @@ package struct InboundConfiguration: Sendable {
     /// Default: 7 days.
     package var retainOldStreamsFor: Duration = .seconds(7 * 24 * 3600)
 
+    /// The most streams kept per sender; beyond it, the least recently active ones are
+    /// dropped (at open, at compaction, and by ``InboundStore/retire(sender:streamID:)``).
+    /// A sender has one live stream per receiver; older ones are left over from a wiped
+    /// spool. Default: 4.
+    package var maxStreamsPerSender: Int = 4
+
     /// The journal is rewritten (compacted) when it grows past this size.
     /// Default: 8 MiB.
     package var compactionThreshold: Int = 8 << 20

@@ -163,14 +163,22 @@ extension InboundStore {
     }
 
     /// Drops streams idle for longer than `retain` that are not their sender's most recently
-    /// active stream.
-    static func pruned(_ streams: [InboundStreamKey: InboundStreamState], retain: Duration) -> [InboundStreamKey: InboundStreamState] {
+    /// active stream, and keeps at most `perSender` streams of each sender (the most recently
+    /// active).
+    static func pruned(_ streams: [InboundStreamKey: InboundStreamState], retain: Duration, perSender: Int) -> [InboundStreamKey: InboundStreamState] {
         let now = wallClockNanoseconds()
-        var newest: [String: Int64] = [:]
-        for stream in streams.values { newest[stream.sender] = max(newest[stream.sender] ?? .min, stream.lastActivity) }
-        return streams.filter { _, stream in
-            stream.lastActivity == newest[stream.sender] || now - stream.lastActivity < retain.nanoseconds
+        var bySender: [String: [InboundStreamState]] = [:]
+        for stream in streams.values { bySender[stream.sender, default: []].append(stream) }
+        var kept: [InboundStreamKey: InboundStreamState] = [:]
+        kept.reserveCapacity(streams.count)
+        for (_, own) in bySender {
+            let newestFirst = own.sorted { ($0.lastActivity, $0.streamID) > ($1.lastActivity, $1.streamID) }
+            for (rank, stream) in newestFirst.prefix(max(1, perSender)).enumerated()
+            where rank == 0 || now - stream.lastActivity < retain.nanoseconds {
+                kept[InboundStreamKey(sender: stream.sender, streamID: stream.streamID)] = stream
+            }
         }
+        return kept
     }
 
     /// Rewrites the journal with one snapshot per live stream, dropping idle old incarnations.
@@ -181,7 +189,8 @@ extension InboundStore {
     func compactJournal() throws(SpoolError) {
         let now = wallClockNanoseconds()
         let (live, from) = state.withLock { state -> ([InboundStreamState], Int64) in
-            state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor)
+            state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor,
+                                        perSender: configuration.inbound.maxStreamsPerSender)
             state.durableCeilings = state.durableCeilings.filter { state.streams[$0.key] != nil }
             return (Array(state.streams.values), journal.file.end)
         }

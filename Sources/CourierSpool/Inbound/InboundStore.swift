@@ -135,7 +135,8 @@ package final class InboundStore: Sendable {
         if corrupt > 0 {
             configuration.logger.error("spool: inbound journal records with a valid checksum but an impossible layout were ignored", metadata: ["count": "\(corrupt)"])
         }
-        state = Mutex(State(streams: Self.pruned(streams, retain: configuration.inbound.retainOldStreamsFor)))
+        state = Mutex(State(streams: Self.pruned(streams, retain: configuration.inbound.retainOldStreamsFor,
+                                                 perSender: configuration.inbound.maxStreamsPerSender)))
         journal = Journal(file: opened.file)
         // A version-1 journal is rewritten as version 2 before anything is appended to it.
         let start = try journal.file.read(at: 0, count: FileHeader.size)
@@ -156,6 +157,18 @@ package final class InboundStore: Sendable {
     /// The streams recorded for `sender` (current and older incarnations), newest activity first.
     package func streams(of sender: String) -> [InboundStreamState] {
         state.withLock { $0.streams.values.filter { $0.sender == sender } }.sorted { $0.lastActivity > $1.lastActivity }
+    }
+
+    /// Forgets a stream (the receiver retired it: its sender has moved on to newer streams).
+    /// It leaves memory at once and the journal at the next compaction; a restart before
+    /// that applies ``InboundConfiguration/maxStreamsPerSender`` again at open.
+    package func retire(sender: String, streamID: UInt64) {
+        let key = InboundStreamKey(sender: sender, streamID: streamID)
+        state.withLock { state in
+            state.streams[key] = nil
+            state.dirty.remove(key)
+            state.durableCeilings[key] = nil
+        }
     }
 
     /// Every stream recorded.
