@@ -146,12 +146,13 @@ struct NodeSecurityTests {
         }
         #expect(garbage?.message.contains("garbage.key") == true)
 
-        let pair = try CurveKeyPair.generate()
+        let (pair, peer) = (try CurveKeyPair.generate(), try CurveKeyPair.generate())
         try (pair.secretKey.z85 + "\n").write(toFile: directory.sub("good.key"), atomically: true, encoding: .utf8)
-        try (pair.publicKey.z85 + "\n").write(toFile: directory.sub("good.key.pub"), atomically: true, encoding: .utf8)
-        let loaded = try SecurityConfiguration.load(keyFile: directory.sub("good.key"), trustedPeerKeyFiles: ["peer": directory.sub("good.key.pub")])
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: directory.sub("good.key"))
+        try (peer.publicKey.z85 + "\n").write(toFile: directory.sub("peer.key.pub"), atomically: true, encoding: .utf8)
+        let loaded = try SecurityConfiguration.load(keyFile: directory.sub("good.key"), trustedPeerKeyFiles: ["peer": directory.sub("peer.key.pub")])
         #expect(loaded.publicKey == pair.publicKey.z85)
-        #expect(loaded.trustedPeers == ["peer": pair.publicKey.z85])
+        #expect(loaded.trustedPeers == ["peer": peer.publicKey.z85])
 
         let (alice, bob) = (try Party("alice"), try Party("bob"))
         var noPeerKey = configuration(id: "alice", directory: directory.sub("a"), peers: [PeerConfiguration(id: "bob", endpoints: ["tcp://127.0.0.1:1"])])

@@ -2,6 +2,8 @@ import ZeroMQ
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// CurveZMQ security: encryption of every connection, and an allow-list that binds each
@@ -38,34 +40,144 @@ public struct SecurityConfiguration: Sendable, Hashable {
     /// each trusted peer's public key from its file, as `courier-spool keygen --out` writes
     /// them (one Z85 key per file; a `public:` or `secret:` prefix is accepted).
     ///
+    /// Like ssh with a private key, it refuses a secret key file that group or others may
+    /// read or write (mode & 0o077 ≠ 0): `chmod 600 FILE` fixes that. It also refuses a public
+    /// key given as the secret key, as far as that can be told: a file named `*.pub`, a file
+    /// that starts with `public:`, a key equal to a trusted peer's key or to the key in its
+    /// own `FILE.pub`. (A bare 40-character key does not say whether it is public or secret.)
+    /// A `FILE.pub` next to `keyFile` must hold the public key derived from it, and no
+    /// trusted peer may be listed with this node's own public key or with a secret key.
+    ///
     /// - Throws: ``CourierError/Code/invalidConfiguration`` naming the file that is missing,
-    ///   unreadable or not a key.
+    ///   unreadable, not a key, not protected, or the wrong key, and saying what to do.
     public static func load(keyFile: String, trustedPeerKeyFiles: [String: String]) throws(CourierError) -> SecurityConfiguration {
-        let secret = try readKey(keyFile, what: "this node's secret key")
+        if keyFile.hasSuffix(".pub") {
+            throw CourierError(.invalidConfiguration, "\(keyFile) is a public key file (its name ends in .pub), not this node's secret key: "
+                + "pass \(keyFile.dropLast(4)) instead, the secret key file without .pub")
+        }
+        let own = try KeyFile.load(keyFile, what: "this node's secret key")
+        if own.label == .public {
+            throw CourierError(.invalidConfiguration, "\(keyFile) holds a public key (it starts with public:), not this node's secret key: "
+                + Self.passSecretInstead)
+        }
         let pair: CurveKeyPair
-        do { pair = try CurveKeyPair(secretKey: secret) } catch {
+        do { pair = try CurveKeyPair(secretKey: own.key) } catch {
             throw CourierError(.invalidConfiguration, "cannot derive the public key from \(keyFile): \(error.message)", underlying: error)
         }
         var peers: [String: String] = [:]
-        for (id, path) in trustedPeerKeyFiles {
-            peers[id] = try readKey(path, what: "the public key of \(id)").z85
+        for (id, path) in trustedPeerKeyFiles.sorted(by: { $0.key < $1.key }) {
+            let peer = try KeyFile.load(path, what: "the public key of \(id)")
+            if peer.label == .secret {
+                throw CourierError(.invalidConfiguration, "\(path), given as the public key of \(id), holds a secret key (it starts with secret:): "
+                    + "pass \(id)'s public key file instead (FILE.pub from `courier-spool keygen --out FILE`)")
+            }
+            if peer.key == own.key {
+                if path.hasSuffix(".pub") || peer.label == .public {
+                    throw CourierError(.invalidConfiguration, "\(keyFile) holds a public key, not this node's secret key: it is the public key of peer \(id) "
+                        + "from \(path); " + Self.passSecretInstead)
+                }
+                throw CourierError(.invalidConfiguration, "\(keyFile) (this node's secret key) and \(path) (the public key of peer \(id)) hold the same key: "
+                    + "the key file must be this node's secret key (FILE from `courier-spool keygen --out FILE`) and \(id)'s file its public key (FILE.pub)")
+            }
+            if peer.key == pair.publicKey {
+                throw CourierError(.invalidConfiguration, "\(path), given as the public key of peer \(id), holds this node's own public key (derived from \(keyFile)): "
+                    + "pass \(id)'s public key file instead")
+            }
+            peers[id] = peer.key.z85
         }
-        return SecurityConfiguration(publicKey: pair.publicKey.z85, secretKey: secret.z85, trustedPeers: peers)
+        // The public key keygen wrote next to the secret one, when it is there.
+        if let sibling = KeyFile.loadIfPresent(keyFile + ".pub") {
+            if sibling.key == own.key {
+                throw CourierError(.invalidConfiguration, "\(keyFile) holds a public key, not this node's secret key: it is the same key as \(keyFile).pub; "
+                    + Self.passSecretInstead)
+            }
+            if sibling.key != pair.publicKey {
+                throw CourierError(.invalidConfiguration, "\(keyFile) and \(keyFile).pub are not one key pair: the public key derived from \(keyFile) is not the one in "
+                    + "\(keyFile).pub, so peers that trust \(keyFile).pub would refuse this node; pass the secret key that belongs to \(keyFile).pub, "
+                    + "or make a new pair with `courier-spool keygen --out FILE`")
+            }
+        }
+        if own.mode & 0o077 != 0 {
+            throw CourierError(.invalidConfiguration, "unprotected secret key file \(keyFile): its mode \(octal(own.mode)) lets group or others read or write it "
+                + "(a secret key file must be for its owner only, as `courier-spool keygen --out` writes it); fix it with: chmod 600 \(shellQuoted(keyFile))")
+        }
+        return SecurityConfiguration(publicKey: pair.publicKey.z85, secretKey: own.key.z85, trustedPeers: peers)
     }
 
-    private static func readKey(_ path: String, what: String) throws(CourierError) -> CurveKey {
-        guard let file = fopen(path, "r") else {
-            let reason = String(cString: strerror(errno))
-            throw CourierError(.invalidConfiguration, "cannot read \(what) from \(path): \(reason)")
-        }
-        defer { fclose(file) }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = fread(&buffer, 1, buffer.count - 1, file)
-        var text = String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        for prefix in ["public:", "secret:"] where text.hasPrefix(prefix) { text = String(text.dropFirst(prefix.count)) }
-        do { return try CurveKey(z85: text) } catch {
+    private static let passSecretInstead =
+        "pass this node's secret key file instead, the one `courier-spool keygen --out FILE` wrote as FILE (not FILE.pub)"
+
+    /// A key file as read: its key, the label in front of it, and the file's permission bits.
+    private struct KeyFile {
+        enum Label { case none, `public`, secret }
+        var key: CurveKey
+        var label: Label
+        var mode: UInt32
+
+        static func load(_ path: String, what: String) throws(CourierError) -> KeyFile {
+            let (text, mode) = try contents(path, what: what)
+            if let file = parse(text, mode: mode) { return file }
+            let lines = text.split(whereSeparator: \.isNewline).map { $0.drop { $0 == " " || $0 == "\t" } }
+            if lines.contains(where: { $0.hasPrefix("public:") }), lines.contains(where: { $0.hasPrefix("secret:") }) {
+                throw CourierError(.invalidConfiguration, "\(path) holds both keys of a pair, as `courier-spool keygen` prints them, not \(what) alone: "
+                    + "write the pair with `courier-spool keygen --out FILE` (FILE holds the secret key, FILE.pub the public one)")
+            }
             throw CourierError(.invalidConfiguration, "\(path) does not hold \(what): expected 40 characters of Z85 text, as `courier-spool keygen --out` writes")
         }
+
+        /// The key in `path`, or nil when there is no such file or it holds no key.
+        static func loadIfPresent(_ path: String) -> KeyFile? {
+            guard let (text, mode) = try? contents(path, what: "a key") else { return nil }
+            return parse(text, mode: mode)
+        }
+
+        /// One key, possibly behind a `public:` or `secret:` label.
+        private static func parse(_ text: String, mode: UInt32) -> KeyFile? {
+            var body = Substring(text).drop { $0 == " " || $0 == "\t" || $0.isNewline }
+            var label = Label.none
+            for (prefix, kind) in [("public:", Label.public), ("secret:", .secret)] where body.hasPrefix(prefix) {
+                body = body.dropFirst(prefix.count)
+                label = kind
+            }
+            guard let key = try? CurveKey(z85: body) else { return nil }
+            return KeyFile(key: key, label: label, mode: mode)
+        }
+
+        /// The first 4 KiB of `path` (a key file is 41 bytes) and its permission bits, from
+        /// the opened file itself.
+        private static func contents(_ path: String, what: String) throws(CourierError) -> (String, UInt32) {
+            func failure(_ action: String) -> CourierError {
+                CourierError(.invalidConfiguration, "cannot \(action) \(what) from \(path): \(String(cString: strerror(errno)))")
+            }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw failure("read") }
+            defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw failure("check the permissions of") }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var count = 0
+            while count < buffer.count {
+                let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+                if got < 0, errno == EINTR { continue }
+                guard got >= 0 else { throw failure("read") }
+                if got == 0 { break }
+                count += got
+            }
+            return (String(decoding: buffer.prefix(count), as: UTF8.self), UInt32(info.st_mode) & 0o7777)
+        }
+    }
+
+    /// Permission bits in octal, four digits, such as 0644.
+    private static func octal(_ mode: UInt32) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+    }
+
+    /// `path` as one word for a POSIX shell: as it is when it is plain, else in single quotes.
+    private static func shellQuoted(_ path: String) -> String {
+        let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@%=")
+        let plain = !path.isEmpty && path.allSatisfy(safe.contains)
+        return plain ? path : "'" + path.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
     }
 
     /// The checked form the I/O thread uses.
