@@ -218,7 +218,7 @@ let package = Package(
         // (`swift build --build-tests` builds them).
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "Courier", "CourierSpool", "ZeroMQ"],
             swiftSettings: upcoming
         ),
     ],

@@ -62,10 +62,19 @@ final class Child: @unchecked Sendable {
     private let process = Process()
     let name: String
 
-    init(_ program: String, _ arguments: [String], stdin: String? = nil, stdout: String, stderr: String) throws {
+    /// Starts `program` (one of the built programs) with `arguments`. With
+    /// `softDescriptorLimit`, it starts under that soft limit on open files (through
+    /// `sh -c 'ulimit -Sn N; exec …'`), as from a shell with Debian's default of 1,024.
+    init(_ program: String, _ arguments: [String], stdin: String? = nil, stdout: String, stderr: String,
+         softDescriptorLimit: Int? = nil) throws {
         name = program
-        process.executableURL = URL(fileURLWithPath: try Programs.path(program))
-        process.arguments = arguments
+        if let softDescriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -Sn \(softDescriptorLimit) && exec \"$0\" \"$@\"", try Programs.path(program)] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: try Programs.path(program))
+            process.arguments = arguments
+        }
         process.standardInput = try stdin.map { try FileHandle(forReadingFrom: URL(fileURLWithPath: $0)) } ?? FileHandle.nullDevice
         _ = FileManager.default.createFile(atPath: stdout, contents: nil)
         _ = FileManager.default.createFile(atPath: stderr, contents: nil)
