@@ -41,10 +41,10 @@ enum Exporter {
         }
         let logger = Logger(label: "courier-prometheus-example")
 
-        // Every swift-metrics instrument (Courier's, Hummingbird's, the application's) lands in
+        // Every swift-metrics instrument (Courier's and the application's) lands in
         // this registry, which /metrics renders. Bootstrap before the node creates any.
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(CourierMetrics.factory(registry: registry))
+        MetricsSystem.bootstrap(MetricsSetup.factory(registry: registry))
 
         var configuration = NodeConfiguration(id: options.id, dataDirectory: options.dataDirectory)
         configuration.listen = options.listen
@@ -53,7 +53,7 @@ enum Exporter {
         do {
             node = try await Node.start(configuration)
         } catch {
-            Output.complain("cannot start the node: \(error)")
+            Output.complain("cannot start the node: \(options.verbose ? error.description : error.message)")
             exit(error.code == .invalidConfiguration ? 2 : 1)
         }
         for endpoint in node.boundEndpoints {
@@ -117,35 +117,27 @@ enum Exporter {
         do {
             try await group.run()
         } catch {
-            Output.complain("\(error)")
+            Output.complain("stopped by an error: \(error)")
             exit(1)
         }
         exit(0)
     }
 }
 
-/// How Courier's instruments map onto Prometheus types.
-enum CourierMetrics {
-    /// Buckets for Courier's round-trip timer, `courier_round_trip_seconds` (the sender's
-    /// smoothed round trip to each peer: send, delivery, acknowledgement, acknowledgement
-    /// back). On loopback it is 50 µs–5 ms, across a LAN a few ms, across a WAN tens of ms to
-    /// seconds. swift-prometheus' default timer buckets start at 5 ms, so every loopback and
-    /// most LAN round trips would fall into the lowest bucket; these start at 50 µs and go up
-    /// roughly 1-2.5-5 per decade to 5 s.
-    static let roundTripBuckets: [Duration] = [
-        .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
-        .milliseconds(1), .microseconds(2500), .milliseconds(5), .milliseconds(10),
-        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-        .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
-    ]
-
+/// How swift-metrics instruments become Prometheus histograms.
+enum MetricsSetup {
     /// Buckets for `courier_spool_records_per_sync` (records made durable by one fsync): 1 when
-    /// idle, hundreds under load. The default value buckets start at 5, lumping 1–5 together.
+    /// idle, hundreds under load. swift-prometheus' default value buckets start at 5, lumping
+    /// 1 to 5 together.
     static let recordsPerSyncBuckets: [Double] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
 
     static func factory(registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets["courier_round_trip_seconds"] = roundTripBuckets
+        // Courier's round-trip timer, `courier_round_trip_seconds`: one sample per measured
+        // round trip, 50 µs to seconds. swift-prometheus' default timer buckets start at 5 ms,
+        // which would put every loopback and most LAN round trips into the lowest bucket;
+        // Courier's own suggestion goes from 50 µs to 5 s in 1-2.5-5 steps.
+        factory.durationHistogramBuckets[CourierMetrics.roundTripLabel] = CourierMetrics.roundTripBuckets
         factory.valueHistogramBuckets["courier_spool_records_per_sync"] = recordsPerSyncBuckets
         return factory
     }
