@@ -2,6 +2,8 @@ import CourierSpool
 import Metrics
 
 /// Counters and gauges for one peer this node sends to (swift-metrics), labelled `peer`.
+/// The spool's gauges of what is pending (`courier_spool_pending_*`) come from the spool
+/// itself (SpoolMetrics), which keeps them current; they are not written here a second time.
 /// docs/METRICS.md (and the DocC article "Running in production") says what each counts.
 struct PeerMetrics {
     let sent: Counter
@@ -10,8 +12,6 @@ struct PeerMetrics {
     let rejected: Counter
     let expired: Counter
     let deadLettered: Counter
-    let pending: Gauge
-    let pendingBytes: Gauge
     /// One sample per round trip measured (Karn's rule: first transmissions only).
     let roundTrip: Timer
     /// The smoothed round trip the retransmission timer is based on, in seconds.
@@ -25,8 +25,6 @@ struct PeerMetrics {
         rejected = Counter(label: "courier_messages_rejected_total", dimensions: dimensions)
         expired = Counter(label: "courier_messages_expired_total", dimensions: dimensions)
         deadLettered = Counter(label: "courier_messages_dead_lettered_total", dimensions: dimensions)
-        pending = Gauge(label: "courier_spool_pending_messages", dimensions: dimensions)
-        pendingBytes = Gauge(label: "courier_spool_pending_bytes", dimensions: dimensions)
         roundTrip = Timer(label: CourierMetrics.roundTripLabel, dimensions: dimensions)
         roundTripSmoothed = Gauge(label: "courier_round_trip_smoothed_seconds", dimensions: dimensions)
     }
@@ -66,8 +64,6 @@ extension OutboundPeer {
     }
     func metricsRoundTrip(_ sample: Duration) { metrics.roundTrip.record(duration: sample) }
     func metricsGauges(_ status: OutboundLogStatus) {
-        metrics.pending.record(status.pendingCount)
-        metrics.pendingBytes.record(status.pendingBytes)
         if let smoothed = rtt.smoothed {
             let (seconds, attoseconds) = smoothed.components
             metrics.roundTripSmoothed.record(Double(seconds) + Double(attoseconds) / 1e18)

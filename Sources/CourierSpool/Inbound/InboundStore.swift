@@ -127,7 +127,7 @@ package final class InboundStore: Sendable {
         }
         for event in opened.events {
             if case .corruptionFound = event {
-                Counter(label: "courier_spool_corruptions_total", dimensions: [("store", "inbound")]).increment()
+                Counter(label: "courier_spool_inbound_corruptions_total").increment()
             }
             configuration.logger.error("spool: inbound journal repaired on open", metadata: ["event": "\(event)"])
             configuration.onEvent?(event)
