@@ -224,4 +224,66 @@ struct NodeHostileInputTests {
         await sender.shutdown()
         await receiver.shutdown()
     }
+
+    @Test("a frame of a version the receiver does not speak is answered with VERSIONS, once a second; a sender told so reports it")
+    func versionMismatch() async throws {
+        let directory = TemporaryDirectory("versions")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        let answers = try await DedicatedThread.run(name: "future-sender") {
+            let context = try Context()
+            let socket = try Socket(.dealer, context: context)
+            try socket.set(.routingID, Array("future".utf8))
+            try socket.connect(endpoint)
+            let future = seal(frameBody(version: 2, kind: 1, fields: [u64(1), u64(1), u64(1)]))
+            for _ in 0..<5 { try socket.send(Message([future])) }
+            let poller = try Poller()
+            poller.register(socket)
+            let decoder = WireDecoder(maxPayloadSize: 1 << 20)
+            var answers: [WireFrame] = []
+            let end = ContinuousClock.now + .milliseconds(800)
+            while ContinuousClock.now < end {
+                _ = try poller.poll(timeout: .milliseconds(50))
+                while let message = try socket.tryReceive() { answers.append(try decoder.decode(message.frames[0])) }
+            }
+            socket.close()
+            return answers
+        }
+        #expect(answers == [.versions(.init(supported: [1]))])  // five frames, one answer within the second
+        await receiver.shutdown()
+
+        // A receiver from the future: answers every frame with VERSIONS [2, 3].
+        let futureEndpoint = freeLoopbackEndpoint()
+        let stop = Locked(false)
+        let fake = Task {
+            try await DedicatedThread.run(name: "future-receiver") {
+                let context = try Context()
+                let router = try Socket(.router, context: context)
+                try router.bind(futureEndpoint)
+                let poller = try Poller()
+                poller.register(router)
+                while !stop.withLock({ $0 }) {
+                    _ = try poller.poll(timeout: .milliseconds(20))
+                    while let message = try router.tryReceive() {
+                        _ = try router.trySend([message.frames[0], WireEncoder.encode(.versions(.init(supported: [2, 3])))])
+                    }
+                }
+                router.close()
+            }
+        }
+        let settings = configuration(id: "s", directory: directory.sub("s"), peers: [PeerConfiguration(id: "r", endpoints: [futureEndpoint])])
+        let sender = try await Node.start(settings)
+        let reported = try await within(.seconds(20), "unsupportedProtocol event") {
+            for await event in sender.events {
+                if case .unsupportedProtocol(let peer, let versions) = event { return (peer, versions) }
+            }
+            return ("", [])
+        }
+        #expect(reported.0 == "r")
+        #expect(reported.1 == [2, 3])
+        await sender.shutdown(timeout: .zero)
+        stop.withLock { $0 = true }
+        try await fake.value
+    }
 }

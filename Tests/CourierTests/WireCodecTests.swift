@@ -17,6 +17,8 @@ struct WireCodecTests {
         ])),
         .ack(.init(stream: 42, processedUpTo: 10, receivedUpTo: 20, processedRanges: [12...13, 15...15, 17...19])),
         .ack(.init(stream: 1, processedUpTo: 0, receivedUpTo: 0, processedRanges: [])),
+        .versions(.init(supported: [1])),
+        .versions(.init(supported: [1, 2, 7])),
         .outcomes(.init(stream: 42, entries: [
             .init(sequence: 4, code: .rejected, reason: "no such account — ünïcode"),
             .init(sequence: 6, code: .expired, reason: ""),
@@ -88,6 +90,11 @@ struct WireCodecTests {
         (frameBody(kind: 4, fields: [u64(1), u64(5), u64(9), u16(1), u64(8), u64(7)]), nil),
         (frameBody(kind: 4, fields: [u64(1), u64(5), u64(9), u16(257)]), .tooManyItems("ranges", 257)),
         (frameBody(kind: 4, fields: [u64(1), u64(.max), u64(.max), u16(0)]), nil),
+        // versions: none, not ascending, zero, a lying count
+        (frameBody(kind: 6, fields: [[0]]), nil),
+        (frameBody(kind: 6, fields: [[2, 2, 1]]), nil),
+        (frameBody(kind: 6, fields: [[1, 0]]), nil),
+        (frameBody(kind: 6, fields: [[3, 1]]), nil),
         // outcomes: none, unknown code, a reason that is not UTF-8
         (frameBody(kind: 5, fields: [u64(1), u16(0)]), nil),
         (frameBody(kind: 5, fields: [u64(1), u16(1), u64(3), [7], u16(0)]), nil),

@@ -16,6 +16,9 @@ public enum NodeEvent: Sendable, Hashable, CustomStringConvertible {
     /// deduplication state of its least recently active stream (one its sender moved on from)
     /// was dropped.
     case streamRetired(sender: String, stream: UInt64)
+    /// A peer answered that it does not speak this node's protocol version; it lists the
+    /// versions it does. Nothing is delivered to it until one side is upgraded.
+    case unsupportedProtocol(peer: String, peerVersions: [Int])
 
     /// A one-line account of the event, for logs.
     public var description: String {
@@ -27,6 +30,7 @@ public enum NodeEvent: Sendable, Hashable, CustomStringConvertible {
         case .hostileFrameDropped(let from, let reason): "frame from \(from) dropped: \(reason)"
         case .handshakeRefused(let key, let address): "handshake from \(address) refused: key \(key) is not trusted"
         case .streamRetired(let sender, let stream): "stream \(String(stream, radix: 16)) of \(sender) retired"
+        case .unsupportedProtocol(let peer, let versions): "peer \(peer) speaks protocol versions \(versions) only"
         }
     }
 }

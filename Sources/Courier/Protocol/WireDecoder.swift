@@ -23,6 +23,19 @@ struct WireDecoder {
         guard stated == actual else { throw .checksumMismatch(expected: stated, actual: actual) }
 
         var reader = WireReader(frame, start: Wire.headerSize, end: bodyEnd)
+        if kind == .versions {
+            // The one frame without a stream id: the versions a receiver speaks.
+            let count = Int(try reader.u8())
+            guard count >= 1 else { throw .invalidField("versions frame with no version") }
+            var supported: [UInt8] = []
+            for _ in 0..<count {
+                let version = try reader.u8()
+                guard version > (supported.last ?? 0) else { throw .invalidField("versions not ascending") }
+                supported.append(version)
+            }
+            guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
+            return .versions(.init(supported: supported))
+        }
         let stream = try reader.u64()
         guard stream != 0 else { throw .invalidField("stream id 0") }
         let decoded: WireFrame
@@ -49,6 +62,8 @@ struct WireDecoder {
             decoded = .ack(try decodeAck(stream: stream, &reader))
         case .outcomes:
             decoded = .outcomes(try decodeOutcomes(stream: stream, &reader))
+        case .versions:
+            preconditionFailure("VERSIONS frames are decoded above, before the stream id")
         }
         guard reader.remaining == 0 else { throw .trailingBytes(reader.remaining) }
         return decoded

@@ -116,6 +116,11 @@ struct WireEncoder {
                 encoder.bytes.append(contentsOf: reason)
             }
             return encoder.finish()
+        case .versions(let versions):
+            var encoder = WireEncoder(kind: .versions, capacity: 16)
+            encoder.bytes.append(UInt8(truncatingIfNeeded: versions.supported.count))
+            encoder.bytes.append(contentsOf: versions.supported)
+            return encoder.finish()
         }
     }
 

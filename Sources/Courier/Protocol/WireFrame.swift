@@ -13,6 +13,9 @@ enum WireFrame: Equatable, Sendable {
     case ack(Ack)
     /// Receiver → sender: messages that ended other than by being processed.
     case outcomes(Outcomes)
+    /// Receiver → sender, in answer to a frame of a protocol version the receiver does not
+    /// speak: the versions it does speak. Carries no stream id.
+    case versions(Versions)
 
     struct Hello: Equatable, Sendable {
         /// The sender's stream incarnation (nonzero).
@@ -70,6 +73,11 @@ enum WireFrame: Equatable, Sendable {
         var reason: String
     }
 
+    struct Versions: Equatable, Sendable {
+        /// The protocol versions the receiver speaks, ascending, each ≥ 1.
+        var supported: [UInt8]
+    }
+
     enum OutcomeCode: UInt8, Sendable {
         /// The receiving application refused the message.
         case rejected = 1
@@ -78,7 +86,7 @@ enum WireFrame: Equatable, Sendable {
     }
 
     enum Kind: UInt8, Sendable {
-        case hello = 1, welcome = 2, data = 3, ack = 4, outcomes = 5
+        case hello = 1, welcome = 2, data = 3, ack = 4, outcomes = 5, versions = 6
     }
 }
 
@@ -104,6 +112,8 @@ enum Wire {
     /// The largest frame a receiver sends back (outcomes with long reasons).
     static let maxControlFrameSize = 2 << 20
     static let tombstoneFlag: UInt8 = 0x01
+    /// The versions this node speaks, for VERSIONS answers.
+    static let supportedVersions: [UInt8] = [version]
     /// The highest sequence number, and the highest mark (processed-up-to, received-up-to,
     /// first-unacknowledged, next sequence), a frame may carry: 2^62. A decoder refuses
     /// anything above it, so that a mark plus a window (at most ``maxWindow``) never

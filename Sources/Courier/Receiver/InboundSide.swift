@@ -21,6 +21,8 @@ final class InboundSide {
     private var streamsOf: [String: Set<UInt64>] = [:]
     private var touched: Set<Key> = []
     private var stopping = false
+    /// When each sender was last told the versions this node speaks.
+    private var versionsAnswered: [String: ContinuousClock.Instant] = [:]
     /// Per-sender counters, made on first use.
     private var senderMetrics: [String: SenderMetrics] = [:]
 
@@ -49,12 +51,13 @@ final class InboundSide {
         let frame: WireFrame
         do { frame = try core.decoder.decode(message.frames[1]) } catch {
             core.refused(from: sender, reason: error.description, label: error.metricLabel)
+            if case .unsupportedVersion = error { answerVersions(to: sender) }
             return
         }
         switch frame {
         case .hello(let hello): handleHello(hello, from: sender)
         case .data(let batch): handleData(batch, from: sender)
-        case .welcome, .ack, .outcomes:
+        case .welcome, .ack, .outcomes, .versions:
             core.refused(from: sender, reason: "a receiver's frame sent to a receiver", label: "wrong_direction")
         }
     }
@@ -93,6 +96,17 @@ final class InboundSide {
             return
         }
         send(stream.welcomeFrame(), to: sender)
+    }
+
+    /// A sender spoke a protocol version this node does not: tell it which versions it does
+    /// (VERSIONS), at most once a second per sender, so that it can report "unsupported
+    /// version" rather than take the silence for a peer that is down.
+    private func answerVersions(to sender: String) {
+        let now = ContinuousClock.now
+        if let last = versionsAnswered[sender], now - last < .seconds(1) { return }
+        if versionsAnswered.count >= 1024 { versionsAnswered.removeAll() }
+        versionsAnswered[sender] = now
+        send(WireEncoder.encode(.versions(.init(supported: Wire.supportedVersions))), to: sender)
     }
 
     /// Makes room for a new stream: retires the sender's least recently greeted stream when

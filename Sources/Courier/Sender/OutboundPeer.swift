@@ -33,6 +33,8 @@ final class OutboundPeer {
     var hellosUnanswered = 0
     var lateWelcomes = 0
     var connectedSince = ContinuousClock.now
+    /// The peer's "unsupported version" answer was logged (once per run; events report each).
+    var reportedVersions = false
 
     // Stream state.
     var durableUpTo: UInt64
@@ -150,10 +152,24 @@ final class OutboundPeer {
         case .welcome(let welcome) where welcome.stream == stream: handleWelcome(welcome)
         case .ack(let ack) where ack.stream == stream: handleAck(ack)
         case .outcomes(let outcomes) where outcomes.stream == stream: handleOutcomes(outcomes)
+        case .versions(let versions):
+            unsupportedProtocol(peerVersions: versions.supported)
         case .welcome, .ack, .outcomes:
             core.refused(from: id, reason: "answer for another stream", label: "wrong_stream")
         case .hello, .data:
             core.refused(from: id, reason: "a sender's frame sent to a sender", label: "wrong_direction")
+        }
+    }
+
+    /// The peer answered that it does not speak this node's protocol version. Nothing can be
+    /// delivered until one side changes; HELLOs go on with back-off in case it is upgraded.
+    private func unsupportedProtocol(peerVersions: [UInt8]) {
+        core.nodeMetrics.refused("peer_version")
+        core.emit(.unsupportedProtocol(peer: id, peerVersions: peerVersions.map(Int.init)))
+        if !reportedVersions {
+            reportedVersions = true
+            core.logger.error("peer does not speak this node's protocol version; nothing is delivered to it until one side is changed", metadata: [
+                "peer": "\(id)", "peer-versions": "\(peerVersions)", "own-version": "\(Wire.version)"])
         }
     }
 
