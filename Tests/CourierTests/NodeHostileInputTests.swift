@@ -1,5 +1,6 @@
 import CourierSpool
 import Foundation
+import MetricsTestKit
 import Synchronization
 import Testing
 import TestSupport
@@ -168,6 +169,7 @@ struct NodeHostileInputTests {
 
     @Test("a peer that opens streams forever: each sender keeps at most maxStreamsPerSender, the node at most maxInboundStreams")
     func streamFlood() async throws {
+        _ = testMetrics  // bootstrapped before the nodes make their counters
         let directory = TemporaryDirectory("streams")
         defer { directory.cleanup() }
         let endpoint = freeLoopbackEndpoint()
@@ -181,18 +183,11 @@ struct NodeHostileInputTests {
         try await within(.seconds(20), "the real sender's stream is up") {
             while receiver.core.directory.inbound.streams(of: "s").isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         }
-        let tally = Task {
-            var (retired, refused) = (0, 0)
-            for await event in receiver.events {
-                switch event {
-                case .streamRetired(let sender, _) where sender == "mallory": retired += 1
-                case .hostileFrameDropped(_, let reason) where reason.contains("maxInboundStreams"): refused += 1
-                default: break
-                }
-                if retired == 997 && refused == 30 { break }
-            }
-            return (retired, refused)
-        }
+        // Counted through the metrics: the event stream keeps only the newest 1,024 events,
+        // and a burst of a thousand retirements may outrun a test's reading of it.
+        let retiredCounter = try testMetrics.expectCounter("courier_inbound_streams_retired_total")
+        let refusedCounter: @Sendable () -> Int64 = { (try? testMetrics.expectCounter("courier_frames_refused_total", [("reason", "stream_limit")]).totalValue) ?? 0 }
+        let (retiredBefore, refusedBefore) = (retiredCounter.totalValue, refusedCounter())
         try await DedicatedThread.run(name: "mallory") {
             let context = try Context()
             // One id, a thousand streams; then 46 more ids with one stream each.
@@ -212,9 +207,13 @@ struct NodeHostileInputTests {
             }
         }
         // 1 real stream + 3 of mallory's + 16 others fill the 20; 30 others are refused.
-        let (retired, refused) = try await within(.seconds(30), "retirements and refusals") { await tally.value }
-        #expect(retired == 997)
-        #expect(refused == 30)
+        try await within(.seconds(30), "997 retirements and 30 refusals") {
+            while retiredCounter.totalValue - retiredBefore < 997 || refusedCounter() - refusedBefore < 30 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        #expect(retiredCounter.totalValue - retiredBefore == 997)
+        #expect(refusedCounter() - refusedBefore == 30)
         try await within(.seconds(10), "the store keeps at most 3 of mallory's streams") {
             while receiver.core.directory.inbound.streams(of: "mallory").count > 3 { try await Task.sleep(for: .milliseconds(10)) }
         }
