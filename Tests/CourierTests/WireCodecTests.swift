@@ -146,6 +146,23 @@ struct WireCodecTests {
         }
     }
 
+    @Test("an over-long reason is cut to 1,024 bytes where a character begins, and decodes", arguments: [
+        String(repeating: "€", count: 400),        // 3 bytes each: a cut at 1,024 falls inside one
+        String(repeating: "😀", count: 300),       // 4 bytes each
+        String(repeating: "a", count: 1023) + "é", // the 1,024th byte begins a 2-byte character
+        String(repeating: "x", count: 2000),
+    ])
+    func longReasons(reason: String) throws {
+        let frame = WireFrame.outcomes(.init(stream: 1, entries: [.init(sequence: 1, code: .rejected, reason: reason)]))
+        guard case .outcomes(let decoded) = try decoder.decode(WireEncoder.encode(frame)) else {
+            Issue.record("not an outcomes frame"); return
+        }
+        let sent = decoded.entries[0].reason
+        #expect(sent.utf8.count <= Wire.maxReasonBytes)
+        #expect(sent.utf8.count > Wire.maxReasonBytes - 4)
+        #expect(reason.hasPrefix(sent))
+    }
+
     @Test("random byte strings never decode and never trap")
     func randomFrames() {
         var generator = SeededGenerator(seed: 0xC0FFEE)

@@ -129,3 +129,32 @@ struct ExampleProgramTests {
         work.remove()
     }
 }
+
+/// Issue 21's first finding through both programs: a rejection whose reason is cut inside a
+/// multibyte character came back as "processed".
+@Suite("Rejections with long multibyte reasons", .serialized, .timeLimit(.minutes(2)))
+struct LongReasonProgramTests {
+    @Test("a reason of 400 three-byte characters: the producer reports the message rejected, never processed")
+    func longMultibyteReason() async throws {
+        let work = Workspace("long-reason")
+        let port = freeLoopbackPort()
+        // `(?:€€…){0}` matches nothing, so only P-1 matches; the pattern makes the reason long.
+        let pattern = "^P-1[.](?:" + String(repeating: "€", count: 400) + "){0}"
+        let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
+                                                      "--reject-matching", pattern],
+                                 stdout: work.file("c.out"), stderr: work.file("c.err"))
+        let producer = try Child("courier-producer", ["--id", "P", "--data-dir", work.file("p"), "--peer", "C=tcp://127.0.0.1:\(port)",
+                                                      "--count", "3", "--size", "10", "--wait"],
+                                 stdout: work.file("p.out"), stderr: work.file("p.err"))
+        let code = try await producer.exitCode(within: .seconds(60))
+        consumer.signal(SIGTERM)
+        _ = try await consumer.exitCode(within: .seconds(15))
+        #expect(code != 0, "not every message was processed, so the exit code is not 0")
+        #expect(work.read("p.err").contains("2 processed, 1 rejected"), "summary: \(work.read("p.err"))")
+        let dead = try Child("courier-spool", ["dead-letters", work.file("p"), "--peer", "C", "--json"],
+                             stdout: work.file("d.out"), stderr: work.file("d.err"))
+        #expect(try await dead.exitCode(within: .seconds(20)) == 0)
+        #expect(work.read("d.out").contains("€€€"), "dead letters: \(work.read("d.out").prefix(500))")
+        if code != 0 { work.remove() }
+    }
+}

@@ -25,7 +25,8 @@ public struct IncomingMessage: Sendable {
     }
 
     /// Refuses the message; the sender gets ``Outcome/rejected(reason:)`` and keeps it in its
-    /// dead letters. The message is never delivered again.
+    /// dead letters. The message is never delivered again. The sender receives at most the
+    /// first 1,024 bytes of `reason`'s UTF-8, cut before a character that would not fit.
     public func reject(reason: String) {
         core.settle(sender: sender, stream: stream, sequence: sequence, rejection: reason)
     }

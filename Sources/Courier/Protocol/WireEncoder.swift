@@ -109,7 +109,7 @@ struct WireEncoder {
             encoder.u64(outcomes.stream)
             encoder.u16(UInt16(truncatingIfNeeded: outcomes.entries.count))
             for entry in outcomes.entries {
-                let reason = Array(entry.reason.utf8.prefix(Wire.maxReasonBytes))
+                let reason = Wire.truncatedReason(entry.reason)
                 encoder.u64(entry.sequence)
                 encoder.bytes.append(entry.code.rawValue)
                 encoder.u16(UInt16(reason.count))

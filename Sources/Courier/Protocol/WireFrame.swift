@@ -109,6 +109,17 @@ enum Wire {
     static let maxRanges = 256
     static let maxOutcomesPerFrame = 1024
     static let maxReasonBytes = 1024
+
+    /// A reason's UTF-8 bytes, at most ``maxReasonBytes``, cut where a character begins: a cut
+    /// inside a multibyte character made the sender refuse the OUTCOMES frame as not UTF-8, and
+    /// the ACK after it settled a rejected message as processed.
+    static func truncatedReason(_ reason: String) -> [UInt8] {
+        let bytes = Array(reason.utf8)
+        guard bytes.count > maxReasonBytes else { return bytes }
+        var end = maxReasonBytes
+        while end > 0, bytes[end] & 0xC0 == 0x80 { end -= 1 }  // back off continuation bytes
+        return Array(bytes[..<end])
+    }
     /// The largest frame a receiver sends back (outcomes with long reasons).
     static let maxControlFrameSize = 2 << 20
     static let tombstoneFlag: UInt8 = 0x01
