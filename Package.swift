@@ -218,7 +218,7 @@ let package = Package(
         // (`swift build --build-tests` builds them).
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestSupport", "Courier", "CourierSpool", "ZeroMQ"],
+            dependencies: ["TestSupport", "Courier", "CourierSpool", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
     ],

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import Courier
 
 @Suite("Two nodes in one process", .timeLimit(.minutes(2)))

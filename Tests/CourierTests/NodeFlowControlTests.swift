@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import Testing
+import TestSupport
 @testable import Courier
 
 @Suite("Flow control and lifecycle", .timeLimit(.minutes(2)))

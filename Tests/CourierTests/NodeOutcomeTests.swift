@@ -1,6 +1,7 @@
 import CourierSpool
 import Foundation
 import Testing
+import TestSupport
 @testable import Courier
 
 @Suite("Delivery outcomes and limits", .timeLimit(.minutes(2)))

@@ -87,10 +87,3 @@ func receive(_ count: Int, from node: Node, handle: @escaping @Sendable (Incomin
     }
     return received
 }
-
-/// A value shared between a test and the tasks it starts.
-final class Locked<Value: Sendable>: Sendable {
-    private let value: Mutex<Value>
-    init(_ value: Value) { self.value = Mutex(value) }
-    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { value.withLock { body(&$0) } }
-}

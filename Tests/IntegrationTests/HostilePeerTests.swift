@@ -1,5 +1,6 @@
 import CourierSpool
 import Foundation
+import Logging
 import Testing
 import TestSupport
 import ZeroMQ
@@ -170,7 +171,8 @@ struct HostilePeerTests {
 
     @Test("1,100 idle connections at a soft descriptor limit of 1,024: a producer's delivery time stays within twice normal")
     func connectionFlood() async throws {
-        try raiseOwnDescriptorLimit(to: 4096)
+        // This test process holds the 1,100 connections: raise its own limit as a node does.
+        DescriptorLimit.raiseSoftLimit(logger: Logger(label: "hostile-peer-tests"))
         let normal = try await underAttack("flood-baseline", producer: "B", softDescriptorLimit: 1024) { _, _ in }
         // The producer starts once the consumer holds 1,000 descriptors: without raising its
         // limit it would have no more to accept with, and spin on EMFILE.
@@ -220,21 +222,4 @@ func residentMiB(_ pid: Int32) throws -> Double {
 /// How many descriptors process `pid` has open.
 func descriptorCount(_ pid: Int32) -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
-}
-
-/// A value shared between the attacker's threads.
-final class Locked<Value: Sendable>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) -> T) -> T { lock.lock(); defer { lock.unlock() }; return body(&value) }
-}
-
-/// This test process needs more than 1,100 descriptors for the flood.
-func raiseOwnDescriptorLimit(to wanted: UInt64) throws {
-    var limit = rlimit()
-    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
-    guard UInt64(limit.rlim_cur) < wanted else { return }
-    limit.rlim_cur = rlim_t(min(wanted, UInt64(limit.rlim_max)))
-    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }

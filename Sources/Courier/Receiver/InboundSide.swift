@@ -115,8 +115,8 @@ final class InboundSide {
     private func admit(_ key: Key) -> Bool {
         let configuration = core.configuration
         if let own = streamsOf[key.sender], own.count >= configuration.maxStreamsPerSender,
-           let oldest = own.min(by: { (streams[Key(sender: key.sender, stream: $0)]?.lastHello ?? .now) < (streams[Key(sender: key.sender, stream: $1)]?.lastHello ?? .now) }) {
-            retire(Key(sender: key.sender, stream: oldest))
+           let oldest = own.map({ Key(sender: key.sender, stream: $0) }).min(by: { (streams[$0]?.lastHello ?? .now) < (streams[$1]?.lastHello ?? .now) }) {
+            retire(oldest)
         }
         guard streams.count < configuration.maxInboundStreams else {
             core.refused(from: key.sender, reason: "HELLO for a new stream while the node tracks its limit of \(configuration.maxInboundStreams) streams (maxInboundStreams)",
