@@ -66,7 +66,12 @@ final class IOLoop {
             return
         }
         started(.success(bound))
+        // Nothing here may wait on the disk: every sync goes through the storage threads
+        // (until the loop ends: closing the directory then flushes on this thread).
+        NoBlockingZone.enter()
         loop.loop()
+        NoBlockingZone.leave()
+        loop.close()
     }
 
     private static func makeRouter(core: NodeCore, context: Context) throws -> Socket {
@@ -168,7 +173,6 @@ final class IOLoop {
                 }
             }
         }
-        close()
     }
 
     /// Receives what is waiting, up to a bound so one busy socket cannot starve the rest.
@@ -188,6 +192,8 @@ final class IOLoop {
         switch command {
         case .durable(let peer, let range, let fresh):
             peers[peer]?.durable(range, fresh: fresh)
+        case .deadLetterStored(let peer, let sequence):
+            peers[peer]?.deadLetterStored(sequence)
         case .settled(let sender, let stream, let sequences):
             inbound?.marked(sender: sender, stream: stream, sequences: sequences)
         case .reserved(let sender, let stream, let upTo):
@@ -210,7 +216,7 @@ final class IOLoop {
         }
     }
 
-    private func close() {
+    func close() {
         for peer in peers.values { remove(peer) }
         // Acknowledgements just queued must still reach their senders.
         inbound?.router.close(linger: .upTo(.seconds(1)))

@@ -24,13 +24,13 @@ final class NodeCore: Sendable {
     private let events: AsyncStream<NodeEvent>.Continuation
     private let state: Mutex<State>
     private let refusalLog = Mutex(RefusalLog())
+    /// Cancellation: a shutdown in progress stops waiting for acknowledgements.
+    private let hurried = OneShotSignal()
 
     private struct State {
         var logs: [String: OutboundLog]
         var accepting = true
         var stopping = false
-        /// Cancellation: a shutdown in progress stops waiting for acknowledgements.
-        var hurried = false
         var stopped = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
         var bound: [String] = []
@@ -301,8 +301,15 @@ final class NodeCore: Sendable {
         for (_, log) in logs { try? await log.flush() }
         let clock = ContinuousClock()
         let end = clock.now + timeout
-        while clock.now < end, !state.withLock({ $0.hurried }), !logs.allSatisfy({ outcomes.isDrained($0.key) }) {
-            try? await Task.sleep(for: .milliseconds(10))
+        // Until every peer is drained, the timeout passes, or the task running the node is
+        // cancelled, whichever comes first.
+        let (outcomes, hurried, peers) = (self.outcomes, self.hurried, logs.map(\.key))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { for peer in peers { try? await outcomes.waitUntilDrained(peer) } }
+            group.addTask { try? await Task.sleep(until: end, clock: clock) }
+            group.addTask { await hurried.wait() }
+            await group.next()
+            group.cancelAll()
         }
         // Settled incoming messages still get recorded and acknowledged, briefly even when
         // the timeout is spent, so that a consumer's last acknowledgements are not lost.
@@ -314,7 +321,7 @@ final class NodeCore: Sendable {
     /// waiting for outstanding acknowledgements (the spool still holds every accepted
     /// message, so nothing is lost; the next start resumes delivery).
     func hurry() {
-        state.withLock { $0.hurried = true }
+        hurried.fire()
     }
 
     /// The I/O thread has closed its sockets: release the directory and end the streams.

@@ -64,7 +64,7 @@ extension OutboundPeer {
     }
     func metricsRoundTrip(_ sample: Duration) { metrics.roundTrip.record(duration: sample) }
     func metricsGauges(_ status: OutboundLogStatus) {
-        if let smoothed = rtt.smoothed {
+        if let smoothed = machine.rtt.smoothed {
             let (seconds, attoseconds) = smoothed.components
             metrics.roundTripSmoothed.record(Double(seconds) + Double(attoseconds) / 1e18)
         }

@@ -4,17 +4,28 @@ import Logging
 import ZeroMQ
 
 /// Everything this node receives, owned by the I/O thread: the ROUTER socket and one
-/// ``InboundStream`` per (sender, stream).
+/// ``ReceiverStream`` per (sender, stream), whose actions it carries out: frames to the
+/// sender, durable writes to the inbound store, messages to the application.
 final class InboundSide {
     private struct Key: Hashable {
         var sender: String
         var stream: UInt64
     }
 
+    /// One stream's machine, in a box so that each event mutates it in place with one access
+    /// (a struct in the dictionary would be hashed for every event).
+    private final class Slot {
+        var machine: ReceiverStream
+        /// When the sender last said HELLO on this stream (retirement picks the oldest).
+        var lastHello = ContinuousClock.now
+
+        init(_ machine: ReceiverStream) { self.machine = machine }
+    }
+
     let router: Socket
     private let core: NodeCore
     private let store: InboundStore
-    private var streams: [Key: InboundStream] = [:]
+    private var streams: [Key: Slot] = [:]
     /// The stream each sender last said hello on.
     private var current: [String: UInt64] = [:]
     /// The streams of each sender held in `streams`.
@@ -64,16 +75,16 @@ final class InboundSide {
 
     private func handleHello(_ hello: WireFrame.Hello, from sender: String) {
         let key = Key(sender: sender, stream: hello.stream)
-        let stream: InboundStream
+        let slot: Slot
         if let known = streams[key] {
-            stream = known
+            slot = known
         } else {
             guard admit(key) else { return }
-            stream = InboundStream(sender: sender, stream: hello.stream, stored: store.state(sender: sender, streamID: hello.stream))
-            streams[key] = stream
+            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: store.state(sender: sender, streamID: hello.stream)))
+            streams[key] = slot
             streamsOf[sender, default: []].insert(hello.stream)
         }
-        stream.lastHello = .now
+        slot.lastHello = .now
         if current[sender] != hello.stream {
             if let previous = current[sender] {
                 core.logger.notice("sender started a new stream", metadata: [
@@ -81,10 +92,11 @@ final class InboundSide {
             }
             current[sender] = hello.stream
         }
-        let mark = hello.firstUnacknowledged - 1
-        if !stream.ready || stream.processedUpTo < mark {
+        switch slot.machine.hello(firstUnacknowledged: hello.firstUnacknowledged) {
+        case .welcome(let frame):
+            send(frame, to: sender)
+        case .recordStart(let mark):
             // Record the stream's start (or the sender's progress) durably before answering.
-            stream.welcomesOwed += 1
             let mailbox = core.mailbox
             store.begin(sender: sender, streamID: hello.stream, processedUpTo: mark) { result in
                 switch result {
@@ -92,10 +104,7 @@ final class InboundSide {
                 case .failure(let error): mailbox.post(.storageFailed(error))
                 }
             }
-            stream.advance(to: mark)
-            return
         }
-        send(stream.welcomeFrame(), to: sender)
     }
 
     /// A sender spoke a protocol version this node does not: tell it which versions it does
@@ -138,21 +147,20 @@ final class InboundSide {
 
     /// The stream's record is durable: answer the hello that asked.
     func streamReady(sender: String, stream id: UInt64) {
-        guard let stream = streams[Key(sender: sender, stream: id)] else { return }
-        stream.ready = true
-        let owed = stream.welcomesOwed
-        stream.welcomesOwed = 0
-        for _ in 0..<owed { send(stream.welcomeFrame(), to: sender) }
+        guard let slot = streams[Key(sender: sender, stream: id)] else { return }
+        for frame in slot.machine.startRecorded() { send(frame, to: sender) }
     }
 
     private func handleData(_ batch: WireFrame.DataBatch, from sender: String) {
         let key = Key(sender: sender, stream: batch.stream)
-        guard let stream = streams[key], stream.ready, current[sender] == batch.stream else {
+        guard let slot = streams[key], slot.machine.ready, current[sender] == batch.stream else {
             core.refused(from: sender, reason: "data for a stream without a hello", label: "unknown_stream", hostile: false)
             return
         }
-        stream.receive(batch.records, window: core.configuration.inFlightWindow, wall: WallClock.nanoseconds, now: .now,
-                       coalescing: core.configuration.ackCoalescing, metrics: core.nodeMetrics)
+        let counts = slot.machine.receive(batch.records, window: core.configuration.inFlightWindow, wall: WallClock.nanoseconds,
+                                          now: .now, coalescing: core.configuration.ackCoalescing)
+        if counts.duplicates > 0 { core.nodeMetrics.duplicates.increment(by: counts.duplicates) }
+        if counts.beyondWindow > 0 { core.nodeMetrics.beyondWindow.increment(by: counts.beyondWindow) }
         touched.insert(key)
     }
 
@@ -162,18 +170,18 @@ final class InboundSide {
     /// usual case) look the stream up once.
     func settle(_ settlements: [Settlement]) {
         var key: Key?
-        var stream: InboundStream?
+        var slot: Slot?
         var counters: SenderMetrics?
         for settlement in settlements {
             if key?.stream != settlement.stream || key?.sender != settlement.sender {
                 let next = Key(sender: settlement.sender, stream: settlement.stream)
                 key = next
-                stream = streams[next]
-                if stream != nil { touched.insert(next) }
+                slot = streams[next]
+                if slot != nil { touched.insert(next) }
                 counters = metrics(for: settlement.sender)
             }
             let sequence = settlement.sequence
-            guard let stream, stream.settle(sequence, verdict: settlement.rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) }) else {
+            guard let slot, slot.machine.settle(sequence, verdict: settlement.rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) }) else {
                 continue
             }
             if settlement.rejection == nil { counters?.acknowledged.increment() } else { counters?.rejected.increment() }
@@ -189,13 +197,13 @@ final class InboundSide {
 
     func marked(sender: String, stream id: UInt64, sequences: [UInt64]) {
         let key = Key(sender: sender, stream: id)
-        streams[key]?.marked(sequences, coalescing: core.configuration.ackCoalescing, now: .now)
+        streams[key]?.machine.marked(sequences, coalescing: core.configuration.ackCoalescing, now: .now)
         touched.insert(key)
     }
 
     func reserved(sender: String, stream id: UInt64, upTo mark: UInt64) {
         let key = Key(sender: sender, stream: id)
-        streams[key]?.reserved(upTo: mark)
+        streams[key]?.machine.reserved(upTo: mark)
         touched.insert(key)
     }
 
@@ -207,9 +215,8 @@ final class InboundSide {
     func beginStopping(taken: [DeliveryTracker.Key: UInt64]) {
         stopping = true
         let mailbox = core.mailbox
-        for (key, stream) in streams {
-            guard let mark = stream.reservationToKeep(taken: taken[DeliveryTracker.Key(sender: key.sender, stream: key.stream)]) else { continue }
-            stream.loweringReservation = true
+        for (key, slot) in streams {
+            guard let mark = slot.machine.lowerReservation(taken: taken[DeliveryTracker.Key(sender: key.sender, stream: key.stream)]) else { continue }
             store.lowerReservation(sender: key.sender, streamID: key.stream, to: mark) { result in
                 if case .failure(let error) = result { mailbox.post(.storageFailed(error)) }
                 mailbox.post(.reservationLowered(sender: key.sender, stream: key.stream))
@@ -218,16 +225,16 @@ final class InboundSide {
     }
 
     func reservationLowered(sender: String, stream id: UInt64) {
-        streams[Key(sender: sender, stream: id)]?.loweringReservation = false
+        streams[Key(sender: sender, stream: id)]?.machine.reservationLowered()
     }
 
     /// Sends every owed acknowledgement at the next flush, without coalescing delay.
     func acknowledgeEverythingNow() {
-        for stream in streams.values { stream.acknowledgeNow() }
+        for slot in streams.values { slot.machine.acknowledgeNow() }
     }
 
     /// Whether nothing settled by the application still waits to be recorded or acknowledged.
-    var isQuiet: Bool { streams.values.allSatisfy(\.isQuiet) }
+    var isQuiet: Bool { streams.values.allSatisfy(\.machine.isQuiet) }
 
     // MARK: Each turn of the loop
 
@@ -237,13 +244,13 @@ final class InboundSide {
         let mailbox = core.mailbox
         var batch = DeliveryBatch()
         for key in touched {
-            guard let stream = streams[key] else { continue }
+            guard let slot = streams[key] else { continue }
             if !stopping {
                 let before = batch.messages.count
                 defer {
                     if batch.messages.count > before { metrics(for: key.sender).delivered.increment(by: batch.messages.count - before) }
                 }
-                var reserve = stream.handOut(window: core.configuration.inFlightWindow, core: core, into: &batch.messages)
+                var reserve = handOut(slot, key: key, into: &batch)
                 // Usually the reservation is written here and the hand-out goes on at once;
                 // when the store must sync first, the rest waits for its `reserved` command.
                 while let target = reserve {
@@ -254,12 +261,12 @@ final class InboundSide {
                         }
                     }
                     guard now else { break }
-                    stream.reserved(upTo: target)
-                    reserve = stream.handOut(window: core.configuration.inFlightWindow, core: core, into: &batch.messages)
+                    slot.machine.reserved(upTo: target)
+                    reserve = handOut(slot, key: key, into: &batch)
                 }
                 batch.endRun(key: DeliveryTracker.Key(sender: key.sender, stream: key.stream))
             }
-            let marks = stream.takeMarks()
+            let marks = slot.machine.takeMarks()
             if !marks.isEmpty {
                 store.markProcessed(sender: key.sender, streamID: key.stream, sequenceNumbers: marks) { result in
                     switch result {
@@ -272,15 +279,26 @@ final class InboundSide {
         touched.removeAll(keepingCapacity: true)
         core.deliver(batch)
         var next: ContinuousClock.Instant?
-        for (key, stream) in streams {
-            let frames = stream.dueFrames(now: now)
+        for (key, slot) in streams {
+            let frames = slot.machine.dueFrames(now: now)
             if !frames.isEmpty {
-                core.logger.trace("acknowledging", metadata: ["sender": "\(key.sender)", "processed-up-to": "\(stream.processedUpTo)", "frames": "\(frames.count)"])
+                core.logger.trace("acknowledging", metadata: ["sender": "\(key.sender)", "processed-up-to": "\(slot.machine.processedUpTo)", "frames": "\(frames.count)"])
             }
             for frame in frames { send(frame, to: key.sender) }
-            if let due = stream.nextDeadline { next = min(next ?? due, due) }
+            if let due = slot.machine.nextDeadline { next = min(next ?? due, due) }
         }
         return next
+    }
+
+    /// Hands out what `slot`'s stream has ready into `batch`; returns the mark to reserve
+    /// up to when more must be reserved first.
+    private func handOut(_ slot: Slot, key: Key, into batch: inout DeliveryBatch) -> UInt64? {
+        let core = self.core
+        return slot.machine.handOut(window: core.configuration.inFlightWindow) { delivery in
+            batch.messages.append(IncomingMessage(
+                sender: key.sender, stream: key.stream, sequence: delivery.sequence, redelivered: delivery.redelivered,
+                attempt: Int(delivery.attempt), payload: delivery.payload, core: core))
+        }
     }
 
     private func send(_ frame: [UInt8], to sender: String) {

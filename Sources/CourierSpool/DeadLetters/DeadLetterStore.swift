@@ -92,6 +92,18 @@ package final class DeadLetterStore: Sendable {
         run(completion) { () throws(SpoolError) in try self.add(record, streamID: streamID, reason: reason) }
     }
 
+    /// Stores the owning log's pending record `sequence` as a dead letter, reading and
+    /// writing on the log's thread; `completion` runs there, with nil when the log no longer
+    /// holds that record.
+    package func add(pendingSequence sequence: UInt64, streamID: UInt64, reason: DeadLetterReason,
+                     completion: @escaping @Sendable (Result<DeadLetter?, SpoolError>) -> Void) {
+        run(completion) { () throws(SpoolError) -> DeadLetter? in
+            guard let log = self.owner, let record = try log.readPending(from: sequence, limit: 1).first,
+                  record.sequenceNumber == sequence else { return nil }
+            return try self.add(record, streamID: streamID, reason: reason)
+        }
+    }
+
     /// Stores a dead letter (the file work runs on the log's thread).
     @discardableResult
     package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) async throws(SpoolError) -> DeadLetter {

@@ -12,6 +12,7 @@ extension FileDescriptor {
     /// to stable storage. The corresponding C function is `fdatasync` (`F_FULLFSYNC` on
     /// Darwin, where `fdatasync` is not a barrier).
     package func datasync() throws(Errno) {
+        NoBlockingZone.check("fdatasync")
         while true {
             #if canImport(Darwin)
             let result = fcntl(rawValue, F_FULLFSYNC)
@@ -27,6 +28,7 @@ extension FileDescriptor {
 
     /// Flushes the file's data and all its metadata. The corresponding C function is `fsync`.
     package func fullSync() throws(Errno) {
+        NoBlockingZone.check("fsync")
         while true {
             if fsync(rawValue) == 0 { return }
             let error = Errno(rawValue: errno)

@@ -1,64 +1,79 @@
-import CoreMetrics
 import CourierSpool
-import ZeroMQ
 
-/// The receiving side of one (sender, stream), owned by the I/O thread: the reorder
-/// buffer, what has been handed out, and the durable deduplication marks.
+/// The receiving side of one (sender, stream) as a state machine: the reorder buffer, what
+/// has been handed out, the deduplication marks and what the sender is owed. It holds values
+/// only (no socket, store, logger, clock or node): the caller — ``InboundSide`` on the I/O
+/// thread, or a test — feeds it events (HELLO, DATA, the store finished, the application
+/// settled, a timer) and carries out what it returns (frames to send, writes to make
+/// durable, messages to hand out).
 ///
 /// Invariants: messages are handed out in sequence order without gaps; a number is handed
 /// out only at or below the durable reservation; an acknowledgement or outcome goes to the
 /// sender only for numbers whose processed mark is durable.
-///
-/// The per-message state is `@exclusivity(unchecked)`: each touch of a class's stored
-/// property otherwise pays a runtime exclusivity check, several per message; those checks
-/// were about 14 % of the receiving I/O thread's samples, and switching them off cut its CPU
-/// by a sixth (docs/PERFORMANCE.md). Accesses to these properties are then not checked at
-/// all, so the rule is kept by hand: only the I/O thread ever touches a stream, and no
-/// access overlaps another (no closure given to a mutation of a property reads or writes
-/// that property, no property is passed `inout` while another access to it is live).
-/// tools/test builds and runs CourierTests once more with the attribute removed, so that the
-/// runtime checks would catch a change that breaks the rule on a tested path.
-final class InboundStream {
+struct ReceiverStream {
     enum Arrival {
         case message(payload: [UInt8], attempt: UInt32)
         case tombstone
         case expired
     }
 
+    /// A message to hand to the application.
+    struct Delivery {
+        var sequence: UInt64
+        var payload: [UInt8]
+        var attempt: UInt32
+        /// Possibly seen before a restart (at or below the reservation found at load).
+        var redelivered: Bool
+    }
+
+    /// What a HELLO asks of the caller.
+    enum HelloAction: Equatable {
+        /// Send this WELCOME.
+        case welcome([UInt8])
+        /// Record the stream's start (or the sender's progress, every number up to
+        /// `processedUpTo` finished) durably, then call ``ReceiverStream/startRecorded()``
+        /// and send the WELCOMEs it returns.
+        case recordStart(processedUpTo: UInt64)
+    }
+
+    /// What one DATA frame held besides new numbers (for the counters).
+    struct ArrivalCounts: Equatable {
+        var duplicates = 0
+        var beyondWindow = 0
+    }
+
     let sender: String
     let stream: UInt64
     /// Whether the store holds a record of this stream (WELCOME may be sent).
-    var ready: Bool
+    private(set) var ready: Bool
     /// HELLOs waiting for the stream's record to be durable: each gets its WELCOME (the
     /// sender counts answers, docs/PROTOCOL.md "Sender behaviour").
-    var welcomesOwed = 0
-    /// When the sender last said HELLO on this stream (retirement picks the oldest).
-    var lastHello = ContinuousClock.now
+    private var welcomesOwed = 0
 
     /// Durable: every number up to here is processed.
-    @exclusivity(unchecked) private(set) var processedUpTo: UInt64
+    private(set) var processedUpTo: UInt64
     /// Durable: processed numbers above `processedUpTo`.
-    @exclusivity(unchecked) private(set) var processedAbove: SequenceSet
+    private(set) var processedAbove: SequenceSet
     /// Durable: numbers up to here may have been handed out.
-    @exclusivity(unchecked) private var reservedUpTo: UInt64
+    private var reservedUpTo: UInt64
     /// The reservation found at load: unprocessed numbers at or below it were possibly seen.
     private let redeliverUpTo: UInt64
     /// Handed to the application (or finished internally) up to here.
-    @exclusivity(unchecked) private var deliveredUpTo: UInt64
-    @exclusivity(unchecked) private var buffer = SequenceTable<Arrival>()
-    @exclusivity(unchecked) private var reservationRequested: UInt64 = 0
+    private var deliveredUpTo: UInt64
+    private var buffer = SequenceTable<Arrival>()
+    private var reservationRequested: UInt64 = 0
     /// Settled by the application, being made durable.
-    @exclusivity(unchecked) private var settling = SequenceSet()
+    private var settling = SequenceSet()
     /// Settled and durable, with the verdict to tell the sender (nil: processed).
-    @exclusivity(unchecked) private var toMark: [UInt64] = []
-    @exclusivity(unchecked) private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
-    @exclusivity(unchecked) private var outcomesToSend: [WireFrame.OutcomeEntry] = []
-    @exclusivity(unchecked) private var unacknowledged = 0
-    @exclusivity(unchecked) private var ackDue: ContinuousClock.Instant?
-    @exclusivity(unchecked) private var ackNow = false
+    private var toMark: [UInt64] = []
+    private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
+    private var outcomesToSend: [WireFrame.OutcomeEntry] = []
+    private var unacknowledged = 0
+    private var ackDue: ContinuousClock.Instant?
+    private var ackNow = false
     /// New arrivals that no acknowledgement has covered yet are acknowledged as received
     /// by then.
-    @exclusivity(unchecked) private var receiptDue: ContinuousClock.Instant?
+    private var receiptDue: ContinuousClock.Instant?
 
     init(sender: String, stream: UInt64, stored: InboundStreamState?) {
         self.sender = sender
@@ -78,8 +93,28 @@ final class InboundStream {
         return mark
     }
 
-    /// The sender finished every number below `first` (a HELLO said so): move up to it.
-    func advance(to mark: UInt64) {
+    // MARK: HELLO
+
+    /// A HELLO: the sender finished every number below `firstUnacknowledged`.
+    mutating func hello(firstUnacknowledged: UInt64) -> HelloAction {
+        let mark = firstUnacknowledged - 1
+        guard ready, processedUpTo >= mark else {
+            welcomesOwed += 1
+            advance(to: mark)
+            return .recordStart(processedUpTo: mark)
+        }
+        return .welcome(welcomeFrame())
+    }
+
+    /// The stream's start is durable: the WELCOMEs owed to the HELLOs that waited for it.
+    mutating func startRecorded() -> [[UInt8]] {
+        ready = true
+        defer { welcomesOwed = 0 }
+        return Array(repeating: welcomeFrame(), count: welcomesOwed)
+    }
+
+    /// The sender finished every number up to `mark`: move up to it.
+    private mutating func advance(to mark: UInt64) {
         guard mark > processedUpTo else { return }
         processedUpTo = mark
         processedAbove.removeAll { $0 <= mark }
@@ -92,14 +127,15 @@ final class InboundStream {
     /// Takes the records of one DATA frame. A duplicate of a finished number makes an
     /// acknowledgement due at once; new arrivals make one due by `receiptDue` (`now` +
     /// ``AckCoalescing/receiptDelay``) unless an acknowledgement goes out before.
-    func receive(_ records: [WireFrame.DataRecord], window: Int, wall: Int64, now: ContinuousClock.Instant,
-                 coalescing: AckCoalescing, metrics: NodeMetrics) {
+    mutating func receive(_ records: [WireFrame.DataRecord], window: Int, wall: Int64, now: ContinuousClock.Instant,
+                          coalescing: AckCoalescing) -> ArrivalCounts {
+        var counts = ArrivalCounts()
         let limit = processedUpTo + UInt64(window)
         if receiptDue == nil { receiptDue = now + coalescing.receiptDelay }
         for record in records {
             let sequence = record.sequence
             if sequence <= deliveredUpTo || processedAbove.contains(sequence) || settling.contains(sequence) || buffer[sequence] != nil {
-                metrics.duplicates.increment()
+                counts.duplicates += 1
                 if sequence <= processedUpTo || processedAbove.contains(sequence) {
                     ackNow = true
                     if let verdict = verdicts[sequence] { outcomesToSend.append(verdict) }
@@ -107,7 +143,7 @@ final class InboundStream {
                 continue
             }
             guard sequence <= limit else {
-                metrics.beyondWindow.increment()
+                counts.beyondWindow += 1
                 continue
             }
             if record.isTombstone {
@@ -118,11 +154,13 @@ final class InboundStream {
                 buffer[sequence] = .message(payload: Array(record.payload), attempt: record.attempt)
             }
         }
+        return counts
     }
 
-    /// Hands out what is in order and reserved, appending it to `messages`. Returns, when
-    /// more must be reserved first, the mark to reserve up to.
-    func handOut(window: Int, core: NodeCore, into messages: inout [IncomingMessage]) -> UInt64? {
+    /// Hands out what is in order and reserved, one by one to `deliver`. Returns, when more
+    /// must be reserved first, the mark to reserve durably up to (then call
+    /// ``reserved(upTo:)`` and hand out again).
+    mutating func handOut(window: Int, deliver: (Delivery) -> Void) -> UInt64? {
         while true {
             let sequence = deliveredUpTo + 1
             if processedAbove.contains(sequence) || settling.contains(sequence) {
@@ -146,9 +184,7 @@ final class InboundStream {
                     reservationRequested = target
                     return target
                 }
-                messages.append(IncomingMessage(
-                    sender: sender, stream: stream, sequence: sequence,
-                    redelivered: sequence <= redeliverUpTo, attempt: Int(attempt), payload: payload, core: core))
+                deliver(Delivery(sequence: sequence, payload: payload, attempt: attempt, redelivered: sequence <= redeliverUpTo))
             }
             buffer[sequence] = nil
             deliveredUpTo = sequence
@@ -157,7 +193,7 @@ final class InboundStream {
     }
 
     /// The store made the reservation durable.
-    func reserved(upTo mark: UInt64) {
+    mutating func reserved(upTo mark: UInt64) {
         reservedUpTo = max(reservedUpTo, mark)
     }
 
@@ -166,7 +202,7 @@ final class InboundStream {
     /// The application finished `sequence` (verdict nil: processed). Returns false when the
     /// number was settled before (a second acknowledgement changes nothing).
     @discardableResult
-    func settle(_ sequence: UInt64, verdict: WireFrame.OutcomeEntry?) -> Bool {
+    mutating func settle(_ sequence: UInt64, verdict: WireFrame.OutcomeEntry?) -> Bool {
         guard sequence > processedUpTo, sequence <= deliveredUpTo + 1, !processedAbove.contains(sequence),
               settling.insert(sequence) else { return false }
         if let verdict { verdicts[sequence] = verdict }
@@ -175,13 +211,13 @@ final class InboundStream {
     }
 
     /// Numbers to make durable now (taken: the caller submits them to the store).
-    func takeMarks() -> [UInt64] {
+    mutating func takeMarks() -> [UInt64] {
         defer { toMark.removeAll() }
         return toMark
     }
 
     /// The store made these processed marks durable.
-    func marked(_ sequences: [UInt64], coalescing: AckCoalescing, now: ContinuousClock.Instant) {
+    mutating func marked(_ sequences: [UInt64], coalescing: AckCoalescing, now: ContinuousClock.Instant) {
         for sequence in sequences where settling.remove(sequence) {
             if sequence == processedUpTo + 1 {
                 processedUpTo = sequence
@@ -201,7 +237,7 @@ final class InboundStream {
     }
 
     /// The frames to send the sender now (outcomes first, then the acknowledgement), if due.
-    func dueFrames(now: ContinuousClock.Instant) -> [[UInt8]] {
+    mutating func dueFrames(now: ContinuousClock.Instant) -> [[UInt8]] {
         guard ready, ackNow || (ackDue.map { now >= $0 } ?? false) || (receiptDue.map { now >= $0 } ?? false) else { return [] }
         var frames: [[UInt8]] = []
         if !outcomesToSend.isEmpty {
@@ -220,22 +256,29 @@ final class InboundStream {
     }
 
     /// A shutdown is lowering the durable reservation.
-    var loweringReservation = false
+    private(set) var loweringReservation = false
 
     /// Whether every settled number is recorded and acknowledged.
     var isQuiet: Bool {
         settling.isEmpty && toMark.isEmpty && outcomesToSend.isEmpty && unacknowledged == 0 && !ackNow && !loweringReservation
     }
 
-    /// The reservation to keep at shutdown, given the highest number the application took
-    /// (nil: nothing to lower). Numbers possibly seen before this run stay reserved.
-    func reservationToKeep(taken: UInt64?) -> UInt64? {
+    /// A shutdown: the reservation to lower to, given the highest number the application
+    /// took (nil: nothing to lower; else call ``reservationLowered()`` once it is durable).
+    /// Numbers possibly seen before this run stay reserved.
+    mutating func lowerReservation(taken: UInt64?) -> UInt64? {
         let keep = max(processedUpTo, taken ?? 0, redeliverUpTo)
-        return max(reservedUpTo, reservationRequested) > keep ? keep : nil
+        guard max(reservedUpTo, reservationRequested) > keep else { return nil }
+        loweringReservation = true
+        return keep
+    }
+
+    mutating func reservationLowered() {
+        loweringReservation = false
     }
 
     /// Drops the coalescing delay for what is owed.
-    func acknowledgeNow() {
+    mutating func acknowledgeNow() {
         if unacknowledged > 0 || !outcomesToSend.isEmpty { ackNow = true }
     }
 
@@ -245,7 +288,7 @@ final class InboundStream {
         return min(ackDue ?? receiptDue, receiptDue)
     }
 
-    func welcomeFrame() -> [UInt8] {
+    private func welcomeFrame() -> [UInt8] {
         WireEncoder.encode(.welcome(.init(stream: stream, processedUpTo: processedUpTo, receivedUpTo: max(receivedUpTo, processedUpTo))))
     }
 

@@ -1,0 +1,504 @@
+import CourierSpool
+
+/// The sending side of one stream as a state machine: where the connection and the stream
+/// stand, and what to do next. It holds values only (no socket, spool, logger, clock or
+/// node): the caller — ``OutboundPeer`` on the I/O thread, or a test — feeds it events
+/// (a frame arrived, the connection changed, records became durable, a timer fired, the
+/// store finished) and carries out the ``Action``s it returns. docs/ARCHITECTURE.md shows
+/// where it sits.
+///
+/// Invariants: only numbers at or below ``durableUpTo`` are ever sent; at most the in-flight
+/// window is outstanding beyond ``processedUpTo``; a number's outcome is reported once; the
+/// spool is acknowledged only up to numbers whose dead letters (if any) are stored.
+struct SenderStream {
+    struct Settings: Sendable {
+        var window: Int
+        var inFlightBytes: Int
+        var maxAttempts: Int?
+        var retransmission: RetransmissionPolicy
+        /// How long an acknowledged mark may wait before it is given to the spool (at once
+        /// when everything is finished).
+        var spoolAcknowledgementDelay: Duration = .milliseconds(100)
+    }
+
+    /// Where the connection stands.
+    enum Link: Equatable, CustomStringConvertible {
+        /// No WELCOME on this connection yet: HELLO repeats, next at `helloDue`.
+        case connecting(helloDue: ContinuousClock.Instant)
+        /// Welcomed: DATA flows.
+        case open
+        /// Welcomed, and a retransmission timeout asked where the receiver stands: no DATA
+        /// goes until a WELCOME answers, so that the answer covers everything sent and only
+        /// what it lacks goes again. `helloDue`: when the question goes (nil: it went).
+        case asking(helloDue: ContinuousClock.Instant?)
+
+        var isWelcomed: Bool {
+            if case .connecting = self { return false }
+            return true
+        }
+
+        var description: String {
+            switch self {
+            case .connecting: "connecting"
+            case .open: "open"
+            case .asking: "asking"
+            }
+        }
+    }
+
+    /// A change of the connection underneath (the socket monitor's events).
+    enum ConnectionChange {
+        case handshakeSucceeded
+        case disconnected
+    }
+
+    /// What the caller must do.
+    enum Action {
+        /// Publish outcomes: every number up to `processedUpTo` not reported otherwise is
+        /// processed, and each of `individually` has its outcome.
+        case report(processedUpTo: UInt64, individually: [(UInt64, Outcome)])
+        /// `count` more numbers were processed (for the counters).
+        case countProcessed(Int)
+        /// `sequence` is decided (rejected, expired, out of attempts): store its record as a
+        /// dead letter (`record` nil: read it from the spool), then call
+        /// ``SenderStream/deadLetterStored(_:)``.
+        case deadLetter(sequence: UInt64, outcome: Outcome, reason: DeadLetterReason, record: SpoolRecord?)
+        /// Give the spool the acknowledged mark, then call
+        /// ``SenderStream/spoolAcknowledged(upTo:now:)``.
+        case acknowledgeSpool(upTo: UInt64)
+        /// A frame from the peer was refused (count and log it).
+        case refused(reason: String, label: String)
+        /// The peer does not speak this protocol version; `firstReport`: log it.
+        case unsupportedProtocol(peerVersions: [UInt8], firstReport: Bool)
+        case connected(resumeAt: UInt64)
+        case disconnected
+        case timedOut(receivedUpTo: UInt64, timeout: Duration)
+        case roundTrip(Duration)
+    }
+
+    /// Counts for ``PeerStatistics``.
+    struct Counts: Equatable {
+        var processed = 0
+        var rejected = 0
+        var expired = 0
+        var deadLettered = 0
+        var retransmitted = 0
+    }
+
+    let stream: UInt64
+    let settings: Settings
+    private(set) var link: Link
+    /// HELLOs sent since the last WELCOME taken as an answer, and WELCOMEs still to come for
+    /// HELLOs sent before that answer (late: they predate DATA sent since, so they only move
+    /// marks forward). Each WELCOME taken as late also counts against the HELLOs sent since,
+    /// so a lost answer makes the count too high for one question at most.
+    private var hellosUnanswered = 0
+    private var lateWelcomes = 0
+    private(set) var connectedSince: ContinuousClock.Instant
+    private var reportedVersions = false
+
+    private(set) var durableUpTo: UInt64
+    private(set) var processedUpTo: UInt64
+    private(set) var processedAbove: Set<UInt64> = []
+    private(set) var receivedUpTo: UInt64 = 0
+    private(set) var nextToSend: UInt64
+    private(set) var highestSent: UInt64 = 0
+    /// Attempts, first-send times and bytes of the numbers in flight.
+    private(set) var ledger: InFlightLedger
+    /// Outcomes decided (and reported) before an acknowledgement finishes the number.
+    private var decided: [UInt64: Outcome] = [:]
+    /// Numbers never stored (sequence reservations after a crash): finished silently.
+    private var silent: Set<UInt64> = []
+    /// Decided numbers whose dead letters are being stored: the spool keeps them until then.
+    private var deadLettersPending: Set<UInt64> = []
+    private(set) var rtt: RoundTripEstimator
+    private(set) var retransmitDue: ContinuousClock.Instant?
+    private(set) var spoolAcknowledgedUpTo: UInt64
+    private var spoolAcknowledgedAt: ContinuousClock.Instant
+    private var random: SplitMix64
+    private(set) var counts = Counts()
+
+    /// A stream whose spool holds numbers up to `durableUpTo`, all finished up to
+    /// `processedUpTo`; `seed` makes the timeouts' jitter.
+    init(stream: UInt64, settings: Settings, durableUpTo: UInt64, processedUpTo: UInt64,
+         now: ContinuousClock.Instant, seed: UInt64) {
+        self.stream = stream
+        self.settings = settings
+        self.link = .connecting(helloDue: now)
+        self.connectedSince = now
+        self.durableUpTo = max(durableUpTo, processedUpTo)
+        self.processedUpTo = processedUpTo
+        self.nextToSend = processedUpTo + 1
+        self.ledger = InFlightLedger(after: processedUpTo)
+        self.rtt = RoundTripEstimator(policy: settings.retransmission)
+        self.spoolAcknowledgedUpTo = processedUpTo
+        self.spoolAcknowledgedAt = now
+        self.random = SplitMix64(seed: seed)
+    }
+
+    /// Numbers in flight: sent, and not known to be processed.
+    var inFlight: Int { Int(min(highestSent, durableUpTo) &- min(processedUpTo, highestSent)) }
+
+    /// Whether every number below `nextSequence` is finished and the spool knows it.
+    func isDrained(nextSequence: UInt64) -> Bool {
+        processedUpTo + 1 >= nextSequence && spoolAcknowledgedUpTo >= processedUpTo
+    }
+
+    // MARK: Events: the spool
+
+    /// Numbers up to `mark` are durable: they may go on the wire.
+    mutating func durable(upTo mark: UInt64) {
+        durableUpTo = max(durableUpTo, mark)
+    }
+
+    /// The dead letter of `sequence` is stored (or could not be: it was logged).
+    mutating func deadLetterStored(_ sequence: UInt64) {
+        deadLettersPending.remove(sequence)
+    }
+
+    /// The spool took the acknowledged mark `mark` (asked by ``Action/acknowledgeSpool(upTo:)``).
+    mutating func spoolAcknowledged(upTo mark: UInt64, now: ContinuousClock.Instant) {
+        spoolAcknowledgedUpTo = max(spoolAcknowledgedUpTo, mark)
+        spoolAcknowledgedAt = now
+    }
+
+    // MARK: Events: the connection
+
+    mutating func connectionChanged(_ change: ConnectionChange, now: ContinuousClock.Instant, into actions: inout [Action]) {
+        let wasWelcomed = link.isWelcomed
+        if wasWelcomed {
+            connectedSince = now
+            if change == .disconnected { actions.append(.disconnected) }
+        }
+        link = .connecting(helloDue: now)
+        (hellosUnanswered, lateWelcomes) = (0, 0)
+    }
+
+    /// A frame from the peer (decoded; frames that do not decode never get here).
+    mutating func received(_ frame: WireFrame, now: ContinuousClock.Instant, into actions: inout [Action]) {
+        switch frame {
+        case .welcome(let welcome) where welcome.stream == stream: welcomed(welcome, now: now, into: &actions)
+        case .ack(let ack) where ack.stream == stream: acknowledged(ack, now: now, into: &actions)
+        case .outcomes(let outcomes) where outcomes.stream == stream: verdicts(outcomes, into: &actions)
+        case .versions(let versions):
+            actions.append(.unsupportedProtocol(peerVersions: versions.supported, firstReport: !reportedVersions))
+            reportedVersions = true
+        case .welcome, .ack, .outcomes:
+            actions.append(.refused(reason: "answer for another stream", label: "wrong_stream"))
+        case .hello, .data:
+            actions.append(.refused(reason: "a sender's frame sent to a sender", label: "wrong_direction"))
+        }
+    }
+
+    private mutating func welcomed(_ welcome: WireFrame.Welcome, now: ContinuousClock.Instant, into actions: inout [Action]) {
+        guard welcome.receivedUpTo <= durableUpTo, welcome.processedUpTo <= durableUpTo else {
+            actions.append(.refused(reason: "welcome claims numbers never sent", label: "impossible_ack"))
+            return
+        }
+        let holds = max(welcome.receivedUpTo, welcome.processedUpTo)
+        if lateWelcomes > 0 || link == .open {
+            // A late answer to a HELLO sent before the answer taken: it may predate DATA
+            // sent since, so it only moves marks forward.
+            lateWelcomes = max(0, lateWelcomes - 1)
+            hellosUnanswered = max(0, hellosUnanswered - 1)
+            received(upTo: holds, now: now, sampling: false, into: &actions)
+            advanceProcessed(to: welcome.processedUpTo, ranges: [], into: &actions)
+            if case .asking = link, receivedUpTo >= highestSent {
+                // Whichever HELLO this answers, the receiver holds everything sent: the
+                // question is settled, with nothing to resend.
+                link = .open
+            }
+            return
+        }
+        // A new connection (the receiver may have restarted: what it holds is exactly what
+        // it says now) or the answer to a timeout's HELLO (on one connection what a receiver
+        // holds only grows, so an answer taken for the wrong HELLO cannot move it back).
+        let wasWelcomed = link.isWelcomed
+        lateWelcomes = max(0, hellosUnanswered - 1)
+        hellosUnanswered = 0
+        if wasWelcomed { rtt.progressed() }  // the peer answers: end the timeouts' back-off
+        receivedUpTo = wasWelcomed ? max(receivedUpTo, holds) : holds
+        ledger.forgetSendTimes()
+        advanceProcessed(to: welcome.processedUpTo, ranges: [], into: &actions)
+        nextToSend = max(receivedUpTo, processedUpTo) + 1
+        highestSent = max(highestSent, receivedUpTo)
+        link = .open
+        retransmitDue = nil
+        if !wasWelcomed {
+            connectedSince = now
+            actions.append(.connected(resumeAt: nextToSend))
+        }
+    }
+
+    private mutating func acknowledged(_ ack: WireFrame.Ack, now: ContinuousClock.Instant, into actions: inout [Action]) {
+        let last = ack.processedRanges.last?.upperBound ?? ack.receivedUpTo
+        guard max(ack.receivedUpTo, last, ack.processedUpTo) <= durableUpTo else {
+            actions.append(.refused(reason: "acknowledgement of numbers never sent", label: "impossible_ack"))
+            return
+        }
+        received(upTo: ack.receivedUpTo, now: now, sampling: true, into: &actions)
+        advanceProcessed(to: ack.processedUpTo, ranges: ack.processedRanges, into: &actions)
+    }
+
+    /// The receiver holds every number up to `mark` (an ACK, or a late WELCOME): the
+    /// retransmission timer restarts when that is news, and nothing up to it goes again.
+    /// `sampling`: the round trip to `mark` may be sampled (an ACK; Karn's rule still
+    /// samples only numbers sent once).
+    private mutating func received(upTo mark: UInt64, now: ContinuousClock.Instant, sampling: Bool, into actions: inout [Action]) {
+        if mark > receivedUpTo {
+            if sampling, let sentAt = ledger.firstSentAt(mark) {
+                rtt.sample(now - sentAt)
+                actions.append(.roundTrip(now - sentAt))
+            } else {
+                rtt.progressed()
+            }
+            receivedUpTo = mark
+            retransmitDue = highestSent > receivedUpTo ? now + rtt.jitteredTimeout(using: &random) : nil
+        }
+        nextToSend = max(nextToSend, receivedUpTo + 1)
+    }
+
+    private mutating func verdicts(_ outcomes: WireFrame.Outcomes, into actions: inout [Action]) {
+        for entry in outcomes.entries where entry.sequence > processedUpTo && entry.sequence <= durableUpTo {
+            switch entry.code {
+            case .rejected: decide(entry.sequence, .rejected(reason: entry.reason), .rejected(entry.reason), record: nil, into: &actions)
+            case .expired: decide(entry.sequence, .expired, .expired, record: nil, into: &actions)
+            }
+        }
+    }
+
+    /// Moves the processed mark and reports the outcomes it settles. Numbers decided
+    /// earlier (rejected, expired, dead-lettered) were reported and counted then.
+    private mutating func advanceProcessed(to mark: UInt64, ranges: [ClosedRange<UInt64>], into actions: inout [Action]) {
+        var individually: [(UInt64, Outcome)] = []
+        var count = 0
+        if mark > processedUpTo {
+            // Numbers counted before (selectively acknowledged, decided) or never counted
+            // (silent) are left out of this step's count; a number may be in several sets.
+            var excluded = Set(processedAbove.filter { $0 <= mark })
+            let decidedBelow = decided.keys.filter { $0 <= mark }
+            excluded.formUnion(decidedBelow)
+            excluded.formUnion(silent.filter { $0 <= mark })
+            if !processedAbove.isEmpty { processedAbove = processedAbove.filter { $0 > mark } }
+            for sequence in decidedBelow { decided[sequence] = nil }
+            if !silent.isEmpty { silent = silent.filter { $0 > mark } }
+            count = Int(mark - processedUpTo) - excluded.count
+            ledger.drop(through: mark)
+            processedUpTo = mark
+            nextToSend = max(nextToSend, mark + 1)
+            receivedUpTo = max(receivedUpTo, mark)
+        }
+        for range in ranges {
+            for sequence in range where sequence > processedUpTo && !processedAbove.contains(sequence) {
+                processedAbove.insert(sequence)
+                if decided[sequence] == nil && !silent.contains(sequence) {
+                    individually.append((sequence, .processed))
+                }
+            }
+        }
+        count += individually.count
+        if count > 0 {
+            counts.processed += count
+            actions.append(.countProcessed(count))
+        }
+        actions.append(.report(processedUpTo: processedUpTo, individually: individually))
+    }
+
+    /// Gives a number up (or records the receiver's verdict): reports the outcome, has its
+    /// record dead-lettered, and remembers the outcome until an acknowledgement finishes the
+    /// number. A number is decided once.
+    mutating func decide(_ sequence: UInt64, _ outcome: Outcome, _ reason: DeadLetterReason, record: SpoolRecord?,
+                         into actions: inout [Action]) {
+        guard decided[sequence] == nil, sequence > processedUpTo, !processedAbove.contains(sequence) else { return }
+        decided[sequence] = outcome
+        switch outcome {
+        case .processed: break
+        case .rejected: counts.rejected += 1
+        case .expired: counts.expired += 1
+        case .deadLettered: counts.deadLettered += 1
+        }
+        deadLettersPending.insert(sequence)
+        actions.append(.report(processedUpTo: processedUpTo, individually: [(sequence, outcome)]))
+        actions.append(.deadLetter(sequence: sequence, outcome: outcome, reason: reason, record: record))
+    }
+
+    // MARK: Sending
+
+    /// Whether a HELLO is due now.
+    func helloDue(now: ContinuousClock.Instant) -> Bool {
+        switch link {
+        case .connecting(let due): now >= due
+        case .asking(let due?): now >= due
+        case .asking(nil), .open: false
+        }
+    }
+
+    /// The HELLO to send; `nextSequence` is the next number the spool will assign.
+    func hello(nextSequence: UInt64) -> WireFrame.Hello {
+        WireFrame.Hello(stream: stream, firstUnacknowledged: processedUpTo + 1, nextSequence: max(nextSequence, processedUpTo + 1))
+    }
+
+    /// The HELLO that was due went on the wire (`sent`), or the socket's queue was full.
+    mutating func helloSent(_ sent: Bool, now: ContinuousClock.Instant) {
+        if sent { hellosUnanswered += 1 }
+        // Until a connection's first WELCOME, HELLO repeats on its own timer; after that the
+        // next retransmission timeout asks again, once per timeout.
+        switch link {
+        case .connecting: link = .connecting(helloDue: now + rtt.jitteredTimeout(using: &random))
+        case .asking: link = .asking(helloDue: sent ? nil : now + rtt.jitteredTimeout(using: &random))
+        case .open: preconditionFailure("SenderStream: a HELLO was sent while the link is open (none is due then)")
+        }
+    }
+
+    /// The numbers the next DATA frame may carry: from `from` up to `limit`, at most `count`.
+    struct SendWindow: Equatable {
+        var from: UInt64
+        var limit: UInt64
+        var count: Int
+    }
+
+    /// Where the next DATA frame may start and end, when one may go now.
+    func sendWindow() -> SendWindow? {
+        guard link == .open, nextToSend <= durableUpTo else { return nil }
+        let limit = min(durableUpTo, processedUpTo + UInt64(max(1, settings.window)))
+        guard nextToSend <= limit else { return nil }
+        return SendWindow(from: nextToSend, limit: limit, count: Int(min(limit - nextToSend + 1, UInt64(Wire.maxRecordsPerFrame / 2))))
+    }
+
+    /// A DATA frame to send: its bytes, the numbers it carries with their attempts and
+    /// payload bytes, and the number after the last one it handled. No numbers: nothing to
+    /// send below `next` (``skip(to:)`` past it when it is beyond the window's start).
+    struct Frame {
+        var bytes: [UInt8]
+        var batch: [(sequence: UInt64, attempt: UInt32, bytes: Int)]
+        var next: UInt64
+    }
+
+    /// Builds the DATA frame for `window` from `records`: the spool's records from
+    /// `window.from` on, in order (numbers it lacks were never stored or are quarantined:
+    /// they go as tombstones and finish silently). Numbers decided earlier go as tombstones;
+    /// numbers that expired or ran out of attempts are decided here. New numbers stop at the
+    /// in-flight byte limit (one always goes when nothing is in flight).
+    mutating func frame(for window: SendWindow, records: some Collection<SpoolRecord>, wall: Int64,
+                        into actions: inout [Action]) -> Frame {
+        precondition(window.from == nextToSend, "SenderStream: a frame was built for \(window.from) while the next number to send is \(nextToSend)")
+        var encoder = WireEncoder.data(stream: stream, capacity: 1024 + records.reduce(0) { $0 + $1.payload.count + 25 })
+        var batch: [(sequence: UInt64, attempt: UInt32, bytes: Int)] = []
+        var bytesAllowed = settings.inFlightBytes - ledger.bytesInFlight
+        var expected = window.from
+        let limit = window.limit
+        let full = Wire.maxRecordsPerFrame - 1
+
+        func tombstone(_ sequence: UInt64) {
+            let attempt = ledger.attempts(of: sequence) + 1
+            encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: true, expiry: 0, payload: EmptyCollection())
+            batch.append((sequence, attempt, 0))
+        }
+        /// Numbers the spool no longer has (quarantined, or reserved and never used).
+        func skipMissing(before end: UInt64) {
+            while expected < end, encoder.recordCount < full {
+                if !processedAbove.contains(expected) {
+                    silent.insert(expected)
+                    tombstone(expected)
+                }
+                expected += 1
+            }
+        }
+
+        if records.isEmpty {
+            if window.from <= spoolAcknowledgedUpTo { return Frame(bytes: [], batch: [], next: spoolAcknowledgedUpTo + 1) }
+            skipMissing(before: limit + 1)
+        }
+        for record in records {
+            let sequence = record.sequenceNumber
+            guard sequence <= limit, encoder.recordCount < full else { break }
+            skipMissing(before: sequence)
+            guard expected == sequence else { break }
+            let attempt = ledger.attempts(of: sequence) + 1
+            if attempt == 1, processedAbove.isEmpty || !processedAbove.contains(sequence) {
+                // A new number: within the byte limit, or alone on the wire.
+                guard record.payload.count <= bytesAllowed || (ledger.bytesInFlight == 0 && batch.isEmpty) else { break }
+                bytesAllowed -= record.payload.count
+            }
+            expected = sequence + 1
+            if !processedAbove.isEmpty, processedAbove.contains(sequence) { continue }
+            if !decided.isEmpty, decided[sequence] != nil {
+                tombstone(sequence)
+            } else if let expiry = record.expiresAt, expiry <= wall {
+                decide(sequence, .expired, .expired, record: record, into: &actions)
+                tombstone(sequence)
+            } else if let maximum = settings.maxAttempts, attempt > maximum {
+                let reason = "no acknowledgement after \(maximum) attempts"
+                decide(sequence, .deadLettered(reason: reason), .deadLettered(reason), record: record, into: &actions)
+                tombstone(sequence)
+            } else {
+                encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: false,
+                                     expiry: record.expiresAt ?? 0, payload: record.payload)
+                batch.append((sequence, attempt, record.payload.count))
+            }
+        }
+        if batch.isEmpty { return Frame(bytes: [], batch: [], next: expected) }
+        return Frame(bytes: encoder.finish(), batch: batch, next: expected)
+    }
+
+    /// Nothing is to be sent below `next` (held back, or finished meanwhile).
+    mutating func skip(to next: UInt64) {
+        nextToSend = max(nextToSend, next)
+    }
+
+    /// `frame` went on the wire. Returns how many of its numbers went for the first time and
+    /// how many again.
+    mutating func sent(_ frame: Frame, now: ContinuousClock.Instant) -> (first: Int, again: Int) {
+        var again = 0
+        for (sequence, attempt, bytes) in frame.batch {
+            ledger.sent(sequence, attempt: attempt, bytes: bytes, at: now)
+            if attempt > 1 { again += 1 }
+        }
+        counts.retransmitted += again
+        highestSent = max(highestSent, frame.next - 1)
+        nextToSend = frame.next
+        if retransmitDue == nil { retransmitDue = now + rtt.jitteredTimeout(using: &random) }
+        return (frame.batch.count - again, again)
+    }
+
+    // MARK: Timers
+
+    /// Runs the timers: the retransmission timeout, the lazy acknowledgement of the spool.
+    /// `nextSequence` is the next number the spool will assign. Returns when it next needs
+    /// to run.
+    mutating func tick(now: ContinuousClock.Instant, nextSequence: UInt64, into actions: inout [Action]) -> ContinuousClock.Instant? {
+        if link.isWelcomed, let due = retransmitDue, now >= due {
+            if highestSent > receivedUpTo {
+                // Nothing said these numbers arrived. Ask before resending them, and send
+                // nothing new meanwhile: after a stall the receiver usually has them all
+                // (receivers acknowledge receipt within AckCoalescing.receiptDelay), and its
+                // WELCOME says from where to resume, so only what is really missing goes again.
+                rtt.timedOut()
+                link = .asking(helloDue: now)
+                actions.append(.timedOut(receivedUpTo: receivedUpTo, timeout: rtt.timeout))
+                retransmitDue = now + rtt.jitteredTimeout(using: &random)
+            } else {
+                retransmitDue = nil
+            }
+        }
+        let mark = acknowledgeableUpTo
+        if mark > spoolAcknowledgedUpTo,
+           processedUpTo + 1 >= nextSequence || now - spoolAcknowledgedAt >= settings.spoolAcknowledgementDelay {
+            actions.append(.acknowledgeSpool(upTo: mark))
+        }
+        let helloDeadline: ContinuousClock.Instant? = switch link {
+        case .connecting(let due): due
+        case .asking(let due): due
+        case .open: nil
+        }
+        guard let retransmitDue else { return helloDeadline }
+        return min(retransmitDue, helloDeadline ?? retransmitDue)
+    }
+
+    /// The highest number the spool may be told is finished: every number up to it is
+    /// processed and has its dead letter (if any) stored.
+    var acknowledgeableUpTo: UInt64 {
+        guard let first = deadLettersPending.min(), first <= processedUpTo else { return processedUpTo }
+        return first - 1
+    }
+}
