@@ -18,6 +18,9 @@ public struct CourierError: Error, Sendable, CustomStringConvertible {
         public static let messageTooLarge = Code("messageTooLarge")
         /// The node is shutting down or stopped.
         public static let shutDown = Code("shutDown")
+        /// No message with that id was sent by this node: a number its stream to the peer
+        /// never assigned, or a stream it no longer has (its spool was wiped).
+        public static let unknownMessage = Code("unknownMessage")
         /// The configuration is unusable (bad id, bad endpoint, duplicate peer…).
         public static let invalidConfiguration = Code("invalidConfiguration")
         /// The task waiting (for an outcome, for delivery) was cancelled.

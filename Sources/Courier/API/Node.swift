@@ -111,6 +111,23 @@ public final class Node: Sendable, Service {
         try await core.waitUntilDrained(peer)
     }
 
+    /// The outcome of message `id`, waiting for it if it is not known yet: the same as its
+    /// ``Receipt/outcome()``, also for messages sent by earlier runs on this data directory
+    /// (keep a message's ``Receipt/id`` to ask after a restart).
+    ///
+    /// What is retained: every message of the peer's current stream. Messages at or below the
+    /// acknowledged mark are processed, unless the peer's dead letters record another outcome
+    /// (rejected with its reason, expired, dead-lettered); those records are kept even after
+    /// `courier-spool requeue` sends the payload again under a new number. A stream ends only
+    /// when its spool is wiped; its messages are then ``CourierError/Code/unknownMessage``.
+    ///
+    /// Throws ``CourierError/Code/unknownPeer``, ``CourierError/Code/unknownMessage``,
+    /// ``CourierError/Code/shutDown`` if the node stops first, and
+    /// ``CourierError/Code/cancelled`` if the waiting task is cancelled.
+    public func outcome(of id: MessageID) async throws(CourierError) -> Outcome {
+        try await core.checkedOutcome(of: id)
+    }
+
     /// Stops the node gracefully: refuses new sends, flushes the spool, waits up to
     /// `timeout` for outstanding acknowledgements, then closes sockets and files and
     /// releases the data directory. Idempotent.

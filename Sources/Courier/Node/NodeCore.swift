@@ -190,6 +190,17 @@ final class NodeCore: Sendable {
         try await outcomes.outcome(of: id)
     }
 
+    /// ``outcome(of:)`` for an id from the application: refused unless this node assigned it.
+    func checkedOutcome(of id: MessageID) async throws(CourierError) -> Outcome {
+        guard let log = state.withLock({ $0.logs[id.peer] }) else {
+            throw CourierError(.unknownPeer, "no peer \(id.peer) is configured")
+        }
+        guard id.stream == log.streamID, id.sequence >= 1, id.sequence < log.nextSequenceNumber else {
+            throw CourierError(.unknownMessage, "\(id) was never sent by this node: its stream to \(id.peer) is \(String(log.streamID, radix: 16)) and has numbers 1 to \(log.nextSequenceNumber - 1)")
+        }
+        return try await outcomes.outcome(of: id)
+    }
+
     func settle(sender: String, stream: UInt64, sequence: UInt64, rejection: String?) {
         mailbox.post(Settlement(sender: sender, stream: stream, sequence: sequence, rejection: rejection))
     }

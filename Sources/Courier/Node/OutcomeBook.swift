@@ -39,10 +39,14 @@ final class OutcomeBook: Sendable {
     /// How many individually settled outcomes are remembered per peer.
     private let memory = 100_000
 
-    func open(peer: String, stream: UInt64, processedUpTo: UInt64) {
+    /// Starts the book of `peer`'s stream, where every number up to `processedUpTo` is
+    /// finished: processed, unless `decided` (earlier runs' dead letters) says otherwise.
+    func open(peer: String, stream: UInt64, processedUpTo: UInt64, decided: [UInt64: Outcome] = [:]) {
         state.withLock { state in
             if state.peers[peer]?.stream != stream {
-                state.peers[peer] = Peer(stream: stream, processedUpTo: processedUpTo)
+                let entry = Peer(stream: stream, processedUpTo: processedUpTo)
+                entry.individually = decided
+                state.peers[peer] = entry
             }
         }
     }

@@ -63,7 +63,10 @@ final class OutboundPeer {
         statistics = PeerStatistics(
             peer: id, connected: false, since: now, stream: log.streamID, pending: 0, pendingBytes: 0,
             inFlight: 0, processed: 0, rejected: 0, expired: 0, deadLettered: 0, retransmitted: 0, roundTripTime: nil)
-        core.outcomes.open(peer: id, stream: log.streamID, processedUpTo: machine.processedUpTo)
+        // Numbers decided by earlier runs keep their outcomes: the dead letters say which.
+        let earlier = log.deadLetters.outcomes(streamID: log.streamID).mapValues(Outcome.init(deadLetter:))
+        machine.restore(decided: earlier)
+        core.outcomes.open(peer: id, stream: log.streamID, processedUpTo: machine.processedUpTo, decided: earlier)
     }
 
     var stream: UInt64 { machine.stream }
@@ -193,6 +196,17 @@ final class OutboundPeer {
             log.deadLetters.add(record, streamID: stream, reason: reason) { done($0.map { Optional($0) }) }
         } else {
             log.deadLetters.add(pendingSequence: sequence, streamID: stream, reason: reason, completion: done)
+        }
+    }
+}
+
+extension Outcome {
+    /// The outcome a dead letter records.
+    init(deadLetter reason: DeadLetterReason) {
+        switch reason.kind {
+        case .rejected: self = .rejected(reason: reason.text)
+        case .expired: self = .expired
+        default: self = .deadLettered(reason: reason.text)
         }
     }
 }

@@ -162,6 +162,15 @@ struct SenderStream {
         spoolAcknowledgedAt = now
     }
 
+    /// Outcomes decided by earlier runs (their dead letters are stored) for numbers the
+    /// spool still holds: they are finished as decided, never reported again, and go on the
+    /// wire only as tombstones.
+    mutating func restore(decided earlier: [UInt64: Outcome]) {
+        for (sequence, outcome) in earlier where sequence > processedUpTo && sequence <= durableUpTo {
+            decided[sequence] = outcome
+        }
+    }
+
     // MARK: Events: the connection
 
     mutating func connectionChanged(_ change: ConnectionChange, now: ContinuousClock.Instant, into actions: inout [Action]) {

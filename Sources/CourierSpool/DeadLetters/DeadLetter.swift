@@ -36,6 +36,18 @@ package struct DeadLetter: Sendable, Hashable {
         return writer.bytes
     }
 
+    /// The stream, original sequence number and reason of a dead-letter record's body,
+    /// without its payload.
+    static func outcome(body: [UInt8]) -> (stream: UInt64, sequence: UInt64, reason: DeadLetterReason)? {
+        body.withUnsafeBytes { raw in
+            guard raw.count >= 27 else { return nil }
+            let textLength = Int(raw.u16(at: 25))
+            guard raw.count >= 27 + textLength else { return nil }
+            let text = String(decoding: raw[27..<(27 + textLength)], as: UTF8.self)
+            return (raw.u64(at: 8), raw.u64(at: 0), DeadLetterReason(kind: DeadLetterReason.Kind(code: raw[24]), text: text))
+        }
+    }
+
     static func decode(header: RecordFormat.Header, body: [UInt8]) -> DeadLetter? {
         body.withUnsafeBytes { raw -> DeadLetter? in
             guard raw.count >= 27 else { return nil }

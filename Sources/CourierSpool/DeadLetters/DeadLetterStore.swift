@@ -19,6 +19,10 @@ package final class DeadLetterStore: Sendable {
         var file: RecordFile
         var live: [UInt64: Location]
         var nextID: UInt64
+        /// The outcome of every number ever dead-lettered here, by stream and sequence
+        /// number: requeued and removed letters included (their number's outcome does not
+        /// change when the payload is sent again under a new number).
+        var outcomes: [UInt64: [UInt64: DeadLetterReason]]
     }
 
     /// The peer whose dead letters these are.
@@ -41,11 +45,15 @@ package final class DeadLetterStore: Sendable {
         )
         var live: [UInt64: Location] = [:]
         var nextID: UInt64 = 1
+        var outcomes: [UInt64: [UInt64: DeadLetterReason]] = [:]
         for entry in opened.entries {
             nextID = max(nextID, entry.header.sequenceNumber + 1)
             switch entry.header.type {
             case RecordFormat.RecordType.deadLetter.rawValue:
                 live[entry.header.sequenceNumber] = Location(offset: entry.offset, length: entry.header.length)
+                if let (stream, sequence, reason) = DeadLetter.outcome(body: entry.body) {
+                    outcomes[stream, default: [:]][sequence] = reason
+                }
             case RecordFormat.RecordType.deadLetterRemoval.rawValue:
                 live[entry.header.sequenceNumber] = nil
             default:
@@ -57,7 +65,7 @@ package final class DeadLetterStore: Sendable {
             configuration.logger.error("spool: dead-letter store repaired on open", metadata: ["peer": "\(peer)", "event": "\(event)"])
             configuration.onEvent?(event)
         }
-        state = Mutex(State(file: opened.file, live: live, nextID: nextID))
+        state = Mutex(State(file: opened.file, live: live, nextID: nextID, outcomes: outcomes))
     }
 
     func attach(to log: OutboundLog) {
@@ -68,6 +76,13 @@ package final class DeadLetterStore: Sendable {
 
     /// How many dead letters the store holds. No I/O.
     package var count: Int { state.withLock { $0.live.count } }
+
+    /// The outcome of each number of stream `streamID` ever dead-lettered here (rejected,
+    /// expired, out of attempts), by sequence number, including letters since requeued or
+    /// removed. No I/O.
+    package func outcomes(streamID: UInt64) -> [UInt64: DeadLetterReason] {
+        state.withLock { $0.outcomes[streamID] ?? [:] }
+    }
 
     /// Stores `record` as a dead letter, durably (written and synced), and returns it.
     @discardableResult
@@ -81,6 +96,7 @@ package final class DeadLetterStore: Sendable {
             )
             let offset = try state.file.append(writer.bytes, sync: true)
             state.live[letter.id] = Location(offset: offset, length: writer.bytes.count)
+            state.outcomes[streamID, default: [:]][record.sequenceNumber] = reason
             state.nextID += 1
             configuration.logger.info("spool: dead-lettered a record", metadata: ["peer": "\(peer)", "sequence": "\(record.sequenceNumber)", "reason": "\(reason)"])
             return letter
