@@ -14,7 +14,9 @@ let zeroMQPkgConfig: String? = "libzmq"
 
 let package = Package(
     name: "Courier",
-    platforms: [.macOS(.v15)],
+    // Linux only. No `platforms:` entry claims otherwise: the system shim (CCourierSystem)
+    // uses Linux's eventfd, ppoll and prctl, and nothing here is built or tested elsewhere. A
+    // port needs a pipe- or kqueue-based WakeEvent and pthread_setname_np on Darwin.
     // The public API: Courier (the reliable node) and ZeroMQ (the safe libzmq binding, useful
     // on its own). CourierSpool is the node's storage and not API: its declarations are
     // `package`, for the node, courier-spool and the tests.
@@ -51,14 +53,14 @@ let package = Package(
         // The only module that calls libzmq.
         .target(
             name: "ZeroMQ",
-            dependencies: ["CZeroMQ"],
+            dependencies: ["CZeroMQ", "CourierSystem"],
             swiftSettings: upcoming
         ),
         // The reliable node: protocol, acknowledgements, retransmission, delivery.
         .target(
             name: "Courier",
             dependencies: [
-                "ZeroMQ", "CourierSpool",
+                "ZeroMQ", "CourierSpool", "CourierChecksum",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -68,10 +70,11 @@ let package = Package(
         .testTarget(
             name: "CourierTests",
             dependencies: [
-                "Courier", "CourierSpool", "ZeroMQ", "TestSupport",
+                "Courier", "CourierSpool", "CourierChecksum", "ZeroMQ", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: upcoming
         ),
@@ -86,14 +89,35 @@ let package = Package(
             dependencies: ["ZeroMQ"],
             swiftSettings: upcoming
         ),
+        // The low-level pieces every other target shares, and nothing else: the one thread
+        // type (OSThread), the one wake-up mechanism (WakeEvent) and unbuffered output. No
+        // product lists it; it is built into each product that needs it (ZeroMQ among them).
+        // Its declarations are `package`, so it adds nothing to any product's public API.
+        .target(name: "CCourierSystem"),
+        .target(
+            name: "CourierSystem",
+            dependencies: ["CCourierSystem"],
+            swiftSettings: upcoming
+        ),
+        // CRC-32C, for the wire codec (Courier) and the spool both; `package` declarations.
+        // With the CPU's instruction (SSE 4.2 / ARMv8 CRC), checked at run time.
+        .target(name: "CCourierCRC"),
+        .target(
+            name: "CourierChecksum",
+            dependencies: ["CCourierCRC"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "CourierSystemTests",
+            dependencies: ["CourierSystem", "CourierChecksum"],
+            swiftSettings: upcoming
+        ),
         // The on-disk spool: outbound logs, dead letters, inbound deduplication state.
         // Depends on no ZeroMQ code.
-        // CRC-32C with the CPU's instruction (SSE 4.2 / ARMv8 CRC), checked at run time.
-        .target(name: "CCourierCRC"),
         .target(
             name: "CourierSpool",
             dependencies: [
-                "CCourierCRC",
+                "CourierChecksum", "CourierSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -159,7 +183,7 @@ let package = Package(
         .target(
             name: "CourierExampleSupport",
             dependencies: [
-                "Courier",
+                "Courier", "CourierSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -192,7 +216,7 @@ let package = Package(
         .target(
             name: "CourierSpoolToolKit",
             dependencies: [
-                "CourierSpool", "ZeroMQ", "CourierExampleSupport",
+                "CourierSpool", "ZeroMQ", "CourierSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -218,7 +242,7 @@ let package = Package(
         // (`swift build --build-tests` builds them).
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestSupport", "Courier", "CourierSpool", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["TestSupport", "Courier", "CourierSpool", "CourierChecksum", "ZeroMQ", .product(name: "Logging", package: "swift-log")],
             swiftSettings: upcoming
         ),
     ],

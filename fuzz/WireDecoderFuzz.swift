@@ -1,7 +1,7 @@
 // libFuzzer harness for the wire-frame decoder (Sources/Courier/Protocol/WireDecoder.swift).
 //
 // tools/fuzz compiles this file together with copies of WireDecoder.swift, WireFrame.swift,
-// WireError.swift, WireEncoder.swift and CRC32C.swift (their `import CourierSpool` removed:
+// WireError.swift, WireEncoder.swift and CRC32C.swift (their `import CourierChecksum` removed:
 // one module, so their `internal` and `package` declarations are visible here) and
 // crc32c.c, with `-sanitize=fuzzer,address`.
 //

@@ -1,13 +1,9 @@
+import CourierSystem
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
-#endif
-
-#if canImport(Glibc)
-private let systemWrite = Glibc.write
-#elseif canImport(Darwin)
-private let systemWrite = Darwin.write
 #endif
 
 /// Unbuffered writes to a file descriptor: each call is one `write(2)` (retried on a short
@@ -24,20 +20,7 @@ public struct OutputStream: Sendable {
 
     /// Writes every byte; returns false if the descriptor is closed or broken.
     @discardableResult
-    public func write(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = systemWrite(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += written
-            }
-            return true
-        }
-    }
+    public func write(_ bytes: [UInt8]) -> Bool { writeAll(bytes, to: descriptor) }
 
     @discardableResult
     public func write(_ text: String) -> Bool { write(Array(text.utf8)) }

@@ -1,8 +1,4 @@
-import CZeroMQ
-
-#if canImport(Glibc)
-import Glibc
-#endif
+import CourierSystem
 
 /// Runs blocking work (ZeroMQ calls, `fsync`) on an operating-system thread of its own,
 /// so that Swift's cooperative thread pool never blocks.
@@ -26,23 +22,10 @@ public enum DedicatedThread {
     /// Starts a detached thread named `name` running `body`.
     /// - Throws: the `pthread_create` failure (errno in the error) when no thread can start.
     public static func start(name: String, _ body: @escaping @Sendable () -> Void) throws(ZeroMQError) {
-        final class Box {
-            let name: String
-            let body: @Sendable () -> Void
-            init(_ name: String, _ body: @escaping @Sendable () -> Void) { self.name = name; self.body = body }
+        do {
+            try OSThread.detached(name: name, body)
+        } catch {
+            throw .fromErrno(error.errno, "pthread_create", subject: name)
         }
-        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            courier_name_thread(box.name)
-            box.body()
-            return nil
-        }, box)
-        if result != 0 {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw .fromErrno(result, "pthread_create", subject: name)
-        }
-        pthread_detach(thread)
     }
 }

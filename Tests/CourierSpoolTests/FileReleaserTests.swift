@@ -21,11 +21,11 @@ struct FileReleaserTests {
 
     /// Hands a segment over `fd` (its file unlinked) to `releaser`, and returns once the
     /// releaser has let go of it (false if it was not taken, or not let go in time).
-    private func releaseSegment(_ fd: FileDescriptor, at path: FilePath, to releaser: FileReleaser) async -> Bool {
+    private func releaseSegment(_ fd: FileDescriptor, at path: FilePath, to releaser: FileReleaser) async throws -> Bool {
         weak var gone: Segment?
         var deleted = [Segment(baseSequence: 1, path: path, fd: fd)]
         gone = deleted[0]
-        releaser.release(deleted: &deleted)
+        try releaser.release(deleted: &deleted)
         guard deleted.isEmpty else { return false }
         return await eventually { gone == nil }
     }
@@ -64,7 +64,7 @@ struct FileReleaserTests {
         let watcher = try watch(fd)
         defer { try? watcher.close() }
         try FileOps.unlinkFile(path)
-        #expect(await releaseSegment(fd, at: path, to: releaser))
+        #expect(try await releaseSegment(fd, at: path, to: releaser))
         #expect(try watcher.stat().size == 0)
     }
 
@@ -77,7 +77,7 @@ struct FileReleaserTests {
         let watcher = try watch(fd)
         defer { try? watcher.close() }
         try FileOps.unlinkFile(path)
-        releaser.release(unlinkedFile: fd)
+        try releaser.release(unlinkedFile: fd)
         // Sliced whatever the pace of segment deletions (the releaser then closes it; its
         // number may already be another file's, so that is not checked here).
         #expect(await eventually { (try? watcher.stat().size) == 0 })
@@ -93,7 +93,7 @@ struct FileReleaserTests {
         try FileOps.unlinkFile(path)
         var reader: Segment? = Segment(baseSequence: 1, path: path, fd: fd)
         var deleted = [reader!]
-        releaser.release(deleted: &deleted)
+        try releaser.release(deleted: &deleted)
         // The releaser has let go once the reader's reference is the only one left.
         #expect(await eventually { isKnownUniquelyReferenced(&reader!) })
         #expect(try reader!.fd.readBytes(at: Int64(bytes) - 10, count: 10) == [UInt8](repeating: 7, count: 10))
@@ -113,7 +113,7 @@ struct FileReleaserTests {
             let fd = try makeFile(path, bytes: bytes)
             watchers.append(try watch(fd))
             try FileOps.unlinkFile(path)
-            #expect(await releaseSegment(fd, at: path, to: releaser))
+            #expect(try await releaseSegment(fd, at: path, to: releaser))
         }
         #expect(try watchers[0].stat().size == 0)
         #expect(try watchers[1].stat().size == Int64(bytes))
@@ -125,7 +125,7 @@ struct FileReleaserTests {
         let releaser = FileReleaser(streamingInterval: 0)
         let bytes = 2 * Int(FileOps.freeSliceBytes)
         let livePath = temp.sub("live")
-        #expect(await releaseSegment(try makeFile(livePath, bytes: bytes), at: livePath, to: releaser))
+        #expect(try await releaseSegment(try makeFile(livePath, bytes: bytes), at: livePath, to: releaser))
         #expect(try readFile(livePath).count == bytes)
     }
 
@@ -145,7 +145,7 @@ struct FileReleaserTests {
             deleted.append(Segment(baseSequence: 1, path: path, fd: fd))
         }
         weak let first = deleted[0], second = deleted[1]
-        releaser.release(deleted: &deleted)
+        try releaser.release(deleted: &deleted)
         #expect(deleted.isEmpty)
         #expect(await eventually { first == nil && second == nil })
         for watcher in watchers { #expect(try watcher.stat().size == Int64(bytes)) }

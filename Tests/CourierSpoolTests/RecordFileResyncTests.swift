@@ -73,7 +73,7 @@ struct RecordFileResyncTests {
         #expect(directory.inbound.state(sender: "a", streamID: 1)?.processedUpTo == 6)
     }
 
-    @Test("a damaged dead letter in the middle costs only itself; a damaged length still cuts to the end")
+    @Test("a damaged dead letter in the middle costs only itself, even with its length field damaged")
     func deadLetters() async throws {
         let temp = TemporaryDirectory("resync-dlq")
         let path = temp.sub("data")
@@ -107,7 +107,10 @@ struct RecordFileResyncTests {
         #expect(events.corruptions.first?.length == Int64(entries[1].header.length))
         #expect(try SpoolInspector(path: path).deadLetters(peer: "peer").map(\.record.sequenceNumber) == [1, 3, 4, 5])
 
-        // A damaged length field cannot be followed: as before, from there to the end is lost.
+        // A damaged length field cannot be followed, so the one resynchronisation rule (the
+        // segments' rule, for every record file) searches byte by byte for a good dead-letter
+        // record that a good record (or the end of the file) follows: only the damaged one is
+        // lost. (Before the rule was one, a record file lost everything from there to its end.)
         try FileManager.default.removeItem(atPath: path.string)
         try await populate()
         try flip(file, at: Int(entries[1].offset) + 1)
@@ -115,7 +118,27 @@ struct RecordFileResyncTests {
         let directory = try await DataDirectory.open(path: path, configuration: configuration(events: cut))
         defer { directory.close() }
         let log = try await directory.outboundLog(for: "peer")
-        #expect(try await log.deadLetters.list().map(\.record.sequenceNumber) == [1])
+        #expect(try await log.deadLetters.list().map(\.record.sequenceNumber) == [1, 3, 4])
         #expect(cut.corruptions.map(\.offset) == [entries[1].offset])
+        #expect(cut.corruptions.first?.length == Int64(entries[1].header.length))
+    }
+
+    @Test("one rule: an inbound journal record with a damaged length field costs only itself")
+    func damagedLengthInJournal() {
+        var writer = ByteWriter()
+        writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: 1).encoded())
+        var offsets: [Int] = []
+        for i in 1...3 {
+            offsets.append(writer.bytes.count)
+            RecordFormat.encode(into: &writer, type: .inboundState, sequenceNumber: UInt64(i), enqueuedAt: 1, expiresAt: nil,
+                                attempt: 0, flags: 0, body: [UInt8](repeating: UInt8(i), count: 100))
+        }
+        var bytes = writer.bytes
+        bytes[offsets[1] + 1] ^= 0x10  // the second record's length field
+        let scan = RecordFile.scanRecords(bytes, kind: .inbound, maxRecordSize: 1 << 26, tolerateTornTail: true)
+        #expect(scan.failure == nil)
+        #expect(scan.entries.map(\.header.sequenceNumber) == [1, 3])
+        #expect(scan.damaged.map(\.offset) == [Int64(offsets[1])])
+        #expect(scan.damaged.map(\.end) == [Int64(offsets[2])])
     }
 }

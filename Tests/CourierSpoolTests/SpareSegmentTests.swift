@@ -273,13 +273,13 @@ struct SegmentEndTests {
         return (writer.bytes, sequence + 1)
     }
 
-    private func scan(_ bytes: [UInt8]) throws -> SegmentScanner.Result {
+    private func scan(_ bytes: [UInt8]) throws -> RecordScanner.Result {
         let temp = TemporaryDirectory("segment-end")
         let path = temp.sub("seg")
         try writeFile(path, bytes)
         let fd = try FileDescriptor.open(path, .readOnly)
         defer { try? fd.close() }
-        return try SegmentScanner(maxRecordSize: 1 << 20, expectedStreamID: 9, expectedBase: 1, isLast: true).scan(fd)
+        return try RecordScanner(maxRecordSize: 1 << 20, expectedStreamID: 9, expectedBase: 1, isLast: true).scan(fd)
     }
 
     private let stale = (0..<2000).map { UInt8(truncatingIfNeeded: $0 * 7 + 1) }

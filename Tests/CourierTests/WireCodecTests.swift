@@ -1,4 +1,4 @@
-import CourierSpool
+import CourierChecksum
 import Testing
 import TestSupport
 @testable import Courier

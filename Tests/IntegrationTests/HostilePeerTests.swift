@@ -1,4 +1,4 @@
-import CourierSpool
+import CourierChecksum
 import Foundation
 import Logging
 import Testing

@@ -1,4 +1,4 @@
-import CourierSpool
+import CourierChecksum
 
 /// Decodes and validates frames from the network.
 ///

@@ -1,4 +1,4 @@
-import CourierSpool
+import CourierChecksum
 
 /// Builds protocol frames (little-endian fields, CRC-32C trailer).
 ///

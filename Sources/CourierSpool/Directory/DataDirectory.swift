@@ -1,3 +1,4 @@
+import CourierSystem
 import Logging
 import Synchronization
 import SystemPackage
@@ -142,12 +143,15 @@ package final class DataDirectory: Sendable {
     /// Runs blocking work on a fresh spool thread and returns its result.
     static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws(SpoolError) -> T) async throws(SpoolError) -> T {
         try await withCheckedContinuation { (continuation: CheckedContinuation<Result<T, SpoolError>, Never>) in
-            let thread = SpoolThread(name: "spool-open") {
-                do throws(SpoolError) { continuation.resume(returning: .success(try work())) } catch {
-                    continuation.resume(returning: .failure(error))
+            do throws(OSThread.StartError) {
+                try OSThread.detached(name: "spool-open") {
+                    do throws(SpoolError) { continuation.resume(returning: .success(try work())) } catch {
+                        continuation.resume(returning: .failure(error))
+                    }
                 }
+            } catch {
+                continuation.resume(returning: .failure(.threadStart(error, doing: "opening the data directory")))
             }
-            thread.detach()
         }.get()
     }
 }

@@ -1,3 +1,4 @@
+import CourierSystem
 import Synchronization
 import SystemPackage
 
@@ -23,7 +24,9 @@ import SystemPackage
 /// Only a file that is unlinked and that nobody else holds (no read in flight) is sliced;
 /// other references are simply dropped, and the last `close` happens wherever the last
 /// reference goes. One releaser serves the whole process; its thread starts with the first
-/// release and then sleeps until there is something to free.
+/// release and then sleeps until there is something to free. If that thread cannot start,
+/// the release frees the files on the caller's thread instead and throws the reason; the
+/// next release tries again.
 final class FileReleaser: Sendable {
     static let shared = FileReleaser()
 
@@ -37,8 +40,8 @@ final class FileReleaser: Sendable {
     }
 
     private let queue = Mutex(Batch())
-    private let wake = WakeSignal()
-    private let started = Mutex(false)
+    /// The running thread's wake-up, once it started.
+    private let running: Mutex<WakeEvent?> = Mutex(nil)
 
     /// The shared releaser uses 40 ms; tests make their own.
     init(streamingInterval: Int64 = 40_000_000) {
@@ -48,60 +51,85 @@ final class FileReleaser: Sendable {
     /// Takes the caller's references to segments whose files it has unlinked (leaving
     /// `deleted` empty) and frees and closes them on the releaser's thread. The caller must
     /// hold no other reference to them by then, or they are only dropped here.
-    func release(deleted: inout [Segment]) {
+    /// - Throws: when the releaser's thread cannot start; the files were then freed and
+    ///   closed on the calling thread.
+    func release(deleted: inout [Segment]) throws(SpoolError) {
         guard !deleted.isEmpty else { return }
         queue.withLock { queue in
             queue.deleted.append(contentsOf: deleted)
             deleted = []
         }
-        startIfNeeded()
-        wake.signal()
+        try wakeOrFreeHere()
     }
 
     /// Takes over `fd`, a descriptor of a file that has no name left, to free it in slices
     /// and close it. Deletions of this kind are rare (a journal compaction) and always
     /// sliced.
-    func release(unlinkedFile fd: FileDescriptor) {
+    /// - Throws: when the releaser's thread cannot start; the file was then freed and
+    ///   closed on the calling thread.
+    func release(unlinkedFile fd: FileDescriptor) throws(SpoolError) {
         queue.withLock { $0.files.append(fd) }
-        startIfNeeded()
-        wake.signal()
+        try wakeOrFreeHere()
     }
 
-    private func startIfNeeded() {
-        let start = started.withLock { started -> Bool in
-            defer { started = true }
-            return !started
-        }
-        guard start else { return }
-        let thread = SpoolThread(name: "spool-release") { [self] in
+    /// Wakes the releaser's thread, starting it first if needed; if it cannot start, frees
+    /// what is queued here and throws why.
+    private func wakeOrFreeHere() throws(SpoolError) {
+        do throws(SpoolError) {
+            try startIfNeeded().wake()
+        } catch {
+            var streaming = true
             var lastDeletion = Int64.min / 2
-            var streaming = false
-            while true {
-                wake.wait(timeoutNanoseconds: nil)
-                var batch = queue.withLock { queue -> Batch in
-                    var taken = Batch()
-                    swap(&taken, &queue)
-                    return taken
-                }
-                for fd in batch.files {
-                    FileOps.freeInSlices(fd)
-                    try? fd.close()
-                }
-                guard !batch.deleted.isEmpty else { continue }
-                let now = monotonicNanoseconds()
-                let gap = now - lastDeletion
-                lastDeletion = now
-                if batch.deleted.count > 1 || gap < streamingInterval {
-                    streaming = true
-                } else if gap / 2 >= streamingInterval {
-                    streaming = false
-                }
-                while var segment = batch.deleted.popLast() {
-                    if !streaming, isKnownUniquelyReferenced(&segment) { FileOps.freeInSlices(segment.fd) }
-                    // The reference ends here: Segment.deinit closes the descriptor.
-                }
-            }
+            freeQueued(streaming: &streaming, lastDeletion: &lastDeletion)
+            throw error
         }
-        thread.detach()
+    }
+
+    private func startIfNeeded() throws(SpoolError) -> WakeEvent {
+        try running.withLock { running throws(SpoolError) -> WakeEvent in
+            if let running { return running }
+            let wake: WakeEvent
+            do throws(WakeEvent.CreateError) { wake = try WakeEvent() } catch { throw .wakeEvent(error, doing: "starting the file releaser") }
+            do throws(OSThread.StartError) {
+                try OSThread.detached(name: "spool-release") { [self] in
+                    var lastDeletion = Int64.min / 2
+                    var streaming = false
+                    while true {
+                        wake.wait(timeoutNanoseconds: nil)
+                        freeQueued(streaming: &streaming, lastDeletion: &lastDeletion)
+                    }
+                }
+            } catch {
+                throw .threadStart(error, doing: "starting the file releaser")
+            }
+            running = wake
+            return wake
+        }
+    }
+
+    /// Frees and closes everything queued: sliced unless deletions are streaming by.
+    private func freeQueued(streaming: inout Bool, lastDeletion: inout Int64) {
+        var batch = queue.withLock { queue -> Batch in
+            var taken = Batch()
+            swap(&taken, &queue)
+            return taken
+        }
+        for fd in batch.files {
+            FileOps.freeInSlices(fd)
+            try? fd.close()
+        }
+        guard !batch.deleted.isEmpty else { return }
+        let now = monotonicNanoseconds()
+        let gap = now - lastDeletion
+        lastDeletion = now
+        if batch.deleted.count > 1 || gap < streamingInterval {
+            streaming = true
+        } else if gap / 2 >= streamingInterval {
+            streaming = false
+        }
+        while var segment = batch.deleted.popLast() {
+            if !streaming, isKnownUniquelyReferenced(&segment) { FileOps.freeInSlices(segment.fd) }
+            // The reference ends here: Segment.deinit closes the descriptor.
+        }
     }
 }

@@ -1,3 +1,4 @@
+import CourierChecksum
 /// The 48-byte header at the start of every spool file (see docs/SPOOL-FORMAT.md):
 ///
 /// ```

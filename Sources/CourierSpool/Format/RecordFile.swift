@@ -97,122 +97,47 @@ final class RecordFile {
         }
     }
 
-    /// Damaged bytes with valid records after them: skipped, and the scan goes on.
-    struct DamagedBytes: Equatable {
-        var offset: Int64
-        var end: Int64
-        var reason: String
-        var length: Int64 { end - offset }
-    }
-
     /// Copies a damaged range into `quarantine/` (synced, directory synced) and returns the
     /// report, unless an earlier open already did (the quarantine file holds exactly these
     /// bytes): then `nil`. The file itself is not changed; every open skips the range again.
     private static func quarantine(
-        _ range: DamagedBytes, of bytes: [UInt8], path: FilePath, peer: String?
+        _ range: RecordScanner.DamagedRange, of bytes: [UInt8], path: FilePath, peer: String?
     ) throws -> CorruptionReport? {
         let target = Quarantine.path(for: path, offset: range.offset)
         let damaged = bytes[Int(range.offset)..<Int(range.end)]
         if Quarantine.holds(target, exactly: damaged) { return nil }
         try FileOps.makeDirectory(Quarantine.directory(for: path))
         try FileOps.writeAtomically(Array(damaged), to: target)
-        return CorruptionReport(peer: peer, path: path, offset: range.offset, reason: "\(range.reason); damaged bytes \(range.offset)..<\(range.end); the records after them are intact", quarantinedTo: target, length: range.length)
+        return CorruptionReport(peer: peer, path: path, offset: range.offset, reason: range.summary, quarantinedTo: target, length: range.length)
     }
 
     struct Scan {
         var entries: [Entry] = []
         var end: Int64 = Int64(FileHeader.size)
-        /// Damaged records followed by valid ones, in file order (see ``resumeAfterDamage``).
-        var damaged: [DamagedBytes] = []
-        var failure: SegmentScanner.Failure?
+        /// Damaged records followed by good ones, in file order: skipped, and the scan goes on.
+        var damaged: [RecordScanner.DamagedRange] = []
+        var failure: RecordScanner.Failure?
     }
 
-    /// Verifies every record of a whole file's bytes. A damaged record whose declared length
-    /// leads to a valid record is a damaged range: skipped, and the scan goes on. Damage
-    /// followed by nothing valid, or by zeros only, is a torn tail (when `tolerateTornTail`);
-    /// anything else is corruption that ends the scan.
+    /// Verifies every record of a whole file's bytes with the one ``RecordScanner`` (and its
+    /// one resynchronisation rule): damage with good records after it is a damaged range,
+    /// skipped; damage with nothing good after it is a torn tail (when `tolerateTornTail`)
+    /// or corruption, and ends the scan.
     static func scanRecords(_ bytes: [UInt8], kind: FileHeader.Kind, maxRecordSize: Int, tolerateTornTail: Bool) -> Scan {
+        let scanner = RecordScanner(file: kind, maxRecordSize: maxRecordSize, tolerateTornTail: tolerateTornTail)
         var scan = Scan()
-        bytes.withUnsafeBytes { raw in
-            if case .failure(let error) = FileHeader.decode(raw, kind: kind) {
-                scan.failure = SegmentScanner.Failure(kind: .corrupt, offset: 0, reason: "file header: \(error)")
-                if raw.count < FileHeader.size && tolerateTornTail {
-                    scan.failure?.kind = .tornTail
-                }
-                return
+        do {
+            let result = try scanner.scan(RecordBytes(bytes: bytes)) { header, offset, raw in
+                scan.entries.append(Entry(header: header, offset: offset, body: RecordFormat.body(raw, at: 0, length: header.length)))
             }
-            var offset = FileHeader.size
-            while offset < raw.count {
-                switch RecordFormat.decode(raw, at: offset, maxLength: maxRecordSize) {
-                case .record(let header):
-                    scan.entries.append(Entry(header: header, offset: Int64(offset), body: RecordFormat.body(raw, at: offset, length: header.length)))
-                    offset += header.length
-                case .incomplete:
-                    let laterValid = validRecordExists(raw, after: offset, maxRecordSize: maxRecordSize)
-                    scan.failure = SegmentScanner.Failure(kind: tolerateTornTail && !laterValid ? .tornTail : .corrupt, offset: Int64(offset), reason: "partial record")
-                    scan.end = Int64(offset)
-                    return
-                case .invalid(let reason):
-                    if let resume = resumeAfterDamage(raw, at: offset, kind: kind, maxRecordSize: maxRecordSize) {
-                        scan.damaged.append(DamagedBytes(offset: Int64(offset), end: Int64(resume), reason: reason))
-                        offset = resume
-                        continue
-                    }
-                    let zeros = raw[offset...].allSatisfy { $0 == 0 }
-                    scan.failure = SegmentScanner.Failure(kind: tolerateTornTail && zeros ? .tornTail : .corrupt, offset: Int64(offset), reason: reason)
-                    scan.end = Int64(offset)
-                    return
-                }
-            }
-            scan.end = Int64(offset)
+            scan.end = result.end
+            scan.damaged = result.damaged
+            scan.failure = result.failure
+        } catch {
+            // Bytes in memory cannot fail to read; say so rather than guess.
+            scan.failure = RecordScanner.Failure(kind: .corrupt, offset: 0, reason: "internal: reading bytes in memory failed: \(error)")
         }
         return scan
-    }
-
-    /// Where valid records start again after the damaged record at `offset`, following
-    /// declared lengths only: the damaged record's header must still look right (a length
-    /// within the limits and within the file, reserved byte 0, a type this file holds), and
-    /// so must that of any further damaged record stepped over; the first whole record there
-    /// whose checksum verifies (and whose type this file holds) is the place. `nil` when the
-    /// chain reaches the end of the file or anything implausible: the damage is then
-    /// treated as before, up to the end of the file. No byte-by-byte search: a record
-    /// encoded inside a payload is never taken for a real one.
-    private static func resumeAfterDamage(_ raw: UnsafeRawBufferPointer, at offset: Int, kind: FileHeader.Kind, maxRecordSize: Int) -> Int? {
-        let types = recordTypes(kind)
-        var at = offset
-        while at + RecordFormat.headerSize <= raw.count {
-            let length = Int(raw.u32(at: at))
-            guard length >= RecordFormat.headerSize, length <= maxRecordSize, at + length <= raw.count,
-                  raw[at + 9] == 0, types.contains(raw[at + 8]) else { return nil }
-            let next = at + length
-            switch RecordFormat.decode(raw, at: next, maxLength: maxRecordSize) {
-            case .record(let header):
-                return types.contains(header.type) ? next : nil
-            case .invalid:
-                at = next  // another damaged record; the loop checks its header
-            case .incomplete:
-                return nil
-            }
-        }
-        return nil
-    }
-
-    /// The record types a file of `kind` holds.
-    private static func recordTypes(_ kind: FileHeader.Kind) -> Set<UInt8> {
-        switch kind {
-        case .segment: [RecordFormat.RecordType.message.rawValue]
-        case .deadLetters: [RecordFormat.RecordType.deadLetter.rawValue, RecordFormat.RecordType.deadLetterRemoval.rawValue]
-        case .inbound: [RecordFormat.RecordType.inboundState.rawValue]
-        }
-    }
-
-    private static func validRecordExists(_ raw: UnsafeRawBufferPointer, after offset: Int, maxRecordSize: Int) -> Bool {
-        var probe = offset + 1
-        while probe + RecordFormat.headerSize <= raw.count {
-            if case .record = RecordFormat.decode(raw, at: probe, maxLength: maxRecordSize) { return true }
-            probe += 1
-        }
-        return false
     }
 
     /// Appends encoded records; on failure truncates back so nothing partial stays.

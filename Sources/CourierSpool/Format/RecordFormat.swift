@@ -1,3 +1,4 @@
+import CourierChecksum
 /// The layout of one record (see docs/SPOOL-FORMAT.md, "Record"):
 ///
 /// ```

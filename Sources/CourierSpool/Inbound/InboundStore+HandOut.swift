@@ -1,3 +1,4 @@
+import CourierSystem
 import Logging
 import Synchronization
 
@@ -65,7 +66,7 @@ extension InboundStore {
             completion(.failure(.closedError))
             return false
         }
-        if wake { signal.signal() }
+        if wake { signal.wake() }
         return handOut
     }
 }

@@ -1,3 +1,4 @@
+import CourierSystem
 import Logging
 import Metrics
 import Synchronization
@@ -218,7 +219,9 @@ extension InboundStore {
         // releaser's thread (through a second descriptor), so that neither this thread nor
         // any sync on the disk waits for all of it. Closing this descriptor frees nothing.
         if let second = try? replaced.fd.duplicate() {
-            FileReleaser.shared.release(unlinkedFile: second)
+            do throws(SpoolError) { try FileReleaser.shared.release(unlinkedFile: second) } catch {
+                configuration.logger.error("spool: the replaced inbound journal was freed on the store's thread", metadata: ["error": "\(error)"])
+            }
         } else {
             FileOps.freeInSlices(replaced.fd)
         }

@@ -1,3 +1,4 @@
+import CourierSystem
 import Logging
 import Metrics
 import Synchronization
@@ -74,8 +75,8 @@ package final class InboundStore: Sendable {
     let configuration: SpoolConfiguration
     let state: Mutex<State>
     let journal: Journal
-    let signal = WakeSignal()
-    private let thread: Mutex<SpoolThread?> = Mutex(nil)
+    let signal: WakeEvent
+    private let thread: Mutex<OSThread?> = Mutex(nil)
     /// `fdatasync` calls on the journal, as the `courier_spool_inbound_syncs_total` counter.
     let syncMetric = Counter(label: "courier_spool_inbound_syncs_total")
     /// Stamped on every snapshot written (nil: this system has none).
@@ -94,6 +95,7 @@ package final class InboundStore: Sendable {
     init(directory: FilePath, configuration: SpoolConfiguration) throws(SpoolError) {
         self.directory = directory
         self.configuration = configuration
+        do { signal = try WakeEvent() } catch { throw .wakeEvent(error, doing: "opening the inbound store") }
         try FileOps.makeDirectory(directory)
         let opened = try RecordFile.open(
             path: directory.appending("inbound.journal"), kind: .inbound, peer: nil,
@@ -143,7 +145,10 @@ package final class InboundStore: Sendable {
         if case .success(let header) = start.withUnsafeBytes({ FileHeader.decode($0, kind: .inbound) }), header.version < FileHeader.Kind.inbound.version {
             try compactJournal()
         }
-        let started = SpoolThread(name: "spool-inbound") { [self] in self.runWriter() }
+        let started: OSThread
+        do { started = try OSThread.start(name: "spool-inbound") { [self] in self.runWriter() } } catch {
+            throw .threadStart(error, doing: "opening the inbound store")
+        }
         thread.withLock { $0 = started }
     }
 
@@ -254,14 +259,14 @@ package final class InboundStore: Sendable {
 
     /// Reserves, blocking the calling thread until durable. Never from a task.
     package func reserveAndWait(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) throws(SpoolError) {
-        let box = BlockingResult<Void>()
+        let box = try BlockingResult<Void>()
         reserve(sender: sender, streamID: streamID, upTo: sequenceNumber) { box.set($0) }
         try box.wait()
     }
 
     /// Marks processed, blocking the calling thread until durable. Never from a task.
     package func markProcessedAndWait(sender: String, streamID: UInt64, sequenceNumbers: [UInt64]) throws(SpoolError) {
-        let box = BlockingResult<Void>()
+        let box = try BlockingResult<Void>()
         markProcessed(sender: sender, streamID: streamID, sequenceNumbers: sequenceNumbers) { box.set($0) }
         try box.wait()
     }
@@ -286,7 +291,7 @@ package final class InboundStore: Sendable {
             state.sleeping = false
             return (nil, wake)
         }
-        if let error = outcome.error { completion(.failure(error)) } else if outcome.wake { signal.signal() }
+        if let error = outcome.error { completion(.failure(error)) } else if outcome.wake { signal.wake() }
     }
 
     /// Whether `sender` can name a stream; if not, `completion` gets the error.
@@ -316,8 +321,8 @@ package final class InboundStore: Sendable {
             defer { state.sleeping = false }
             return state.sleeping
         }
-        if wake { signal.signal() }
-        let running = thread.withLock { thread -> SpoolThread? in
+        if wake { signal.wake() }
+        let running = thread.withLock { thread -> OSThread? in
             defer { thread = nil }
             return thread
         }

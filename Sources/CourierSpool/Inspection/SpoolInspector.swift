@@ -214,8 +214,8 @@ package struct SpoolInspector: Sendable {
             guard let fd = try FileOps.openForReading(path) else { continue }  // deleted meanwhile
             defer { try? fd.close() }
             let isLast = position == bases.count - 1
-            let scanner = SegmentScanner(maxRecordSize: maxRecordSize, expectedStreamID: streamID, expectedBase: base, isLast: isLast, collectOffsets: false)
-            var result: SegmentScanner.Result
+            let scanner = RecordScanner(maxRecordSize: maxRecordSize, expectedStreamID: streamID, expectedBase: base, isLast: isLast, collectOffsets: false)
+            var result: RecordScanner.Result
             do {
                 result = try scanner.scan(fd) { header, offset, raw in
                     let body = keepBodies ? RecordFormat.body(raw, at: 0, length: header.length) : []
@@ -230,7 +230,7 @@ package struct SpoolInspector: Sendable {
                     let second = try scanner.scan(fd)
                     if let failure = result.failure, failure.kind == .corrupt,
                        second.failure?.kind != .corrupt || second.failure?.offset != failure.offset {
-                        result.failure = SegmentScanner.Failure(kind: .tornTail, offset: failure.offset, reason: "record being written")
+                        result.failure = RecordScanner.Failure(kind: .tornTail, offset: failure.offset, reason: "record being written")
                     }
                     result.damaged.removeAll { !second.damaged.contains($0) }
                 }

@@ -1,3 +1,4 @@
+import CourierChecksum
 import SystemPackage
 
 /// The crash-safe state of one outbound log, kept in `log.meta` as two checksummed slots

@@ -53,8 +53,8 @@ struct LogRecovery {
             let isLast = position == bases.count - 1
             let path = directory.appending(Segment.fileName(baseSequence: base))
             let fd = try FileOps.openForWriting(path, create: false)
-            let scanner = SegmentScanner(maxRecordSize: configuration.maxRecordSize, expectedStreamID: streamID, expectedBase: base, isLast: isLast)
-            let result: SegmentScanner.Result
+            let scanner = RecordScanner(maxRecordSize: configuration.maxRecordSize, expectedStreamID: streamID, expectedBase: base, isLast: isLast)
+            let result: RecordScanner.Result
             do { result = try scanner.scan(fd) } catch {
                 try? fd.close()
                 throw SpoolError.system("pread", error, path: path, doing: "scanning the segment")
@@ -180,12 +180,12 @@ struct LogRecovery {
     /// synced) and reports it, unless an earlier open already did: then the quarantine file
     /// holds exactly these bytes and the range is only skipped again. The segment itself is
     /// not changed.
-    private func quarantine(_ fd: FileDescriptor, path: FilePath, range: SegmentScanner.DamagedRange, events: inout [SpoolEvent]) throws(SpoolError) {
+    private func quarantine(_ fd: FileDescriptor, path: FilePath, range: RecordScanner.DamagedRange, events: inout [SpoolEvent]) throws(SpoolError) {
         let target = Quarantine.path(for: path, offset: range.offset)
         if Quarantine.holds(target, sameBytesAs: fd, at: range.offset, length: range.length) {
             logger.info("spool: skipping a damaged range quarantined at an earlier open", metadata: [
                 "peer": "\(peer)", "file": "\(path)", "offset": "\(range.offset)", "bytes": "\(range.length)",
-                "missing": "\(range.missing.lowerBound)...\(range.missing.upperBound)", "quarantinedTo": "\(target)",
+                "missing": "\(range.missingNumbers)", "quarantinedTo": "\(target)",
             ])
             return
         }
@@ -210,7 +210,7 @@ struct LogRecovery {
         metrics.corruptions.increment()
         logger.error("spool: corruption found; the damaged records were quarantined and are never read, the records after them are kept", metadata: [
             "peer": "\(peer)", "file": "\(path)", "offset": "\(range.offset)", "bytes": "\(range.length)",
-            "missing": "\(range.missing.lowerBound)...\(range.missing.upperBound)", "reason": "\(range.reason)", "quarantinedTo": "\(target)",
+            "missing": "\(range.missingNumbers)", "reason": "\(range.reason)", "quarantinedTo": "\(target)",
         ])
         events.append(.corruptionFound(report))
     }

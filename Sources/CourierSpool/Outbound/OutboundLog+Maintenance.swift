@@ -77,7 +77,9 @@ extension OutboundLog {
                 // Dropping `doomed` here closes nothing: each of its segments is either in
                 // `files` or shares its file with the first segment kept.
                 doomed = []
-                FileReleaser.shared.release(deleted: &files)
+                do throws(SpoolError) { try FileReleaser.shared.release(deleted: &files) } catch {
+                    configuration.logger.error("spool: acknowledged segments were freed on the writer's thread", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                }
             }
         } catch {
             // Put back what was not deleted; the next acknowledgement retries.

@@ -1,3 +1,4 @@
+import CourierSystem
 import Synchronization
 import CoreMetrics
 import Logging

@@ -1,4 +1,5 @@
 import CoreMetrics
+import CourierSystem
 import SystemPackage
 import Logging
 import Synchronization
@@ -31,9 +32,9 @@ package final class OutboundLog: Sendable {
     let configuration: SpoolConfiguration
     let metrics: SpoolMetrics
     let state: Mutex<OutboundLogState>
-    let signal = WakeSignal()
+    let signal: WakeEvent
     let writer: LogWriter
-    private let thread: Mutex<SpoolThread?> = Mutex(nil)
+    private let thread: Mutex<OSThread?> = Mutex(nil)
     let reportedBadReads: Mutex<Set<UInt64>> = Mutex([])
     private let nextRequestID = Atomic<UInt64>(0)
 
@@ -42,6 +43,7 @@ package final class OutboundLog: Sendable {
         self.directory = directory
         self.configuration = configuration
         self.metrics = SpoolMetrics(peer: peer)
+        do { signal = try WakeEvent() } catch { throw .wakeEvent(error, doing: "opening the outbound log for \(peer)") }
         let recovery = LogRecovery(directory: directory, peer: peer, configuration: configuration, metrics: metrics)
         let recovered = try recovery.recover()
         self.streamID = recovered.metaFile.current.streamID
@@ -70,7 +72,10 @@ package final class OutboundLog: Sendable {
             "peer": "\(peer)", "stream": "\(hex(streamID))", "next": "\(initial.nextSequence)",
             "acknowledgedUpTo": "\(initial.acknowledgedUpTo)", "pending": "\(held.count)",
         ])
-        let started = SpoolThread(name: "spool-writer") { [self] in self.runWriter() }
+        let started: OSThread
+        do { started = try OSThread.start(name: "spool-writer") { [self] in self.runWriter() } } catch {
+            throw .threadStart(error, doing: "opening the outbound log for \(peer)")
+        }
         thread.withLock { $0 = started }
         deadLetters.attach(to: self)
         refreshOldestIfNeeded()
@@ -117,7 +122,7 @@ package final class OutboundLog: Sendable {
         if !outcome.accepted {
             completion(.failure(.closedError))
         } else if outcome.wake {
-            signal.signal()
+            signal.wake()
         }
     }
 
@@ -161,14 +166,14 @@ package final class OutboundLog: Sendable {
     /// Appends one record, blocking the calling thread until it is durable. Never call
     /// this from a Swift task; use ``append(_:)`` there.
     package func appendAndWait(_ entry: SpoolEntry) throws(SpoolError) -> UInt64 {
-        let box = BlockingResult<UInt64>()
+        let box = try BlockingResult<UInt64>()
         append(entry) { box.set($0) }
         return try box.wait()
     }
 
     /// Appends records as one unit, blocking the calling thread until durable.
     package func appendAndWait(contentsOf entries: [SpoolEntry]) throws(SpoolError) -> ClosedRange<UInt64> {
-        let box = BlockingResult<ClosedRange<UInt64>>()
+        let box = try BlockingResult<ClosedRange<UInt64>>()
         append(contentsOf: entries) { box.set($0) }
         return try box.wait()
     }
@@ -203,7 +208,7 @@ package final class OutboundLog: Sendable {
             return .success((held.count, state.wake(), state.pendingCount, state.pendingBytes))
         }
         let value = try result.get()
-        if value.wake { signal.signal() }
+        if value.wake { signal.wake() }
         if value.freed > 0 {
             metrics.pendingMessages.record(value.count)
             metrics.pendingBytes.record(value.bytes)
@@ -221,7 +226,7 @@ package final class OutboundLog: Sendable {
             state.flushWaiters.append(completion)
             return (true, state.wake())
         }
-        if !outcome.accepted { completion(.failure(.closedError)) } else if outcome.wake { signal.signal() }
+        if !outcome.accepted { completion(.failure(.closedError)) } else if outcome.wake { signal.wake() }
     }
 
     /// Makes everything appended so far durable and writes the acknowledged mark.
@@ -268,8 +273,8 @@ package final class OutboundLog: Sendable {
             state.closed = true
             return state.wake()
         }
-        if wake { signal.signal() }
-        let running = thread.withLock { thread -> SpoolThread? in
+        if wake { signal.wake() }
+        let running = thread.withLock { thread -> OSThread? in
             defer { thread = nil }
             return thread
         }
@@ -283,7 +288,7 @@ package final class OutboundLog: Sendable {
             state.jobs.append(job)
             return (true, state.wake())
         }
-        if outcome.wake { signal.signal() }
+        if outcome.wake { signal.wake() }
         return outcome.accepted
     }
 
@@ -295,11 +300,15 @@ package final class OutboundLog: Sendable {
 /// A one-shot result that a thread can block on.
 final class BlockingResult<Value: Sendable>: Sendable {
     private let value: Mutex<Result<Value, SpoolError>?> = Mutex(nil)
-    private let signal = WakeSignal()
+    private let signal: WakeEvent
+
+    init() throws(SpoolError) {
+        do { signal = try WakeEvent() } catch { throw .wakeEvent(error, doing: "waiting for the spool") }
+    }
 
     func set(_ result: Result<Value, SpoolError>) {
         value.withLock { $0 = result }
-        signal.signal()
+        signal.wake()
     }
 
     func wait() throws(SpoolError) -> Value {

@@ -120,7 +120,10 @@ struct SparePool {
             try? fd?.close()
             return
         }
-        if let fd { releaser.release(unlinkedFile: fd) }
+        guard let fd else { return }
+        do throws(SpoolError) { try releaser.release(unlinkedFile: fd) } catch {
+            logger.error("spool: an unused spare segment file was freed on the writer's thread", metadata: ["file": "\(path)", "error": "\(error)"])
+        }
     }
 
     private static func header(of path: FilePath) -> FileHeader? {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CourierExampleSupport
 
 /// The `courier-spool` program: parses a command line, runs the subcommand, and says how
 /// the process should exit (SPEC §5: 0 success, 1 failure or damage, 2 usage error).

@@ -1,5 +1,4 @@
 import ArgumentParser
-import CourierExampleSupport
 import CourierSpool
 import SystemPackage
 

@@ -1,4 +1,4 @@
-import CourierExampleSupport
+import CourierSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -20,8 +20,8 @@ public struct ToolOutput: Sendable {
     }
 
     /// A file descriptor, written unbuffered (each call is one `write(2)`).
-    public static func descriptor(_ stream: OutputStream) -> ToolOutput {
-        ToolOutput(isTerminal: stream.isTerminal) { stream.write($0) }
+    public static func descriptor(_ descriptor: Int32) -> ToolOutput {
+        ToolOutput(isTerminal: isatty(descriptor) == 1) { writeAll($0, to: descriptor) }
     }
 
     @discardableResult
@@ -70,7 +70,7 @@ public struct ToolContext: Sendable {
 
     /// The process's standard output and error and the system clock.
     public static var process: ToolContext {
-        ToolContext(standardOutput: .descriptor(.standardOutput), standardError: .descriptor(.standardError))
+        ToolContext(standardOutput: .descriptor(STDOUT_FILENO), standardError: .descriptor(STDERR_FILENO))
     }
 
     /// The system's wall clock in nanoseconds since the Unix epoch.

@@ -1,5 +1,5 @@
 import Testing
-@testable import CourierSpool
+import CourierChecksum
 
 @Suite("CRC-32C")
 struct CRC32CTests {

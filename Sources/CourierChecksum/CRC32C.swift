@@ -3,8 +3,9 @@ import CCourierCRC
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the CPU's instruction where there
 /// is one (SSE 4.2, ARMv8 CRC), otherwise a portable slicing-by-8 table.
 ///
-/// Every record, file header and state slot in the spool carries one. The check value is
-/// `CRC32C.checksum("123456789") == 0xE3069283`.
+/// Every wire frame (the codec in Courier) and every record, file header and state slot in
+/// the spool carries one; this module is the one both use. `package`: part of no product's
+/// public API. The check value is `CRC32C.checksum("123456789") == 0xE3069283`.
 package enum CRC32C {
     /// Whether ``update(_:_:)`` uses the CPU's instruction on this machine.
     package static let usesHardware = courier_crc32c_hardware_available() != 0
