@@ -167,10 +167,13 @@ final class IOLoop {
                 drain(inbound.router, readingUserID: core.keys != nil, into: inbound.receive)
             }
             for peer in peers.values {
-                if result.isReadable(peer.dealer) { drain(peer.dealer, into: peer.receive) }
+                // Connection events first: a frame from a new connection must meet the stream
+                // already knowing the connection is new (SenderStream ignores ACKs until the
+                // connection's WELCOME).
                 if result.isReadable(peer.monitor.socket) {
                     while let event = try? peer.monitor.tryReceive() { peer.handle(event) }
                 }
+                if result.isReadable(peer.dealer) { drain(peer.dealer, into: peer.receive) }
             }
         }
     }

@@ -93,8 +93,8 @@ final class InboundSide {
             current[sender] = hello.stream
         }
         switch slot.machine.hello(firstUnacknowledged: hello.firstUnacknowledged) {
-        case .welcome(let frame):
-            send(frame, to: sender)
+        case .answer(let frames):
+            for frame in frames { guard send(frame, to: sender) == .sent else { break } }
         case .recordStart(let mark):
             // Record the stream's start (or the sender's progress) durably before answering.
             let mailbox = core.mailbox
@@ -148,7 +148,7 @@ final class InboundSide {
     /// The stream's record is durable: answer the hello that asked.
     func streamReady(sender: String, stream id: UInt64) {
         guard let slot = streams[Key(sender: sender, stream: id)] else { return }
-        for frame in slot.machine.startRecorded() { send(frame, to: sender) }
+        for frame in slot.machine.startRecorded() { guard send(frame, to: sender) == .sent else { break } }
     }
 
     private func handleData(_ batch: WireFrame.DataBatch, from sender: String) {
@@ -284,7 +284,14 @@ final class InboundSide {
             if !frames.isEmpty {
                 core.logger.trace("acknowledging", metadata: ["sender": "\(key.sender)", "processed-up-to": "\(slot.machine.processedUpTo)", "frames": "\(frames.count)"])
             }
-            for frame in frames { send(frame, to: key.sender) }
+            for frame in frames {
+                switch send(frame, to: key.sender) {
+                case .sent: continue
+                case .queueFull: slot.machine.dueFramesNotSent(senderConnected: true)
+                case .gone: slot.machine.dueFramesNotSent(senderConnected: false)
+                }
+                break
+            }
             if let due = slot.machine.nextDeadline { next = min(next ?? due, due) }
         }
         return next
@@ -301,15 +308,26 @@ final class InboundSide {
         }
     }
 
-    private func send(_ frame: [UInt8], to sender: String) {
+    private enum SendResult {
+        case sent
+        /// The sender's queue is full: try again later.
+        case queueFull
+        /// The sender is not connected (or the send failed): it says HELLO again when it is.
+        case gone
+    }
+
+    @discardableResult
+    private func send(_ frame: [UInt8], to sender: String) -> SendResult {
         do {
-            if try !router.trySend([Array(sender.utf8), frame]) {
-                core.logger.debug("sender's queue is full; it will resynchronise", metadata: ["sender": "\(sender)"])
-            }
+            if try router.trySend([Array(sender.utf8), frame]) { return .sent }
+            core.logger.debug("sender's queue is full; the frame goes again later", metadata: ["sender": "\(sender)"])
+            return .queueFull
         } catch where error.code == .hostUnreachable {
             // The sender is not connected now; it will say hello again and resynchronise.
+            return .gone
         } catch {
             core.logger.warning("cannot answer sender", metadata: ["sender": "\(sender)", "error": "\(error)"])
+            return .gone
         }
     }
 }

@@ -28,8 +28,9 @@ struct ReceiverStream {
 
     /// What a HELLO asks of the caller.
     enum HelloAction: Equatable {
-        /// Send this WELCOME.
-        case welcome([UInt8])
+        /// Send these frames, in order: the verdicts the sender may not have heard (OUTCOMES),
+        /// then the WELCOME.
+        case answer([[UInt8]])
         /// Record the stream's start (or the sender's progress, every number up to
         /// `processedUpTo` finished) durably, then call ``ReceiverStream/startRecorded()``
         /// and send the WELCOMEs it returns.
@@ -66,8 +67,16 @@ struct ReceiverStream {
     private var settling = SequenceSet()
     /// Settled and durable, with the verdict to tell the sender (nil: processed).
     private var toMark: [UInt64] = []
+    /// Verdicts other than processed (rejected, expired on arrival), kept until the sender
+    /// says it finished their numbers (a HELLO's first unacknowledged number passes them):
+    /// each answer to a HELLO repeats those that are durable, before its WELCOME, so a
+    /// sender never learns a number is finished without its verdict. At most
+    /// ``maxRetainedVerdicts``; beyond that the oldest are forgotten.
     private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
     private var outcomesToSend: [WireFrame.OutcomeEntry] = []
+    /// The outcomes of the last ``dueFrames(now:)``, until the caller says whether they went.
+    private var outcomesInFlight: [WireFrame.OutcomeEntry] = []
+    static let maxRetainedVerdicts = 100_000
     private var unacknowledged = 0
     private var ackDue: ContinuousClock.Instant?
     private var ackNow = false
@@ -98,19 +107,38 @@ struct ReceiverStream {
     /// A HELLO: the sender finished every number below `firstUnacknowledged`.
     mutating func hello(firstUnacknowledged: UInt64) -> HelloAction {
         let mark = firstUnacknowledged - 1
+        senderAway = false
+        if !verdicts.isEmpty { verdicts = verdicts.filter { $0.key > mark } }  // the sender has them
         guard ready, processedUpTo >= mark else {
             welcomesOwed += 1
             advance(to: mark)
             return .recordStart(processedUpTo: mark)
         }
-        return .welcome(welcomeFrame())
+        return .answer(retainedOutcomeFrames() + [welcomeFrame()])
     }
 
-    /// The stream's start is durable: the WELCOMEs owed to the HELLOs that waited for it.
+    /// The stream's start is durable: the frames owed to the HELLOs that waited for it (one
+    /// WELCOME each, after the retained verdicts).
     mutating func startRecorded() -> [[UInt8]] {
         ready = true
         defer { welcomesOwed = 0 }
-        return Array(repeating: welcomeFrame(), count: welcomesOwed)
+        guard welcomesOwed > 0 else { return [] }
+        return retainedOutcomeFrames() + Array(repeating: welcomeFrame(), count: welcomesOwed)
+    }
+
+    /// OUTCOMES frames with every retained verdict whose processed mark is durable; what was
+    /// waiting to go goes with them.
+    private mutating func retainedOutcomeFrames() -> [[UInt8]] {
+        outcomesToSend.removeAll()
+        let durable = verdicts.values.filter { $0.sequence <= processedUpTo || processedAbove.contains($0.sequence) }
+        return outcomeFrames(durable.sorted { $0.sequence < $1.sequence })
+    }
+
+    private func outcomeFrames(_ entries: [WireFrame.OutcomeEntry]) -> [[UInt8]] {
+        stride(from: 0, to: entries.count, by: Wire.maxOutcomesPerFrame).map { chunk in
+            let part = Array(entries[chunk..<min(chunk + Wire.maxOutcomesPerFrame, entries.count)])
+            return WireEncoder.encode(.outcomes(.init(stream: stream, entries: part)))
+        }
     }
 
     /// The sender finished every number up to `mark`: move up to it.
@@ -227,7 +255,10 @@ struct ReceiverStream {
             }
             if !verdicts.isEmpty, let verdict = verdicts[sequence] { outcomesToSend.append(verdict) }
         }
-        if verdicts.count > 4096 { verdicts = verdicts.filter { $0.key > processedUpTo } }
+        if verdicts.count > Self.maxRetainedVerdicts {
+            let keep = Set(verdicts.keys.sorted().suffix(Self.maxRetainedVerdicts / 2))
+            verdicts = verdicts.filter { keep.contains($0.key) }
+        }
         unacknowledged += sequences.count
         if unacknowledged >= coalescing.count || !outcomesToSend.isEmpty {
             ackNow = true
@@ -240,11 +271,9 @@ struct ReceiverStream {
     mutating func dueFrames(now: ContinuousClock.Instant) -> [[UInt8]] {
         guard ready, ackNow || (ackDue.map { now >= $0 } ?? false) || (receiptDue.map { now >= $0 } ?? false) else { return [] }
         var frames: [[UInt8]] = []
+        outcomesInFlight = outcomesToSend
         if !outcomesToSend.isEmpty {
-            for chunk in stride(from: 0, to: outcomesToSend.count, by: Wire.maxOutcomesPerFrame) {
-                let entries = Array(outcomesToSend[chunk..<min(chunk + Wire.maxOutcomesPerFrame, outcomesToSend.count)])
-                frames.append(WireEncoder.encode(.outcomes(.init(stream: stream, entries: entries))))
-            }
+            frames = outcomeFrames(outcomesToSend)
             outcomesToSend.removeAll()
         }
         frames.append(ackFrame())
@@ -252,15 +281,34 @@ struct ReceiverStream {
         ackDue = nil
         receiptDue = nil
         unacknowledged = 0
+        senderAway = false
         return frames
+    }
+
+    /// The frames of the last ``dueFrames(now:)`` could not all be queued: they go again,
+    /// outcomes first, at the next flush, so that no later ACK goes without the OUTCOMES that
+    /// belong before it. `senderConnected` false: the sender is not connected (a shutdown
+    /// need not wait for it; its next HELLO is answered with everything it lacks).
+    mutating func dueFramesNotSent(senderConnected: Bool) {
+        outcomesToSend = outcomesInFlight + outcomesToSend
+        outcomesInFlight = []
+        // A full queue: at the next flush. Away: with the next ACK that falls due, or in the
+        // answer to its next HELLO.
+        ackNow = senderConnected
+        senderAway = !senderConnected
     }
 
     /// A shutdown is lowering the durable reservation.
     private(set) var loweringReservation = false
 
-    /// Whether every settled number is recorded and acknowledged.
+    /// The sender was not connected when frames were last owed to it.
+    private var senderAway = false
+
+    /// Whether every settled number is recorded and acknowledged (or owed to a sender that is
+    /// not connected).
     var isQuiet: Bool {
-        settling.isEmpty && toMark.isEmpty && outcomesToSend.isEmpty && unacknowledged == 0 && !ackNow && !loweringReservation
+        settling.isEmpty && toMark.isEmpty && !loweringReservation
+            && (senderAway || (outcomesToSend.isEmpty && unacknowledged == 0 && !ackNow))
     }
 
     /// A shutdown: the reservation to lower to, given the highest number the application

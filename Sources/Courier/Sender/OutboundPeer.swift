@@ -164,6 +164,9 @@ final class OutboundPeer {
             core.emit(.peerDisconnected(peer: id))
         case .timedOut(let receivedUpTo, let timeout):
             logger.debug("retransmission timeout", metadata: ["peer": "\(id)", "received-up-to": "\(receivedUpTo)", "rto": "\(timeout)"])
+        case .askedProcessed(let processedUpTo):
+            logger.debug("asking the peer where it stands: everything sent was received, not all is known processed", metadata: [
+                "peer": "\(id)", "processed-up-to": "\(processedUpTo)"])
         case .roundTrip(let sample):
             metricsRoundTrip(sample)
         }

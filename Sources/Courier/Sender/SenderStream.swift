@@ -73,6 +73,9 @@ struct SenderStream {
         case connected(resumeAt: UInt64)
         case disconnected
         case timedOut(receivedUpTo: UInt64, timeout: Duration)
+        /// Everything sent was received long ago but not all of it is known processed: the
+        /// stream asks where the receiver stands (an acknowledgement may have been dropped).
+        case askedProcessed(processedUpTo: UInt64)
         case roundTrip(Duration)
     }
 
@@ -113,6 +116,11 @@ struct SenderStream {
     private var deadLettersPending: Set<UInt64> = []
     private(set) var rtt: RoundTripEstimator
     private(set) var retransmitDue: ContinuousClock.Instant?
+    /// While everything sent is received and some is not processed: when to ask where the
+    /// receiver stands, in case the acknowledgement of the processed mark was dropped (a full
+    /// queue). Backs off while nothing progresses; a slow consumer costs one HELLO now and then.
+    private(set) var probeDue: ContinuousClock.Instant?
+    private var probeBackoff = 0
     private(set) var spoolAcknowledgedUpTo: UInt64
     private var spoolAcknowledgedAt: ContinuousClock.Instant
     private var random: SplitMix64
@@ -240,6 +248,10 @@ struct SenderStream {
     }
 
     private mutating func acknowledged(_ ack: WireFrame.Ack, now: ContinuousClock.Instant, into actions: inout [Action]) {
+        // On a new connection nothing counts before the WELCOME: an ACK the receiver sent
+        // before it heard this connection's HELLO may cover a rejection whose OUTCOMES frame
+        // was lost with the old connection. The WELCOME comes after those verdicts again.
+        guard link.isWelcomed else { return }
         let last = ack.processedRanges.last?.upperBound ?? ack.receivedUpTo
         guard max(ack.receivedUpTo, last, ack.processedUpTo) <= durableUpTo else {
             actions.append(.refused(reason: "acknowledgement of numbers never sent", label: "impossible_ack"))
@@ -247,6 +259,11 @@ struct SenderStream {
         }
         received(upTo: ack.receivedUpTo, now: now, sampling: true, into: &actions)
         advanceProcessed(to: ack.processedUpTo, ranges: ack.processedRanges, into: &actions)
+        if case .asking = link, receivedUpTo >= highestSent {
+            // The receiver holds everything sent: the question is settled, whether or not its
+            // HELLO or answer got through (a later answer counts as late).
+            link = .open
+        }
     }
 
     /// The receiver holds every number up to `mark` (an ACK, or a late WELCOME): the
@@ -292,6 +309,7 @@ struct SenderStream {
             for sequence in decidedBelow { decided[sequence] = nil }
             if !silent.isEmpty { silent = silent.filter { $0 > mark } }
             count = Int(mark - processedUpTo) - excluded.count
+            (probeDue, probeBackoff) = (nil, 0)
             ledger.drop(through: mark)
             processedUpTo = mark
             nextToSend = max(nextToSend, mark + 1)
@@ -342,9 +360,12 @@ struct SenderStream {
         }
     }
 
-    /// The HELLO to send; `nextSequence` is the next number the spool will assign.
+    /// The HELLO to send; `nextSequence` is the next number the spool will assign. Its first
+    /// unacknowledged number stays at the first one whose outcome is not durable here (a
+    /// dead letter being stored): the receiver forgets verdicts below it, and after a crash
+    /// this sender could learn that number's outcome from no one else.
     func hello(nextSequence: UInt64) -> WireFrame.Hello {
-        WireFrame.Hello(stream: stream, firstUnacknowledged: processedUpTo + 1, nextSequence: max(nextSequence, processedUpTo + 1))
+        WireFrame.Hello(stream: stream, firstUnacknowledged: acknowledgeableUpTo + 1, nextSequence: max(nextSequence, processedUpTo + 1))
     }
 
     /// The HELLO that was due went on the wire (`sent`), or the socket's queue was full.
@@ -429,22 +450,29 @@ struct SenderStream {
                 guard record.payload.count <= bytesAllowed || (ledger.bytesInFlight == 0 && batch.isEmpty) else { break }
                 bytesAllowed -= record.payload.count
             }
-            expected = sequence + 1
-            if !processedAbove.isEmpty, processedAbove.contains(sequence) { continue }
+            if !processedAbove.isEmpty, processedAbove.contains(sequence) {
+                expected = sequence + 1
+                continue
+            }
+            // A decided number goes as a tombstone, and only once its dead letter is stored:
+            // the receiver takes a tombstone as finished, and after a crash only the dead
+            // letter tells this sender the number's outcome.
             if !decided.isEmpty, decided[sequence] != nil {
+                guard deadLettersPending.isEmpty || !deadLettersPending.contains(sequence) else { break }
                 tombstone(sequence)
             } else if let expiry = record.expiresAt, expiry <= wall {
                 decide(sequence, .expired, .expired, record: record, into: &actions)
-                tombstone(sequence)
+                break
             } else if let maximum = settings.maxAttempts, attempt > maximum {
                 let reason = "no acknowledgement after \(maximum) attempts"
                 decide(sequence, .deadLettered(reason: reason), .deadLettered(reason), record: record, into: &actions)
-                tombstone(sequence)
+                break
             } else {
                 encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: false,
                                      expiry: record.expiresAt ?? 0, payload: record.payload)
                 batch.append((sequence, attempt, record.payload.count))
             }
+            expected = sequence + 1
         }
         if batch.isEmpty { return Frame(bytes: [], batch: [], next: expected) }
         return Frame(bytes: encoder.finish(), batch: batch, next: expected)
@@ -490,6 +518,20 @@ struct SenderStream {
                 retransmitDue = nil
             }
         }
+        if link == .open, receivedUpTo >= highestSent, highestSent > processedUpTo {
+            if let due = probeDue {
+                if now >= due {
+                    link = .asking(helloDue: now)
+                    probeDue = nil
+                    probeBackoff = min(probeBackoff + 1, 5)
+                    actions.append(.askedProcessed(processedUpTo: processedUpTo))
+                }
+            } else {
+                probeDue = now + min(max(.seconds(1), rtt.timeout * 4) * (1 << probeBackoff), .seconds(30))
+            }
+        } else if link == .open {
+            probeDue = nil
+        }
         let mark = acknowledgeableUpTo
         if mark > spoolAcknowledgedUpTo,
            processedUpTo + 1 >= nextSequence || now - spoolAcknowledgedAt >= settings.spoolAcknowledgementDelay {
@@ -498,7 +540,7 @@ struct SenderStream {
         let helloDeadline: ContinuousClock.Instant? = switch link {
         case .connecting(let due): due
         case .asking(let due): due
-        case .open: nil
+        case .open: probeDue
         }
         guard let retransmitDue else { return helloDeadline }
         return min(retransmitDue, helloDeadline ?? retransmitDue)
