@@ -204,7 +204,7 @@ struct ReservationCeilingTests {
         }
     }
 
-    @Test("a version-1 journal (no ceiling, no boot id) reads as exact on any boot and is rewritten as version 2")
+    @Test("a version-1 journal (no ceiling, no boot id) reads as exact on any boot and is rewritten as the current version (3)")
     func formatOneSnapshots() async throws {
         let temp = TemporaryDirectory("ceiling-v1")
         let path = temp.sub("data")
@@ -225,7 +225,7 @@ struct ReservationCeilingTests {
             let state = try #require(directory.inbound.state(sender: "a", streamID: 1))
             #expect(state.processedUpTo == 2 && state.processedAbove == [5])
             #expect(state.reservedUpTo == 7 && state.reservationCeiling == 7)
-            #expect(try readFile(journalPath)[8..<10] == [2, 0])
+            #expect(try readFile(journalPath)[8..<10] == [3, 0])
             directory.close()
         }
     }

@@ -68,4 +68,39 @@ struct NodeOutcomeRestartTests {
         await sender.shutdown()
         await receiver.shutdown()
     }
+
+    @Test("a rejection the sender never heard survives a receiver restart: the restarted receiver tells the restarted sender, before its WELCOME")
+    func verdictSurvivesReceiverRestart() async throws {
+        let directory = TemporaryDirectory("verdict-receiver-restart")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let before = try await startReceiver(in: directory, listening: endpoint)
+        let first = try await startSender(in: directory, to: endpoint)
+        let id = try await first.send(Array("late order".utf8), to: "r").id
+        let held = try await within(.seconds(20), "delivery") { await receive(1, from: before) { _ in } }
+        // The sender goes away before the application decides: the OUTCOMES frame cannot go.
+        await first.shutdown(timeout: .milliseconds(50))
+        held[0].reject(reason: "arrivée trop tard")
+        let old = before.core.directory.inbound
+        try await within(.seconds(10), "the verdict is durable") {
+            while old.verdicts(sender: "s", streamID: id.stream).isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        await before.shutdown()
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        let store = receiver.core.directory.inbound
+        #expect(store.verdicts(sender: "s", streamID: id.stream)[id.sequence]?.reason == "arrivée trop tard", "read back from the journal")
+        let sender = try await startSender(in: directory, to: endpoint)
+        let outcome = try await within(.seconds(20), "outcome") { try await sender.outcome(of: id) }
+        #expect(outcome == .rejected(reason: "arrivée trop tard"))
+        // Heard: the next HELLO lets the receiver forget it.
+        await sender.shutdown()
+        let again = try await startSender(in: directory, to: endpoint)
+        try await within(.seconds(10), "the verdict is forgotten") {
+            while !store.verdicts(sender: "s", streamID: id.stream).isEmpty {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        await again.shutdown()
+        await receiver.shutdown()
+    }
 }

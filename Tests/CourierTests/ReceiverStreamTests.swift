@@ -356,4 +356,33 @@ struct ReceiverStreamTests {
         #expect(try decode(machine.dueFrames(now: t0)) == first)
         #expect(machine.isQuiet)
     }
+
+    @Test("a HELLO's answer that the sender's full queue refused: its verdicts go again before the next ACK")
+    func refusedAnswerGoesAgain() throws {
+        var machine = ready()
+        receive(&machine, [message(1)])
+        _ = handOutReserving(&machine)
+        machine.settle(1, verdict: .init(sequence: 1, code: .rejected, reason: "no"))
+        machine.marked(machine.takeMarks(), coalescing: coalescing(), now: t0)
+        guard case .answer(let frames) = machine.hello(firstUnacknowledged: 1) else { return }
+        #expect(frames.count == 2)
+        machine.dueFramesNotSent(senderConnected: true)
+        #expect(try decode(machine.dueFrames(now: t0)) == [
+            .outcomes(.init(stream: stream, entries: [.init(sequence: 1, code: .rejected, reason: "no")])),
+            ack(processed: 1, received: 1),
+        ])
+    }
+
+    @Test("verdicts loaded from the store go in the first answer after a restart")
+    func storedVerdictsAnswered() throws {
+        let state = InboundStreamState(sender: "s", streamID: stream, processedUpTo: 2, reservedUpTo: 2)
+        var machine = ReceiverStream(sender: "s", stream: stream, stored: state,
+                                     verdicts: [2: InboundVerdict(code: 1, reason: "stored"), 7: InboundVerdict(code: 9, reason: "unknown code")])
+        guard case .answer(let frames) = machine.hello(firstUnacknowledged: 1) else { return }
+        #expect(try decode(frames) == [
+            .outcomes(.init(stream: stream, entries: [.init(sequence: 2, code: .rejected, reason: "stored")])),
+            .welcome(.init(stream: stream, processedUpTo: 2, receivedUpTo: 2)),
+        ])
+        #expect(machine.verdicts(among: [1, 2]) == [2: InboundVerdict(code: 1, reason: "stored")])
+    }
 }

@@ -81,10 +81,10 @@ struct StreamSimulation {
                                   receiverRestart: 0.002)
         /// What ZeroMQ gives: the way back is one connection's frames in order, lost only with
         /// the connection or refused by a full queue (which the receiver sees); the way out
-        /// is as bad as in `chaos` (the receiver copes with anything there); senders restart,
-        /// receivers do not (their verdicts are in memory only: issue 21).
+        /// is as bad as in `chaos` (the receiver copes with anything there); both sides
+        /// restart, losing what was not durable.
         static let exact = Faults(lossOut: 0.1, duplicateOut: 0.1, reorderOut: 0.2, lossBack: 0, duplicateBack: 0,
-                                  reorderBack: 0, queueFull: 0.01, connectionDrop: 0.004, senderRestart: 0.002, receiverRestart: 0)
+                                  reorderBack: 0, queueFull: 0.01, connectionDrop: 0.004, senderRestart: 0.002, receiverRestart: 0.002)
         static let none = Faults(lossOut: 0, duplicateOut: 0, reorderOut: 0, lossBack: 0, duplicateBack: 0, reorderBack: 0,
                                  queueFull: 0, connectionDrop: 0, senderRestart: 0, receiverRestart: 0)
     }
@@ -124,7 +124,7 @@ struct StreamSimulation {
     private enum StoreWrite {
         case begin(UInt64)
         case reserve(UInt64)
-        case mark([UInt64])
+        case mark([UInt64], verdicts: [UInt64: InboundVerdict])
     }
 
     private struct Pending<T> {
@@ -189,6 +189,8 @@ struct StreamSimulation {
     private var receiver: ReceiverStream?
     private var receiverIncarnation = 0
     private var durableState: InboundStreamState?
+    /// The verdicts the store keeps for the sender (written with their marks).
+    private var durableVerdicts: [UInt64: InboundVerdict] = [:]
     private var storeWrites: [Pending<StoreWrite>] = []
     /// Numbers whose OUTCOMES entry a receiver sent.
     private var verdictsSent: Set<UInt64> = []
@@ -721,7 +723,9 @@ struct StreamSimulation {
             if hello.nextSequence > appended + 1 {
                 fail("HELLO says next sequence \(hello.nextSequence) beyond the spool's \(appended + 1)")
             }
-            if receiver == nil { receiver = ReceiverStream(sender: "s", stream: stream, stored: durableState) }
+            if receiver == nil { receiver = ReceiverStream(sender: "s", stream: stream, stored: durableState, verdicts: durableVerdicts) }
+            // As InboundSide does: the sender has heard every verdict below its mark.
+            durableVerdicts = durableVerdicts.filter { $0.key >= hello.firstUnacknowledged }
             switch receiver!.hello(firstUnacknowledged: hello.firstUnacknowledged) {
             case .answer(let frames): for bytes in frames { guard sendBack(bytes) else { break } }
             case .recordStart(let mark): storeWrites.append(.init(value: .begin(mark), dueStep: step + Int.random(in: 0...6, using: &rng)))
@@ -781,7 +785,7 @@ struct StreamSimulation {
         }
         let marks = receiver!.takeMarks()
         if !marks.isEmpty {
-            storeWrites.append(.init(value: .mark(marks), dueStep: step + Int.random(in: 0...6, using: &rng)))
+            storeWrites.append(.init(value: .mark(marks, verdicts: receiver!.verdicts(among: marks)), dueStep: step + Int.random(in: 0...6, using: &rng)))
         }
         for frame in receiver!.dueFrames(now: now) {
             guard sendBack(frame) else {
@@ -859,7 +863,8 @@ struct StreamSimulation {
             state.reservedUpTo = max(state.reservedUpTo, state.processedUpTo)
         case .reserve(let mark):
             state.reservedUpTo = max(state.reservedUpTo, mark)
-        case .mark(let sequences):
+        case .mark(let sequences, let verdicts):
+            durableVerdicts.merge(verdicts) { _, new in new }
             for sequence in sequences where !state.isProcessed(sequence) {
                 if sequence == state.processedUpTo + 1 {
                     state.processedUpTo = sequence
@@ -883,7 +888,7 @@ struct StreamSimulation {
             case .reserve(let mark):
                 receiver!.reserved(upTo: mark)
                 flushReceiver()
-            case .mark(let sequences):
+            case .mark(let sequences, _):
                 receiver!.marked(sequences, coalescing: coalescing, now: now)
                 if tracing { print("[\(step)] receiver marked \(sequences): processed \(receiver!.processedUpTo), quiet \(receiver!.isQuiet), next deadline \(String(describing: receiver!.nextDeadline.map { $0 - t0 })), now \(now - t0)") }
             }

@@ -62,8 +62,11 @@ final class OutcomeBook: Sendable {
                 entry.individually[sequence] = outcome
             }
             if entry.individually.count > memory {
+                // Only processed outcomes are forgotten (below the cumulative mark they read
+                // the same); the others are what `outcome(of:)` must never get wrong, and
+                // the dead-letter store holds as many in memory anyway.
                 let cutoff = entry.individually.keys.sorted()[memory / 2]
-                entry.individually = entry.individually.filter { $0.key >= cutoff }
+                entry.individually = entry.individually.filter { $0.key >= cutoff || $0.value != .processed }
             }
             guard !entry.waiters.isEmpty else { return ready }
             func wake(_ sequence: UInt64) {

@@ -80,7 +80,8 @@ final class InboundSide {
             slot = known
         } else {
             guard admit(key) else { return }
-            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: store.state(sender: sender, streamID: hello.stream)))
+            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: store.state(sender: sender, streamID: hello.stream),
+                                       verdicts: store.verdicts(sender: sender, streamID: hello.stream)))
             streams[key] = slot
             streamsOf[sender, default: []].insert(hello.stream)
         }
@@ -92,9 +93,11 @@ final class InboundSide {
             }
             current[sender] = hello.stream
         }
+        // The sender has heard every verdict below its first unacknowledged number.
+        store.forgetVerdicts(sender: sender, streamID: hello.stream, upTo: hello.firstUnacknowledged - 1)
         switch slot.machine.hello(firstUnacknowledged: hello.firstUnacknowledged) {
         case .answer(let frames):
-            for frame in frames { guard send(frame, to: sender) == .sent else { break } }
+            sendInOrder(frames, to: sender, of: slot)
         case .recordStart(let mark):
             // Record the stream's start (or the sender's progress) durably before answering.
             let mailbox = core.mailbox
@@ -148,7 +151,7 @@ final class InboundSide {
     /// The stream's record is durable: answer the hello that asked.
     func streamReady(sender: String, stream id: UInt64) {
         guard let slot = streams[Key(sender: sender, stream: id)] else { return }
-        for frame in slot.machine.startRecorded() { guard send(frame, to: sender) == .sent else { break } }
+        sendInOrder(slot.machine.startRecorded(), to: sender, of: slot)
     }
 
     private func handleData(_ batch: WireFrame.DataBatch, from sender: String) {
@@ -268,7 +271,8 @@ final class InboundSide {
             }
             let marks = slot.machine.takeMarks()
             if !marks.isEmpty {
-                store.markProcessed(sender: key.sender, streamID: key.stream, sequenceNumbers: marks) { result in
+                let verdicts = slot.machine.verdicts(among: marks)
+                store.markProcessed(sender: key.sender, streamID: key.stream, sequenceNumbers: marks, verdicts: verdicts) { result in
                     switch result {
                     case .success: mailbox.post(.settled(sender: key.sender, stream: key.stream, sequences: marks))
                     case .failure(let error): mailbox.post(.storageFailed(error))
@@ -284,14 +288,7 @@ final class InboundSide {
             if !frames.isEmpty {
                 core.logger.trace("acknowledging", metadata: ["sender": "\(key.sender)", "processed-up-to": "\(slot.machine.processedUpTo)", "frames": "\(frames.count)"])
             }
-            for frame in frames {
-                switch send(frame, to: key.sender) {
-                case .sent: continue
-                case .queueFull: slot.machine.dueFramesNotSent(senderConnected: true)
-                case .gone: slot.machine.dueFramesNotSent(senderConnected: false)
-                }
-                break
-            }
+            sendInOrder(frames, to: key.sender, of: slot)
             if let due = slot.machine.nextDeadline { next = min(next ?? due, due) }
         }
         return next
@@ -305,6 +302,19 @@ final class InboundSide {
             batch.messages.append(IncomingMessage(
                 sender: key.sender, stream: key.stream, sequence: delivery.sequence, redelivered: delivery.redelivered,
                 attempt: Int(delivery.attempt), payload: delivery.payload, core: core))
+        }
+    }
+
+    /// Sends `frames` in order; at the first that cannot go, stops (nothing may overtake it)
+    /// and has the stream send its verdicts again.
+    private func sendInOrder(_ frames: [[UInt8]], to sender: String, of slot: Slot) {
+        for frame in frames {
+            switch send(frame, to: sender) {
+            case .sent: continue
+            case .queueFull: slot.machine.dueFramesNotSent(senderConnected: true)
+            case .gone: slot.machine.dueFramesNotSent(senderConnected: false)
+            }
+            return
         }
     }
 

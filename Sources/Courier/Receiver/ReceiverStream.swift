@@ -84,7 +84,8 @@ struct ReceiverStream {
     /// by then.
     private var receiptDue: ContinuousClock.Instant?
 
-    init(sender: String, stream: UInt64, stored: InboundStreamState?) {
+    /// A stream as the store holds it (nil: new), with the verdicts it keeps for the sender.
+    init(sender: String, stream: UInt64, stored: InboundStreamState?, verdicts storedVerdicts: [UInt64: InboundVerdict] = [:]) {
         self.sender = sender
         self.stream = stream
         self.ready = stored != nil
@@ -93,6 +94,10 @@ struct ReceiverStream {
         reservedUpTo = stored?.reservedUpTo ?? 0
         redeliverUpTo = stored?.reservedUpTo ?? 0
         deliveredUpTo = processedUpTo
+        for (sequence, verdict) in storedVerdicts {
+            guard let code = WireFrame.OutcomeCode(rawValue: verdict.code) else { continue }
+            verdicts[sequence] = WireFrame.OutcomeEntry(sequence: sequence, code: code, reason: verdict.reason)
+        }
     }
 
     /// Where the stream stands, for WELCOME and ACK.
@@ -128,10 +133,12 @@ struct ReceiverStream {
 
     /// OUTCOMES frames with every retained verdict whose processed mark is durable; what was
     /// waiting to go goes with them.
+    /// If the answer cannot go, ``dueFramesNotSent(senderConnected:)`` puts them back.
     private mutating func retainedOutcomeFrames() -> [[UInt8]] {
         outcomesToSend.removeAll()
         let durable = verdicts.values.filter { $0.sequence <= processedUpTo || processedAbove.contains($0.sequence) }
-        return outcomeFrames(durable.sorted { $0.sequence < $1.sequence })
+        outcomesInFlight = durable.sorted { $0.sequence < $1.sequence }
+        return outcomeFrames(outcomesInFlight)
     }
 
     private func outcomeFrames(_ entries: [WireFrame.OutcomeEntry]) -> [[UInt8]] {
@@ -244,6 +251,17 @@ struct ReceiverStream {
         return toMark
     }
 
+    /// The verdicts other than processed among `marks` (from ``takeMarks()``): the store
+    /// makes them durable with the marks, and keeps them until the sender has heard them.
+    func verdicts(among marks: [UInt64]) -> [UInt64: InboundVerdict] {
+        guard !verdicts.isEmpty else { return [:] }
+        var found: [UInt64: InboundVerdict] = [:]
+        for sequence in marks {
+            if let entry = verdicts[sequence] { found[sequence] = InboundVerdict(code: entry.code.rawValue, reason: entry.reason) }
+        }
+        return found
+    }
+
     /// The store made these processed marks durable.
     mutating func marked(_ sequences: [UInt64], coalescing: AckCoalescing, now: ContinuousClock.Instant) {
         for sequence in sequences where settling.remove(sequence) {
@@ -256,8 +274,10 @@ struct ReceiverStream {
             if !verdicts.isEmpty, let verdict = verdicts[sequence] { outcomesToSend.append(verdict) }
         }
         if verdicts.count > Self.maxRetainedVerdicts {
-            let keep = Set(verdicts.keys.sorted().suffix(Self.maxRetainedVerdicts / 2))
-            verdicts = verdicts.filter { keep.contains($0.key) }
+            // The oldest durable ones go (a sender that confirms, as Courier's do every
+            // 200 ms, never lets it come to this); those still settling stay.
+            let oldest = verdicts.keys.filter { $0 <= processedUpTo }.sorted().prefix(verdicts.count - Self.maxRetainedVerdicts / 2)
+            for sequence in oldest { verdicts[sequence] = nil }
         }
         unacknowledged += sequences.count
         if unacknowledged >= coalescing.count || !outcomesToSend.isEmpty {

@@ -10,6 +10,9 @@ extension OutboundPeer {
         if machine.helloDue(now: now) {
             let hello = WireEncoder.encode(.hello(machine.hello(nextSequence: log.nextSequenceNumber)))
             machine.helloSent((try? dealer.trySend([hello])) == true, now: now)
+        } else if machine.confirmationDue(now: now) {
+            let hello = WireEncoder.encode(.hello(machine.hello(nextSequence: log.nextSequenceNumber)))
+            machine.confirmationSent((try? dealer.trySend([hello])) == true, now: now)
         }
         var actions: [SenderStream.Action] = []
         defer { if !actions.isEmpty { perform(actions) } }

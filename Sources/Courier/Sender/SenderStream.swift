@@ -121,6 +121,11 @@ struct SenderStream {
     /// queue). Backs off while nothing progresses; a slow consumer costs one HELLO now and then.
     private(set) var probeDue: ContinuousClock.Instant?
     private var probeBackoff = 0
+    /// Numbers whose verdicts came in OUTCOMES frames and no HELLO has confirmed yet (with
+    /// the lowest of them), and when a confirming HELLO last went.
+    private var unconfirmedVerdicts: Set<UInt64> = []
+    private var lowestUnconfirmedVerdict: UInt64?
+    private var lastConfirmationAt: ContinuousClock.Instant
     private(set) var spoolAcknowledgedUpTo: UInt64
     private var spoolAcknowledgedAt: ContinuousClock.Instant
     private var random: SplitMix64
@@ -141,6 +146,7 @@ struct SenderStream {
         self.rtt = RoundTripEstimator(policy: settings.retransmission)
         self.spoolAcknowledgedUpTo = processedUpTo
         self.spoolAcknowledgedAt = now
+        self.lastConfirmationAt = now
         self.random = SplitMix64(seed: seed)
     }
 
@@ -234,7 +240,11 @@ struct SenderStream {
         lateWelcomes = max(0, hellosUnanswered - 1)
         hellosUnanswered = 0
         if wasWelcomed { rtt.progressed() }  // the peer answers: end the timeouts' back-off
-        receivedUpTo = wasWelcomed ? max(receivedUpTo, holds) : holds
+        // Taken as it is, even below what an earlier frame said: only a receiver that lost
+        // state (it restarted; or that frame was stale, from a connection since replaced)
+        // holds less, and then what it lacks must go again. An answer taken for the wrong
+        // question at worst makes numbers go twice (the receiver drops the copies).
+        receivedUpTo = holds
         ledger.forgetSendTimes()
         advanceProcessed(to: welcome.processedUpTo, ranges: [], into: &actions)
         nextToSend = max(receivedUpTo, processedUpTo) + 1
@@ -286,6 +296,9 @@ struct SenderStream {
 
     private mutating func verdicts(_ outcomes: WireFrame.Outcomes, into actions: inout [Action]) {
         for entry in outcomes.entries where entry.sequence > processedUpTo && entry.sequence <= durableUpTo {
+            if unconfirmedVerdicts.insert(entry.sequence).inserted {
+                lowestUnconfirmedVerdict = min(lowestUnconfirmedVerdict ?? entry.sequence, entry.sequence)
+            }
             switch entry.code {
             case .rejected: decide(entry.sequence, .rejected(reason: entry.reason), .rejected(entry.reason), record: nil, into: &actions)
             case .expired: decide(entry.sequence, .expired, .expired, record: nil, into: &actions)
@@ -370,12 +383,19 @@ struct SenderStream {
 
     /// The HELLO that was due went on the wire (`sent`), or the socket's queue was full.
     mutating func helloSent(_ sent: Bool, now: ContinuousClock.Instant) {
-        if sent { hellosUnanswered += 1 }
+        if sent {
+            hellosUnanswered += 1
+            if lowestUnconfirmedVerdict != nil { forgetConfirmedVerdicts() }
+        }
         // Until a connection's first WELCOME, HELLO repeats on its own timer; after that the
         // next retransmission timeout asks again, once per timeout.
         switch link {
         case .connecting: link = .connecting(helloDue: now + rtt.jitteredTimeout(using: &random))
-        case .asking: link = .asking(helloDue: sent ? nil : now + rtt.jitteredTimeout(using: &random))
+        case .asking:
+            // Asked by a retransmission timeout, the next timeout asks again; asked by a
+            // probe (nothing outstanding, so no timer runs), the question repeats on its own.
+            let again = retransmitDue == nil ? now + probeInterval : nil
+            link = .asking(helloDue: sent ? again : now + rtt.jitteredTimeout(using: &random))
         case .open: preconditionFailure("SenderStream: a HELLO was sent while the link is open (none is due then)")
         }
     }
@@ -527,7 +547,7 @@ struct SenderStream {
                     actions.append(.askedProcessed(processedUpTo: processedUpTo))
                 }
             } else {
-                probeDue = now + min(max(.seconds(1), rtt.timeout * 4) * (1 << probeBackoff), .seconds(30))
+                probeDue = now + probeInterval
             }
         } else if link == .open {
             probeDue = nil
@@ -540,11 +560,51 @@ struct SenderStream {
         let helloDeadline: ContinuousClock.Instant? = switch link {
         case .connecting(let due): due
         case .asking(let due): due
+        case .open where confirmable:
+            probeDue.map { min($0, lastConfirmationAt + Self.confirmationInterval) } ?? lastConfirmationAt + Self.confirmationInterval
         case .open: probeDue
         }
         guard let retransmitDue else { return helloDeadline }
         return min(retransmitDue, helloDeadline ?? retransmitDue)
     }
+
+    /// How long a probe waits: max(1 s, 4 × RTO), doubling while nothing progresses, at most 30 s.
+    private var probeInterval: Duration {
+        min(max(.seconds(1), rtt.timeout * 4) * (1 << probeBackoff), .seconds(30))
+    }
+
+    // MARK: Confirming verdicts
+
+    /// Whether a HELLO should tell the receiver that verdicts it sent are heard and durable
+    /// here (it keeps them until a HELLO's first unacknowledged number passes them). At most
+    /// one every ``confirmationInterval`` while verdicts come in; the WELCOME that answers
+    /// is taken as late (it only moves marks forward).
+    func confirmationDue(now: ContinuousClock.Instant) -> Bool {
+        confirmable && now - lastConfirmationAt >= Self.confirmationInterval
+    }
+
+    /// Whether a HELLO now would confirm a verdict: one heard is finished and durable here.
+    private var confirmable: Bool {
+        guard link == .open, let lowest = lowestUnconfirmedVerdict else { return false }
+        return lowest <= acknowledgeableUpTo
+    }
+
+    /// The confirming HELLO went (`sent`) or the queue was full.
+    mutating func confirmationSent(_ sent: Bool, now: ContinuousClock.Instant) {
+        guard sent else { return }
+        hellosUnanswered += 1
+        forgetConfirmedVerdicts()
+        lastConfirmationAt = now
+    }
+
+    /// A HELLO went: it confirmed every verdict up to its first unacknowledged number.
+    private mutating func forgetConfirmedVerdicts() {
+        let mark = acknowledgeableUpTo
+        unconfirmedVerdicts = unconfirmedVerdicts.filter { $0 > mark }
+        lowestUnconfirmedVerdict = unconfirmedVerdicts.min()
+    }
+
+    static let confirmationInterval: Duration = .milliseconds(200)
 
     /// The highest number the spool may be told is finished: every number up to it is
     /// processed and has its dead letter (if any) stored.

@@ -3,8 +3,8 @@ import CourierChecksum
 ///
 /// ```
 ///  0  8 bytes magic, per file kind ("CSPLSEG\0", "CSPLDLQ\0", "CSPLINB\0")
-///  8  u16 format version (segments 2 and dead letters 1; inbound journal 2; segments and
-///         the journal read 1 too)
+///  8  u16 format version (segments 2 and dead letters 1; inbound journal 3; segments read
+///         1 too, the journal 1 and 2)
 /// 10  u16 header length (48)
 /// 12  u32 reserved, 0
 /// 16  u64 stream id (segments; 0 elsewhere)
@@ -20,12 +20,13 @@ struct FileHeader: Equatable {
         case segment, deadLetters, inbound
 
         /// The version written. The inbound journal's 2 adds the reservation ceiling and
-        /// boot id to its snapshots; a segment's 2 adds the end marker after the last
-        /// record, which lets the file be reused (docs/SPOOL-FORMAT.md).
+        /// boot id to its snapshots, its 3 the verdict records; a segment's 2 adds the end
+        /// marker after the last record, which lets the file be reused (docs/SPOOL-FORMAT.md).
         var version: UInt16 {
             switch self {
             case .deadLetters: 1
-            case .segment, .inbound: 2
+            case .segment: 2
+            case .inbound: 3
             }
         }
 
@@ -33,7 +34,8 @@ struct FileHeader: Equatable {
         var readableVersions: ClosedRange<UInt16> {
             switch self {
             case .deadLetters: 1...1
-            case .segment, .inbound: 1...2
+            case .segment: 1...2
+            case .inbound: 1...3
             }
         }
 

@@ -27,6 +27,9 @@ enum RecordFormat {
         case deadLetter = 2
         case deadLetterRemoval = 3
         case inboundState = 4
+        /// A receiver's verdict other than processed, kept until the sender has heard it
+        /// (inbound journal, format 3).
+        case inboundVerdict = 5
     }
 
     struct Header: Equatable {

@@ -179,7 +179,7 @@ struct RecordScanner {
         switch kind {
         case .segment: type == RecordFormat.RecordType.message.rawValue
         case .deadLetters: type == RecordFormat.RecordType.deadLetter.rawValue || type == RecordFormat.RecordType.deadLetterRemoval.rawValue
-        case .inbound: type == RecordFormat.RecordType.inboundState.rawValue
+        case .inbound: type == RecordFormat.RecordType.inboundState.rawValue || type == RecordFormat.RecordType.inboundVerdict.rawValue
         }
     }
 

@@ -32,10 +32,14 @@ extension InboundStore {
                 }
                 let snapshots = state.dirty.compactMap { state.streams[$0] }
                 state.dirty.removeAll(keepingCapacity: true)
+                let verdicts = state.unwrittenVerdicts.compactMap { key, sequence in
+                    state.verdicts[key]?[sequence].map { (key, sequence, $0) }
+                }
+                state.unwrittenVerdicts.removeAll(keepingCapacity: true)
                 swap(&pass.waiters, &state.waiters)
                 pass.exit = state.closed && snapshots.isEmpty && pass.waiters.isEmpty
                 if !snapshots.isEmpty {
-                    pass.written = write(snapshots, state: &state)
+                    pass.written = write(snapshots, verdicts: verdicts, state: &state)
                     // The sync that follows covers everything written so far.
                     if ceilingsRequired, case .success = pass.written { state.unsynced = false }
                     pass.compactionDue = journal.file.end > Int64(configuration.inbound.compactionThreshold)
@@ -98,9 +102,12 @@ extension InboundStore {
         return true
     }
 
-    /// Appends snapshots (the state's lock held).
-    private func write(_ snapshots: [InboundStreamState], state: inout State) -> Result<[(InboundStreamKey, UInt64)], SpoolError> {
+    /// Appends verdicts, then snapshots, in one write (the state's lock held): a verdict is
+    /// durable no later than the processed mark it belongs to.
+    private func write(_ snapshots: [InboundStreamState], verdicts: [(InboundStreamKey, UInt64, InboundVerdict)],
+                       state: inout State) -> Result<[(InboundStreamKey, UInt64)], SpoolError> {
         var writer = ByteWriter(capacity: 128 * snapshots.count)
+        for (key, sequence, verdict) in verdicts { encodeVerdict(verdict, of: key, sequence: sequence, into: &writer) }
         for stream in snapshots { encodeSnapshot(stream, into: &writer) }
         do throws(SpoolError) {
             _ = try journal.file.append(writer.bytes, sync: false)
@@ -109,6 +116,7 @@ extension InboundStore {
         } catch {
             // Keep the changes dirty so the next write retries them.
             for stream in snapshots { state.dirty.insert(InboundStreamKey(sender: stream.sender, streamID: stream.streamID)) }
+            state.unwrittenVerdicts.append(contentsOf: verdicts.map { ($0.0, $0.1) })
             configuration.logger.error("spool: writing inbound state failed", metadata: ["file": "\(journal.file.path)", "error": "\(error)"])
             return .failure(error)
         }
@@ -119,6 +127,13 @@ extension InboundStore {
         RecordFormat.encode(
             into: &writer, type: .inboundState, sequenceNumber: 0, enqueuedAt: stream.lastActivity,
             expiresAt: nil, attempt: 0, flags: 0, body: stream.encodedBody(bootID: bootID))
+    }
+
+    /// One journal record holding a verdict kept for the sender.
+    func encodeVerdict(_ verdict: InboundVerdict, of key: InboundStreamKey, sequence: UInt64, into writer: inout ByteWriter) {
+        RecordFormat.encode(
+            into: &writer, type: .inboundVerdict, sequenceNumber: sequence, enqueuedAt: wallClockNanoseconds(),
+            expiresAt: nil, attempt: 0, flags: 0, body: InboundVerdict.encodedBody(key, sequence: sequence, verdict: verdict))
     }
 
     /// Syncs the journal (on the store's thread, without the lock); then the ceilings of the
@@ -189,15 +204,22 @@ extension InboundStore {
     /// ``syncJournal(crediting:)``).
     func compactJournal() throws(SpoolError) {
         let now = wallClockNanoseconds()
-        let (live, from) = state.withLock { state -> ([InboundStreamState], Int64) in
+        let (live, verdicts, from) = state.withLock { state -> ([InboundStreamState], [InboundStreamKey: [UInt64: InboundVerdict]], Int64) in
             state.streams = Self.pruned(state.streams, retain: configuration.inbound.retainOldStreamsFor,
                                         perSender: configuration.inbound.maxStreamsPerSender)
             state.durableCeilings = state.durableCeilings.filter { state.streams[$0.key] != nil }
-            return (Array(state.streams.values), journal.file.end)
+            state.verdicts = state.verdicts.filter { state.streams[$0.key] != nil }
+            return (Array(state.streams.values), state.verdicts, journal.file.end)
         }
         var writer = ByteWriter(capacity: FileHeader.size + live.count * 96)
         writer.append(FileHeader(kind: .inbound, streamID: 0, baseSequence: 0, createdAt: now).encoded())
-        for stream in live { encodeSnapshot(stream, into: &writer) }
+        for stream in live {
+            let key = InboundStreamKey(sender: stream.sender, streamID: stream.streamID)
+            for (sequence, verdict) in (verdicts[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
+                encodeVerdict(verdict, of: key, sequence: sequence, into: &writer)
+            }
+            encodeSnapshot(stream, into: &writer)
+        }
         let bytes = writer.bytes
         let temporary = FilePath(journalPath.string + ".tmp")
         try FileOps.writeAndSync(bytes, to: temporary)

@@ -43,6 +43,10 @@ package final class InboundStore: Sendable {
         var closed = false
         var sleeping = false
         var syncs = 0
+        /// Per stream, the verdicts other than processed kept until the sender has heard
+        /// them (at most ``InboundStore/maxVerdictsPerStream``), and those not yet written.
+        var verdicts: [InboundStreamKey: [UInt64: InboundVerdict]] = [:]
+        var unwrittenVerdicts: [(InboundStreamKey, UInt64)] = []
 
         /// Applies `body` to a stream's state (created if new), keeps its ceiling at or above
         /// its reservation (a lowered ceiling lowers the synced one it may count on) and
@@ -107,8 +111,17 @@ package final class InboundStore: Sendable {
         handsOutBeforeSync = !ceilingsRequired || (bootID != nil && reservationAhead > 0)
         var streams: [InboundStreamKey: InboundStreamState] = [:]
         var writtenBy: [InboundStreamKey: [UInt8]?] = [:]
+        var verdicts: [InboundStreamKey: [UInt64: InboundVerdict]] = [:]
         var corrupt = 0
         for entry in opened.entries {
+            if entry.header.type == RecordFormat.RecordType.inboundVerdict.rawValue {
+                guard let (key, sequence, verdict) = InboundVerdict.decode(body: entry.body) else {
+                    corrupt += 1
+                    continue
+                }
+                verdicts[key, default: [:]][sequence] = verdict
+                continue
+            }
             guard entry.header.type == RecordFormat.RecordType.inboundState.rawValue,
                   let (stream, writer) = InboundStreamState.decodeSnapshot(body: entry.body, lastActivity: entry.header.enqueuedAt) else {
                 corrupt += 1
@@ -137,8 +150,10 @@ package final class InboundStore: Sendable {
         if corrupt > 0 {
             configuration.logger.error("spool: inbound journal records with a valid checksum but an impossible layout were ignored", metadata: ["count": "\(corrupt)"])
         }
-        state = Mutex(State(streams: Self.pruned(streams, retain: configuration.inbound.retainOldStreamsFor,
-                                                 perSender: configuration.inbound.maxStreamsPerSender)))
+        var initial = State(streams: Self.pruned(streams, retain: configuration.inbound.retainOldStreamsFor,
+                                                 perSender: configuration.inbound.maxStreamsPerSender))
+        initial.verdicts = verdicts.filter { initial.streams[$0.key] != nil }
+        state = Mutex(initial)
         journal = Journal(file: opened.file)
         // A version-1 journal is rewritten as version 2 before anything is appended to it.
         let start = try journal.file.read(at: 0, count: FileHeader.size)
@@ -159,6 +174,28 @@ package final class InboundStore: Sendable {
         state.withLock { $0.streams[InboundStreamKey(sender: sender, streamID: streamID)] }
     }
 
+    /// The verdicts other than processed kept for one stream (until its sender has heard
+    /// them), by sequence number.
+    package func verdicts(sender: String, streamID: UInt64) -> [UInt64: InboundVerdict] {
+        state.withLock { $0.verdicts[InboundStreamKey(sender: sender, streamID: streamID)] ?? [:] }
+    }
+
+    /// The sender has heard every verdict up to `sequenceNumber` (its HELLO's first
+    /// unacknowledged number passed them): they leave memory at once and the journal at its
+    /// next compaction.
+    package func forgetVerdicts(sender: String, streamID: UInt64, upTo sequenceNumber: UInt64) {
+        let key = InboundStreamKey(sender: sender, streamID: streamID)
+        state.withLock { state in
+            guard let kept = state.verdicts[key], kept.keys.contains(where: { $0 <= sequenceNumber }) else { return }
+            let left = kept.filter { $0.key > sequenceNumber }
+            state.verdicts[key] = left.isEmpty ? nil : left
+        }
+    }
+
+    /// How many verdicts a stream keeps; beyond it the oldest processed ones are forgotten,
+    /// down to half.
+    package static let maxVerdictsPerStream = 100_000
+
     /// The streams recorded for `sender` (current and older incarnations), newest activity first.
     package func streams(of sender: String) -> [InboundStreamState] {
         state.withLock { $0.streams.values.filter { $0.sender == sender } }.sorted { $0.lastActivity > $1.lastActivity }
@@ -173,6 +210,7 @@ package final class InboundStore: Sendable {
             state.streams[key] = nil
             state.dirty.remove(key)
             state.durableCeilings[key] = nil
+            state.verdicts[key] = nil
         }
     }
 
@@ -206,9 +244,12 @@ package final class InboundStore: Sendable {
     /// `completion` runs on the store's thread once durable. Fails with
     /// ``SpoolError/Code/tooManyOutOfOrder`` if the out-of-order set would exceed its
     /// bound (the numbers before the one that did not fit are kept).
-    package func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64], completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
+    /// `verdicts`: those of `sequenceNumbers` that were not processed (rejected, expired),
+    /// made durable with the marks and kept until ``forgetVerdicts(sender:streamID:upTo:)``.
+    package func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64], verdicts: [UInt64: InboundVerdict] = [:],
+                               completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void) {
         let limit = configuration.inbound.maxProcessedAboveMark
-        change(sender: sender, streamID: streamID, completion: completion) { stream in
+        change(sender: sender, streamID: streamID, verdicts: verdicts, completion: completion) { stream in
             for sequence in sequenceNumbers where !stream.markProcessed(sequence, limit: limit) {
                 return SpoolError(code: .tooManyOutOfOrder, message: "stream \(hex(streamID)) of \(sender) already holds \(limit) processed numbers above \(stream.processedUpTo); acknowledge \(stream.processedUpTo + 1) first or raise maxProcessedAboveMark")
             }
@@ -251,9 +292,10 @@ package final class InboundStore: Sendable {
     }
 
     /// Marks sequence numbers processed; returns once durable.
-    package func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64]) async throws(SpoolError) {
+    package func markProcessed(sender: String, streamID: UInt64, sequenceNumbers: [UInt64],
+                               verdicts: [UInt64: InboundVerdict] = [:]) async throws(SpoolError) {
         try await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SpoolError>, Never>) in
-            markProcessed(sender: sender, streamID: streamID, sequenceNumbers: sequenceNumbers) { c.resume(returning: $0) }
+            markProcessed(sender: sender, streamID: streamID, sequenceNumbers: sequenceNumbers, verdicts: verdicts) { c.resume(returning: $0) }
         }.get()
     }
 
@@ -272,7 +314,7 @@ package final class InboundStore: Sendable {
     }
 
     private func change(
-        sender: String, streamID: UInt64,
+        sender: String, streamID: UInt64, verdicts: [UInt64: InboundVerdict] = [:],
         completion: @escaping @Sendable (Result<Void, SpoolError>) -> Void,
         _ body: (inout InboundStreamState) -> SpoolError?
     ) {
@@ -281,6 +323,18 @@ package final class InboundStore: Sendable {
         let outcome = state.withLock { state -> (error: SpoolError?, wake: Bool) in
             if state.closed { return (.closedError, false) }
             let error = state.update(key, body)
+            if error == nil, !verdicts.isEmpty {
+                var kept = state.verdicts[key] ?? [:]
+                for (sequence, verdict) in verdicts {
+                    kept[sequence] = verdict
+                    state.unwrittenVerdicts.append((key, sequence))
+                }
+                if kept.count > Self.maxVerdictsPerStream, let processed = state.streams[key]?.processedUpTo {
+                    let oldest = kept.keys.filter { $0 <= processed }.sorted().prefix(kept.count - Self.maxVerdictsPerStream / 2)
+                    for sequence in oldest { kept[sequence] = nil }
+                }
+                state.verdicts[key] = kept
+            }
             state.dirty.insert(key)
             if let error {
                 state.waiters.append { @Sendable _ in completion(.failure(error)) }
