@@ -118,4 +118,36 @@ struct SenderStreamOutcomeTests {
         machine.received(base.welcome(processed: 3, received: 3), now: at(301), into: &actions)
         #expect(machine.link == .open && machine.sendWindow() == nil, "the answer is late: nothing moves back, nothing is resent")
     }
+
+    @Test("an unreadable frame: no acknowledgement counts until a WELCOME after a new HELLO with nothing unreadable since; the verdicts before it are taken")
+    func unreadableFrame() throws {
+        var machine = base.machine(durableUpTo: 3)
+        _ = base.open(&machine, now: t0)
+        var actions: [SenderStream.Action] = []
+        _ = try #require(base.sendNext(&machine, records: base.records(1...3), now: at(0), actions: &actions))
+        // An OUTCOMES frame for 2 whose checksum failed, then the ACK that covers it.
+        machine.unreadableFrame(now: at(1))
+        machine.received(base.ack(processed: 3, received: 3), now: at(2), into: &actions)
+        #expect(machine.processedUpTo == 0 && reported(actions).isEmpty)
+        #expect(machine.helloDue(now: at(2)), "asked at once")
+        machine.helloSent(true, now: at(2))
+        // The answer's verdicts are unreadable again: its WELCOME does not count either.
+        machine.unreadableFrame(now: at(3))
+        machine.received(base.welcome(processed: 3, received: 3), now: at(3), into: &actions)
+        #expect(machine.processedUpTo == 0)
+        guard case .asking(let due?) = machine.link else {
+            Issue.record("expected a new question, got \(machine.link)")
+            return
+        }
+        machine.helloSent(true, now: due)
+        machine.received(outcomes([(2, "non")]), now: due, into: &actions)
+        machine.received(base.welcome(processed: 3, received: 3), now: due, into: &actions)
+        #expect(machine.processedUpTo == 3 && machine.link == .open)
+        #expect(reported(actions).map(\.1) == [.rejected(reason: "non")])
+        // Trusted again: the next ACK counts.
+        machine.durable(upTo: 4)
+        _ = try #require(base.sendNext(&machine, records: base.records(4...4), now: due, actions: &actions))
+        machine.received(base.ack(processed: 4, received: 4), now: due, into: &actions)
+        #expect(machine.processedUpTo == 4)
+    }
 }

@@ -107,19 +107,22 @@ final class OutboundPeer {
 
     /// A frame that arrived on the DEALER (from the peer's ROUTER).
     func receive(_ message: Message) {
+        var actions: [SenderStream.Action] = []
         guard message.frames.count == 1 else {
             core.refused(from: id, reason: "\(message.frames.count) frames instead of 1", label: "frame_count")
+            machine.unreadableFrame(now: .now)
             return
         }
         let frame: WireFrame
         do { frame = try core.decoder.decode(message.frames[0]) } catch {
             core.refused(from: id, reason: error.description, label: error.metricLabel)
+            // Possibly verdicts: the peer is asked again before any acknowledgement counts.
+            machine.unreadableFrame(now: .now)
             return
         }
         if case .ack(let ack) = frame {
             logger.trace("acknowledgement", metadata: ["peer": "\(id)", "processed-up-to": "\(ack.processedUpTo)", "received-up-to": "\(ack.receivedUpTo)"])
         }
-        var actions: [SenderStream.Action] = []
         machine.received(frame, now: .now, into: &actions)
         perform(actions)
     }

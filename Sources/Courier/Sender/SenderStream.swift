@@ -125,6 +125,12 @@ struct SenderStream {
     /// the lowest of them), and when a confirming HELLO last went.
     private var unconfirmedVerdicts: Set<UInt64> = []
     private var lowestUnconfirmedVerdict: UInt64?
+    /// A frame from the peer could not be read (it may have carried verdicts): no
+    /// acknowledgement counts until a WELCOME that followed a HELLO sent since, with no
+    /// unreadable frame after that HELLO (the receiver repeats its verdicts before each
+    /// WELCOME). `unreadableSinceHello`: one came after the last HELLO sent.
+    private(set) var distrustsAcknowledgements = false
+    private var unreadableSinceHello = false
     private var lastConfirmationAt: ContinuousClock.Instant
     private(set) var spoolAcknowledgedUpTo: UInt64
     private var spoolAcknowledgedAt: ContinuousClock.Instant
@@ -185,6 +191,17 @@ struct SenderStream {
         }
     }
 
+    /// A frame from the peer could not be read. It may have carried verdicts: the sender asks
+    /// where the receiver stands, and takes no acknowledgement as processed until the answer
+    /// (after which the receiver's retained verdicts come again). A peer that keeps sending
+    /// unreadable frames is asked again at each timeout, with back-off; nothing it
+    /// acknowledges meanwhile is reported processed.
+    mutating func unreadableFrame(now: ContinuousClock.Instant) {
+        unreadableSinceHello = true
+        distrustsAcknowledgements = true
+        if link == .open { link = .asking(helloDue: now) }
+    }
+
     // MARK: Events: the connection
 
     mutating func connectionChanged(_ change: ConnectionChange, now: ContinuousClock.Instant, into actions: inout [Action]) {
@@ -219,6 +236,17 @@ struct SenderStream {
             return
         }
         let holds = max(welcome.receivedUpTo, welcome.processedUpTo)
+        if distrustsAcknowledgements {
+            guard !unreadableSinceHello else {
+                // A frame before this answer could not be read either: ask again.
+                rtt.timedOut()
+                let due = now + rtt.jitteredTimeout(using: &random)
+                link = link.isWelcomed ? .asking(helloDue: due) : .connecting(helloDue: due)
+                return
+            }
+            distrustsAcknowledgements = false
+            lateWelcomes = 0
+        }
         if lateWelcomes > 0 || link == .open {
             // A late answer to a HELLO sent before the answer taken: it may predate DATA
             // sent since, so it only moves marks forward.
@@ -261,7 +289,7 @@ struct SenderStream {
         // On a new connection nothing counts before the WELCOME: an ACK the receiver sent
         // before it heard this connection's HELLO may cover a rejection whose OUTCOMES frame
         // was lost with the old connection. The WELCOME comes after those verdicts again.
-        guard link.isWelcomed else { return }
+        guard link.isWelcomed, !distrustsAcknowledgements else { return }
         let last = ack.processedRanges.last?.upperBound ?? ack.receivedUpTo
         guard max(ack.receivedUpTo, last, ack.processedUpTo) <= durableUpTo else {
             actions.append(.refused(reason: "acknowledgement of numbers never sent", label: "impossible_ack"))
@@ -385,6 +413,7 @@ struct SenderStream {
     mutating func helloSent(_ sent: Bool, now: ContinuousClock.Instant) {
         if sent {
             hellosUnanswered += 1
+            unreadableSinceHello = false
             if lowestUnconfirmedVerdict != nil { forgetConfirmedVerdicts() }
         }
         // Until a connection's first WELCOME, HELLO repeats on its own timer; after that the
