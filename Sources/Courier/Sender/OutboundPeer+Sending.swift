@@ -58,6 +58,8 @@ extension OutboundPeer {
         let nextSequence = log.nextSequenceNumber
         let deadline = machine.tick(now: now, nextSequence: nextSequence, into: &actions)
         if !actions.isEmpty { perform(actions) }
+        // No I/O here: the spool's writer writes them (a pwrite, never synced).
+        if let attempts = machine.attemptsToRecord(now: now) { log.recordAttempts(attempts) }
         let generation = core.outcomes.generation(of: id)
         if machine.isDrained(nextSequence: nextSequence), drainedGeneration != generation {
             // Figures are current when waiters for the drain wake.

@@ -66,12 +66,16 @@ final class OutboundPeer {
         // Numbers decided by earlier runs keep their outcomes: the dead letters say which.
         let earlier = log.deadLetters.outcomes(streamID: log.streamID).mapValues(Outcome.init(deadLetter:))
         machine.restore(decided: earlier)
+        // Attempts go on counting from where earlier runs left them (attempts.log).
+        machine.restore(attempts: log.sentAttempts)
         core.outcomes.open(peer: id, stream: log.streamID, processedUpTo: machine.processedUpTo, decided: earlier)
     }
 
     var stream: UInt64 { machine.stream }
 
     func close() {
+        // The last counts of this run, for the next (the spool writes them as it closes).
+        if let attempts = machine.attemptsToRecord(now: nil) { log.recordAttempts(attempts) }
         monitor.close()
         dealer.close()
     }

@@ -19,6 +19,9 @@ struct SenderStream {
         /// How long an acknowledged mark may wait before it is given to the spool (at once
         /// when everything is finished).
         var spoolAcknowledgementDelay: Duration = .milliseconds(100)
+        /// How long a higher sent-up-to mark may wait before it is recorded for the next run
+        /// (at once when a number went again: those counts are what a restart needs most).
+        var attemptRecordDelay: Duration = .milliseconds(50)
     }
 
     /// Where the connection stands.
@@ -136,6 +139,11 @@ struct SenderStream {
     private var spoolAcknowledgedAt: ContinuousClock.Instant
     private var random: SplitMix64
     private(set) var counts = Counts()
+    /// Every number up to this one was sent at least once, by this run or an earlier one
+    /// (the mark the next ``attemptsToRecord(now:)`` carries).
+    private(set) var sentUpTo: UInt64 = 0
+    /// When the attempt counts are next to be recorded (nil: nothing new since the last).
+    private(set) var attemptsRecordDue: ContinuousClock.Instant?
 
     /// A stream whose spool holds numbers up to `durableUpTo`, all finished up to
     /// `processedUpTo`; `seed` makes the timeouts' jitter.
@@ -189,6 +197,33 @@ struct SenderStream {
         for (sequence, outcome) in earlier where sequence > processedUpTo && sequence <= durableUpTo {
             decided[sequence] = outcome
         }
+    }
+
+    /// How often an earlier run sent this stream's numbers (as it recorded them with
+    /// ``attemptsToRecord(now:)``): the counts go on from there, so a number's next
+    /// transmission carries the attempt after the last one recorded and ``Settings/maxAttempts``
+    /// counts every run. Call before anything is sent; numbers at or below the processed
+    /// mark, or never made durable, are left out.
+    mutating func restore(attempts earlier: SentAttempts) {
+        guard highestSent == 0, ledger.bytesInFlight == 0 else { return }
+        ledger.restore(earlier, upTo: durableUpTo)
+        sentUpTo = max(sentUpTo, min(earlier.sentUpTo, durableUpTo))
+    }
+
+    /// The attempt counts as they stand.
+    var attempts: SentAttempts {
+        SentAttempts(sentUpTo: max(sentUpTo, highestSent), repeated: ledger.repeated())
+    }
+
+    /// The attempt counts to record for the next run (``restore(attempts:)``), when they
+    /// changed and are due (`now` nil: due whatever the time, as the stream stops); the caller
+    /// hands them to the spool's writer, never writes them itself. A number sent again makes
+    /// them due at once; a higher sent mark alone waits ``Settings/attemptRecordDelay``, so
+    /// there is at most one per turn of the caller's loop, and usually far fewer.
+    mutating func attemptsToRecord(now: ContinuousClock.Instant?) -> SentAttempts? {
+        guard let due = attemptsRecordDue, now.map({ $0 >= due }) ?? true else { return nil }
+        attemptsRecordDue = nil
+        return attempts
     }
 
     /// A frame from the peer could not be read. It may have carried verdicts: the sender asks
@@ -542,6 +577,12 @@ struct SenderStream {
         }
         counts.retransmitted += again
         highestSent = max(highestSent, frame.next - 1)
+        if again > 0 {
+            attemptsRecordDue = now
+        } else if highestSent > sentUpTo, attemptsRecordDue == nil {
+            attemptsRecordDue = now + settings.attemptRecordDelay
+        }
+        sentUpTo = max(sentUpTo, highestSent)
         nextToSend = frame.next
         if retransmitDue == nil { retransmitDue = now + rtt.jitteredTimeout(using: &random) }
         return (frame.batch.count - again, again)
@@ -551,7 +592,8 @@ struct SenderStream {
 
     /// Runs the timers: the retransmission timeout, the lazy acknowledgement of the spool.
     /// `nextSequence` is the next number the spool will assign. Returns when it next needs
-    /// to run.
+    /// to run (including when ``attemptsToRecord(now:)`` is next due, unless it is due
+    /// already: the caller takes that at once).
     mutating func tick(now: ContinuousClock.Instant, nextSequence: UInt64, into actions: inout [Action]) -> ContinuousClock.Instant? {
         if link.isWelcomed, let due = retransmitDue, now >= due {
             if highestSent > receivedUpTo {
@@ -593,8 +635,15 @@ struct SenderStream {
             probeDue.map { min($0, lastConfirmationAt + Self.confirmationInterval) } ?? lastConfirmationAt + Self.confirmationInterval
         case .open: probeDue
         }
-        guard let retransmitDue else { return helloDeadline }
-        return min(retransmitDue, helloDeadline ?? retransmitDue)
+        // Attempt counts already due are the caller's to take now (attemptsToRecord).
+        let attemptsDue = attemptsRecordDue.flatMap { $0 > now ? $0 : nil }
+        return Self.earliest(Self.earliest(helloDeadline, retransmitDue), attemptsDue)
+    }
+
+    private static func earliest(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
     }
 
     /// How long a probe waits: max(1 s, 4 × RTO), doubling while nothing progresses, at most 30 s.

@@ -161,6 +161,14 @@ package struct SpoolInspector: Sendable {
             if let bytes = try readWhole(deadLetters) {
                 check(bytes, kind: .deadLetters, path: deadLetters, into: &report)
             }
+            // Attempt counts are advisory (docs/SPOOL-FORMAT.md, "attempts.log"): read and
+            // counted, but a torn or damaged snapshot is no damage to the spool (the node
+            // takes the last one that verifies, or none).
+            if let bytes = try readWhole(directory.appending(AttemptFile.fileName)) {
+                report.filesChecked += 1
+                report.bytesChecked += Int64(bytes.count)
+                report.recordsChecked += SentAttempts.scan(bytes, streamID: nil).records
+            }
         }
         let inbound = path.appending("inbound")
         report.quarantinedFiles += try quarantined(inbound)

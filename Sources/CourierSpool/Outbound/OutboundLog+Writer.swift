@@ -22,10 +22,13 @@ final class LogWriter: @unchecked Sendable {
     var reclaimCheckDue = true
     /// Acknowledged segment files kept for the next rolls.
     var spares: SparePool
+    /// The attempt counts' file (written, never synced).
+    let attemptFile: AttemptFile
 
-    init(metaFile: LogMetaFile, spares: SparePool) {
+    init(metaFile: LogMetaFile, spares: SparePool, attemptFile: AttemptFile) {
         self.metaFile = metaFile
         self.spares = spares
+        self.attemptFile = attemptFile
     }
 }
 
@@ -36,11 +39,13 @@ extension OutboundLog {
         var jobs: [@Sendable () -> Void] = []
         var flushWaiters: [@Sendable (Result<Void, SpoolError>) -> Void] = []
         var acknowledge: UInt64?
+        var attempts: SentAttempts?
         var refreshOldest = false
         var acknowledgementWaiting = false
         var exit = false
         var isEmpty: Bool {
-            requests.isEmpty && rejected.isEmpty && jobs.isEmpty && flushWaiters.isEmpty && acknowledge == nil && !refreshOldest
+            requests.isEmpty && rejected.isEmpty && jobs.isEmpty && flushWaiters.isEmpty && acknowledge == nil && attempts == nil
+                && !refreshOldest
         }
     }
 
@@ -76,6 +81,7 @@ extension OutboundLog {
                 writer.reclaimCheckDue = false
                 reclaimActiveSegment(force: false)
             }
+            if let attempts = work.attempts { writeAttempts(attempts) }
             if work.refreshOldest { refreshOldestIfNeeded() }
             if let expiry = writer.spares.nextExpiry, expiry <= monotonicNanoseconds() {
                 writer.spares.expire(now: monotonicNanoseconds(), releaser: FileReleaser.shared, logger: configuration.logger)
@@ -115,6 +121,10 @@ extension OutboundLog {
                 work.acknowledgementWaiting = true
             }
         }
+        if state.attemptsUnwritten {
+            work.attempts = state.attempts
+            state.attemptsUnwritten = false
+        }
         work.refreshOldest = state.oldestNeedsRefresh
         var count = state.pendingCount
         var bytes = state.pendingBytes
@@ -145,6 +155,17 @@ extension OutboundLog {
             state.writerSleeping = true
         }
         return work
+    }
+
+    /// Writes the newest attempt counts (the node's record of how often it sent each number).
+    /// A failure is logged and costs only counts: the next snapshot starts a new file.
+    private func writeAttempts(_ attempts: SentAttempts) {
+        do throws(SpoolError) {
+            try writer.attemptFile.write(attempts)
+        } catch {
+            configuration.logger.warning("spool: cannot record attempt counts; a restart would count attempts from older counts", metadata: [
+                "peer": "\(peer)", "file": "\(writer.attemptFile.path)", "error": "\(error)"])
+        }
     }
 
     // MARK: Appending

@@ -57,13 +57,15 @@ package final class OutboundLog: Sendable {
         initial.pendingCount = held.count
         initial.pendingBytes = held.bytes
         initial.oldestNeedsRefresh = held.count > 0
+        initial.attempts = AttemptFile.load(directory: directory, streamID: streamID, logger: configuration.logger, peer: peer)
         self.state = Mutex(initial)
         var spares = SparePool(
             directory: directory, capacity: configuration.spareSegments,
             lifetime: configuration.testHooks.spareLifetime.map { $0.nanoseconds } ?? SparePool.defaultLifetime
         )
         try spares.load(streamID: recovered.metaFile.current.streamID, now: monotonicNanoseconds(), logger: configuration.logger)
-        self.writer = LogWriter(metaFile: recovered.metaFile, spares: spares)
+        self.writer = LogWriter(metaFile: recovered.metaFile, spares: spares,
+                                attemptFile: AttemptFile(directory: directory, streamID: recovered.metaFile.current.streamID))
         self.deadLetters = try DeadLetterStore(peer: peer, directory: directory, configuration: configuration, metrics: metrics)
         for event in recovered.events { configuration.onEvent?(event) }
         metrics.pendingMessages.record(held.count)
@@ -262,6 +264,26 @@ package final class OutboundLog: Sendable {
 
     /// Every sequence number up to this one is acknowledged.
     package var acknowledgedUpTo: UInt64 { state.withLock { $0.acknowledgedUpTo } }
+
+    // MARK: Attempt counts
+
+    /// How often this stream's numbers were sent, as last recorded with
+    /// ``recordAttempts(_:)`` (by this run, or read from `attempts.log` at open). No I/O.
+    package var sentAttempts: SentAttempts { state.withLock { $0.attempts } }
+
+    /// Records how often this stream's numbers were sent, for the next run. Never blocks and
+    /// does no I/O on the caller's thread: the writer writes the latest snapshot given (one
+    /// `pwrite` into the page cache, never synced) on its next pass; snapshots given before
+    /// that pass are coalesced. ``sentAttempts`` returns it at once.
+    package func recordAttempts(_ attempts: SentAttempts) {
+        let wake = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.attempts = attempts
+            state.attemptsUnwritten = true
+            return state.wake()
+        }
+        if wake { signal.wake() }
+    }
 
     // MARK: Closing
 

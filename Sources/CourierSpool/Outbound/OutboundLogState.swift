@@ -25,6 +25,10 @@ struct OutboundLogState {
     var flushWaiters: [@Sendable (Result<Void, SpoolError>) -> Void] = []
     var closed = false
     var writerSleeping = false
+    /// The attempt counts last recorded (loaded at open, then as the node records them), and
+    /// whether the writer has still to write them to `attempts.log`.
+    var attempts: SentAttempts = .none
+    var attemptsUnwritten = false
 
     var appendsCompleted = 0
     var syncs = 0
