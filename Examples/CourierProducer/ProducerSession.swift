@@ -47,7 +47,7 @@ struct ProducerSession {
             return ExitStatus.failure
         }
         await progress.stop()
-        let status = summarize(peer: peer)
+        let status = await summarize(peer: peer)
         await node.shutdown()
         return status
     }
@@ -113,19 +113,43 @@ struct ProducerSession {
 
     // MARK: Summary
 
-    /// Prints the outcomes on standard error; exit code 0 only if every one was processed.
-    private func summarize(peer: String) -> Int32 {
-        guard let statistics = node.statistics(for: peer) else {
-            complain(program, "no statistics for peer \(peer)")
+    /// Prints the outcomes on standard error and returns the exit code: 0 only if every
+    /// one was processed. The outcomes are those the node reports after its outcome cursor:
+    /// every message of earlier runs not yet reported by a `--wait` run, and this run's.
+    /// The cursor moves past them once the line is printed, so the next `--wait` run
+    /// reports what comes after (a run killed before that reports them again).
+    private func summarize(peer: String) async -> Int32 {
+        var counts = (processed: 0, rejected: 0, expired: 0, deadLettered: 0)
+        var last: MessageID?
+        do {
+            // Everything is delivered (waitUntilDelivered returned): no report waits.
+            for try await report in node.outcomes(for: peer, extent: .sentSoFar) {
+                switch report.outcome {
+                case .processed: counts.processed += 1
+                case .rejected: counts.rejected += 1
+                case .expired: counts.expired += 1
+                case .deadLettered: counts.deadLettered += 1
+                }
+                last = report.id
+            }
+        } catch {
+            complain(program, "cannot read the outcomes: \(error)")
             return ExitStatus.failure
         }
-        let failed = statistics.rejected + statistics.expired + statistics.deadLettered
-        var line = "delivered to \(peer): \(statistics.processed) processed, \(statistics.rejected) rejected, "
-            + "\(statistics.expired) expired, \(statistics.deadLettered) dead-lettered; \(statistics.pending) pending"
+        let pending = node.statistics(for: peer)?.pending ?? 0
+        let failed = counts.rejected + counts.expired + counts.deadLettered
+        var line = "delivered to \(peer): \(counts.processed) processed, \(counts.rejected) rejected, "
+            + "\(counts.expired) expired, \(counts.deadLettered) dead-lettered; \(pending) pending"
         if failed > 0 {
             line += " (the failed ones are in the dead letters: courier-spool dead-letters \(options.dataDirectory) --peer \(peer))"
         }
         complain(program, line)
+        if let last {
+            do { try await node.acknowledgeOutcomes(through: last) } catch {
+                complain(program, "cannot record that the outcomes up to \(last) were reported (the next --wait run reports them again): \(error)")
+                return ExitStatus.failure
+            }
+        }
         return failed == 0 ? ExitStatus.success : ExitStatus.failure
     }
 }

@@ -16,6 +16,10 @@ struct Producer: AsyncParsableCommand {
             message is spooled; delivery goes on the next time a node runs on that data \
             directory (this program with --wait, for example).
 
+            With --wait the summary counts the real outcome of every message not yet \
+            reported by an earlier --wait run (rejections by the peer included), not only \
+            this run's; once it is printed they count as reported.
+
             Exit status: 0 on success (with --wait: every message was processed), 1 on a \
             failure or when a message was rejected, expired or dead-lettered, 2 on a bad \
             command line.
@@ -66,7 +70,7 @@ struct Producer: AsyncParsableCommand {
     var printSpooled = false
 
     @Flag(help: ArgumentHelp(
-        "After sending, wait until the peer's spool holds nothing pending (messages from earlier runs included), then print a summary of outcomes on standard error."))
+        "After sending, wait until the peer's spool holds nothing pending (messages from earlier runs included), then print a summary of outcomes on standard error: those of every message not yet reported by an earlier --wait run, this run's included."))
     var wait = false
 
     @Option(help: ArgumentHelp(

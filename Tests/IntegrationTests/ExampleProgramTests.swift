@@ -158,3 +158,48 @@ struct LongReasonProgramTests {
         if code != 0 { work.remove() }
     }
 }
+
+/// Issue 21 item 3 through the programs: `courier-producer --wait` reports the real outcomes
+/// of messages whose outcomes earlier runs learned without reporting them.
+@Suite("Outcomes of earlier runs in --wait's summary", .serialized, .timeLimit(.minutes(2)))
+struct EarlierOutcomesProgramTests {
+    @Test("spooled while the consumer is down, settled by a run without --wait: the next --wait run counts them, rejections included")
+    func waitReportsEarlierRuns() async throws {
+        let work = Workspace("earlier-outcomes")
+        let port = freeLoopbackPort()
+        let peer = ["--id", "P", "--data-dir", work.file("p"), "--peer", "C=tcp://127.0.0.1:\(port)"]
+        // 1. The consumer is down: three messages spooled (P-1, P-2, P-3: numbers 1–3).
+        let spooled = try Child("courier-producer", peer + ["--count", "3", "--size", "10"],
+                                stdout: work.file("p1.out"), stderr: work.file("p1.err"))
+        #expect(try await spooled.exitCode(within: .seconds(30)) == 0, "producer: \(work.read("p1.err"))")
+        // 2. The consumer comes up, rejecting P-2; a run without --wait sends four more
+        //    (P-1…P-4: numbers 4–7, P-2 is 5) slowly, so that the node delivers all seven and
+        //    learns their outcomes while it runs, and exits without reporting them.
+        let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
+                                                      "--reject-matching", "^P-2[.]"],
+                                 stdout: work.file("c.out"), stderr: work.file("c.err"))
+        let slow = try Child("courier-producer", peer + ["--count", "4", "--size", "10", "--rate", "2"],
+                             stdout: work.file("p2.out"), stderr: work.file("p2.err"))
+        try await poll(within: .seconds(30), "the consumer to take all seven") { completeLines(work.read("c.out")).count == 7 }
+        #expect(try await slow.exitCode(within: .seconds(30)) == 0, "producer: \(work.read("p2.err"))")
+        // 3. --wait with nothing new: the summary covers all seven, with their real outcomes.
+        let drain = try Child("courier-producer", peer + ["--wait"], stdout: work.file("p3.out"), stderr: work.file("p3.err"))
+        let code = try await drain.exitCode(within: .seconds(60))
+        #expect(code == 1, "two were rejected")
+        #expect(work.read("p3.err").contains("delivered to C: 5 processed, 2 rejected, 0 expired, 0 dead-lettered; 0 pending"),
+                "summary: \(work.read("p3.err"))")
+        // 4. Reported once: the next --wait run counts only its own message.
+        let input = work.create("input", contents: "later\n")
+        let next = try Child("courier-producer", peer + ["--wait"], stdin: input, stdout: work.file("p4.out"), stderr: work.file("p4.err"))
+        let nextCode = try await next.exitCode(within: .seconds(60))
+        #expect(nextCode == 0, "producer: \(work.read("p4.err"))")
+        #expect(work.read("p4.err").contains("delivered to C: 1 processed, 0 rejected, 0 expired, 0 dead-lettered; 0 pending"),
+                "summary: \(work.read("p4.err"))")
+        consumer.signal(SIGTERM)
+        #expect(try await consumer.exitCode(within: .seconds(15)) == 0)
+        let delivered = try parseDelivered(work.read("c.out"))
+        #expect(delivered.map(\.seq) == Array(1...8))
+        #expect(delivered.filter(\.rejected).map(\.seq) == [2, 5])
+        if code == 1 && nextCode == 0 { work.remove() }
+    }
+}

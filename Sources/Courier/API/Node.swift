@@ -128,6 +128,69 @@ public final class Node: Sendable, Service {
         try await core.checkedOutcome(of: id)
     }
 
+    /// The outcomes of the messages sent to `peer`, in sequence order, starting after the
+    /// last one the application acknowledged with ``acknowledgeOutcomes(through:)``: the way
+    /// for a restarted application to learn what became of the messages its earlier runs
+    /// sent, without having kept their receipts.
+    ///
+    /// An iteration first replays the outcome of every message of the peer's current stream
+    /// after the durable cursor (earlier runs' messages included), then goes on with new
+    /// messages as their outcomes are settled, waiting as needed (``OutcomeReports/Extent/sentSoFar``
+    /// stops after the last message sent when it begins). It never skips a number: a message
+    /// whose outcome is not known yet holds back the reports after it, and a number not
+    /// assigned yet is waited for, never invented.
+    ///
+    /// ```swift
+    /// for try await report in node.outcomes(for: "ledger") {
+    ///     if case .rejected(let reason) = report.outcome { reopen(order: report.id, because: reason) }
+    ///     try await node.acknowledgeOutcomes(through: report.id)   // or every few hundred
+    /// }
+    /// ```
+    ///
+    /// Reporting is at least once: after a crash, or an iteration left before its reports
+    /// were acknowledged, the reports after the cursor come again. A damaged cursor file is
+    /// reported (``NodeEvent/corruptionFound(description:)``, a warning in the log,
+    /// `courier_spool_corruptions_total`), set aside in the spool's quarantine, and counts as
+    /// no cursor: reports start again from the stream's first message.
+    ///
+    /// What is retained: the outcomes of every message of the peer's current stream, as for
+    /// ``outcome(of:)``. Messages at or below the spool's acknowledged mark are processed,
+    /// unless the peer's dead letters record another outcome (rejected with its reason,
+    /// expired, dead-lettered). A wiped spool starts a new stream: its reports start at its
+    /// number 1, and the old stream's outcomes are gone (the cursor lives in the peer's
+    /// spool directory, and a cursor of another stream counts for nothing).
+    ///
+    /// Iteration throws ``CourierError/Code/shutDown`` when the node stops,
+    /// ``CourierError/Code/unknownPeer`` for a peer not configured (or removed),
+    /// ``CourierError/Code/cancelled`` when the waiting task is cancelled, and
+    /// ``CourierError/Code/storage`` when the cursor cannot be read; the iteration then ends.
+    ///
+    /// - Parameters:
+    ///   - peer: a configured peer's id.
+    ///   - extent: ``OutcomeReports/Extent/continuing`` (the default) to wait for new
+    ///     messages forever, ``OutcomeReports/Extent/sentSoFar`` to end after the messages
+    ///     sent so far.
+    public func outcomes(for peer: String, extent: OutcomeReports.Extent = .continuing) -> OutcomeReports {
+        OutcomeReports(core: core, peer: peer, extent: extent)
+    }
+
+    /// Moves `id`'s peer's durable outcome cursor to `id`: the application has handled the
+    /// reports of ``outcomes(for:extent:)`` up to and including it, and the next iteration
+    /// (in this run or after a restart) starts after it.
+    ///
+    /// Returns once the cursor is durable (written to a temporary file, synced, renamed over
+    /// the old one, directory synced: a few syncs, so acknowledge a batch of reports at a
+    /// time when they are many). An id at or below the cursor changes nothing. The file work
+    /// runs on a thread of its own, never on the cooperative pool.
+    ///
+    /// Throws ``CourierError/Code/unknownPeer``; ``CourierError/Code/unknownMessage`` for an
+    /// id this node never assigned (another stream, a number not sent) or whose outcome is not
+    /// known yet (so never reported); ``CourierError/Code/storage`` when the cursor cannot
+    /// be written; ``CourierError/Code/shutDown`` once the node has stopped.
+    public func acknowledgeOutcomes(through id: MessageID) async throws(CourierError) {
+        try await core.acknowledgeOutcomes(through: id)
+    }
+
     /// Stops the node gracefully: refuses new sends, flushes the spool, waits up to
     /// `timeout` for outstanding acknowledgements, then closes sockets and files and
     /// releases the data directory. Idempotent.

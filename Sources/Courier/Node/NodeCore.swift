@@ -12,6 +12,8 @@ final class NodeCore: Sendable {
     let logger: Logger
     let mailbox = Mailbox()
     let outcomes = OutcomeBook()
+    /// The durable cursors of ``Node/outcomes(for:extent:)``.
+    let outcomeCursors = OutcomeCursors()
     let nodeMetrics = NodeMetrics()
     let decoder: WireDecoder
     let directory: DataDirectory
@@ -201,6 +203,11 @@ final class NodeCore: Sendable {
         return try await outcomes.outcome(of: id)
     }
 
+    /// `peer`'s outbound log, while the peer is configured.
+    func log(for peer: String) -> OutboundLog? {
+        state.withLock { $0.logs[peer] }
+    }
+
     func settle(sender: String, stream: UInt64, sequence: UInt64, rejection: String?) {
         mailbox.post(Settlement(sender: sender, stream: stream, sequence: sequence, rejection: rejection))
     }
@@ -338,6 +345,8 @@ final class NodeCore: Sendable {
     /// The I/O thread has closed its sockets: release the directory and end the streams.
     func ioThreadStopped() {
         outcomes.closeAll()
+        // After any cursor write in progress, before the directory's lock is released.
+        outcomeCursors.close()
         directory.close()
         incomingContinuation.finish()
         events.finish()

@@ -152,6 +152,26 @@ final class OutcomeBook: Sendable {
         return results
     }
 
+    /// The settled outcomes of `peer`'s stream `stream` from number `first` on, at most
+    /// `limit`, stopping at the first one still pending (or never assigned): read under one
+    /// lock, never waiting. Empty when `first` is pending; an error when a wait on it would
+    /// end with one (the node stopped, the peer or stream is gone).
+    func settled(peer: String, stream: UInt64, from first: UInt64, limit: Int) -> Result<[Outcome], CourierError> {
+        state.withLock { state in
+            var outcomes: [Outcome] = []
+            let entry = state.peers[peer]
+            while outcomes.count < limit {
+                let id = MessageID(peer: peer, stream: stream, sequence: first + UInt64(outcomes.count))
+                guard let known = Self.known(id, entry: entry, closed: state.closed) else { break }
+                switch known {
+                case .success(let outcome): outcomes.append(outcome)
+                case .failure(let error): if outcomes.isEmpty { return .failure(error) } else { return .success(outcomes) }
+                }
+            }
+            return .success(outcomes)
+        }
+    }
+
     /// The outcome of `id` if it is settled, or the error that ends the wait; nil while
     /// it is pending (the peer's entry then exists).
     private static func known(_ id: MessageID, in state: State) -> Result<Outcome, CourierError>? {
