@@ -135,7 +135,9 @@ struct NodeRetransmissionTests {
             try await fake.waitUntil("batch \(batch) asked about") { $0.highest >= first + 9 && $0.hellosAfterData > hellosBefore }
             try await Task.sleep(for: .milliseconds(600))  // three of the longest timeouts: no more questions
             let hellos = fake.state.withLock { $0.hellosAfterData } - hellosBefore
-            #expect(hellos <= 2, "batch \(batch): \(hellos) HELLOs for one question")
+            // Two for the question; on a loaded machine, where this takes over a second, the
+            // probe (everything received, nothing processed for max(1 s, 4 RTO)) adds one.
+            #expect(hellos <= 3, "batch \(batch): \(hellos) HELLOs for one question")
         }
         #expect(fake.state.withLock { $0.attempts.values.allSatisfy { $0 == [1] } })
         try await fake.finish()

@@ -46,10 +46,18 @@ extension InboundStore {
             var written = false
             if trusted, !ceilingsRequired || sequenceNumber <= state.durableCeilings[key] ?? 0, let stream = state.streams[key] {
                 var writer = ByteWriter(capacity: 96 + sender.utf8.count)
+                // Verdicts not yet written go first: this snapshot may carry processed marks
+                // the store's thread has not written yet, and a mark must never reach the
+                // journal ahead of its verdict (a crash would keep the mark, lose the verdict,
+                // and the sender would hear "processed").
+                for (verdictKey, sequence) in state.unwrittenVerdicts {
+                    if let verdict = state.verdicts[verdictKey]?[sequence] { encodeVerdict(verdict, of: verdictKey, sequence: sequence, into: &writer) }
+                }
                 encodeSnapshot(stream, into: &writer)
                 do throws(SpoolError) {
                     _ = try journal.file.append(writer.bytes, sync: false)
                     written = true
+                    state.unwrittenVerdicts.removeAll(keepingCapacity: true)
                 } catch {
                     configuration.logger.error("spool: writing a reservation failed; the store's thread retries it", metadata: ["file": "\(journal.file.path)", "error": "\(error)"])
                 }
