@@ -1,8 +1,10 @@
 """Scenario 1: SIGKILL of the producer, the consumer or both at random moments while messages
-flow, restarts on the same data directories, then a drain with `courier-producer --wait`."""
+flow, restarts on the same data directories, then a drain with `courier-producer --wait`.
+The consumer rejects about one message in ten (payloads ending in 7); the outcomes are checked
+against the producer's dead letters (issue 21)."""
 import time
 
-from .check import Report, parse_consumer
+from .check import Rejection, Report, dead_letters, drain_summary, outbound_status, parse_consumer
 from .common import complete_lines, free_port, write_lines
 
 
@@ -11,12 +13,14 @@ def run(ctx):
     peer = f"C=tcp://127.0.0.1:{port}"
     rate = 300 if ctx.ci else 800
     runs = {"c": 0, "p": 0}
+    # Deterministic (every delivery of such a message is rejected) and anchored (cheap).
+    rejection = Rejection("^r[0-9]+-[0-9]*7$")
 
     def consumer():
         runs["c"] += 1
         n = runs["c"]
-        return ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"],
-                         f"c{n}.out", f"c{n}.err")
+        return ctx.start("courier-consumer", ["--id", "C", "--data-dir", ctx.path("c"), "--listen", f"tcp://127.0.0.1:{port}"]
+                         + rejection.args(), f"c{n}.out", f"c{n}.err")
 
     def producer():
         runs["p"] += 1
@@ -54,22 +58,41 @@ def run(ctx):
     if not c.running():
         c = consumer()
 
+    # What the producer's data directory says before the drain (no producer runs now).
+    letters_before, problem = dead_letters(ctx, ctx.path("p"), "C")
+    if problem:
+        problems.append("before the drain: " + problem)
+    status_before = outbound_status(ctx, ctx.path("p"), "C")
     drain = ctx.start("courier-producer", ["--id", "P", "--data-dir", ctx.path("p"), "--peer", peer, "--wait"],
                       "drain.out", "drain.err")
     code = drain.wait(180)
-    if code != 0:
+    # Exit 1 is right when the drain heard rejections (checked against its summary below).
+    if code not in (0, 1):
         problems.append(f"the drain exited {code}: {drain.stderr_text()[-300:]}")
         drain.kill9()
     if c.stop() != 0:
         problems.append("the last consumer did not stop cleanly")
+    letters, problem = dead_letters(ctx, ctx.path("p"), "C")
+    if problem:
+        problems.append(problem)
+    drained = {"summary": drain_summary(drain.stderr_text()), "exit": code, "status_before": status_before,
+               "letters_before": letters_before}
 
     confirmed = []
     for n in range(1, runs["p"] + 1):
         confirmed += complete_lines(ctx.path(f"p{n}.out"))
     outputs = [parse_consumer(ctx.path(f"c{n}.out")) for n in range(1, runs["c"] + 1)]
     report = Report(confirmed, outputs, senders={"P"},
-                    valid_payload=lambda payload: payload.startswith("r") and payload[1:].replace("-", "", 1).isdigit())
+                    valid_payload=lambda payload: payload.startswith("r") and payload[1:].replace("-", "", 1).isdigit(),
+                    rejection=rejection, dead_letters=letters, drain=drained)
     ctx.notes.append(f"{runs['p']} producer and {runs['c']} consumer runs")
+    summary = drained["summary"]
+    if summary:
+        earlier = f" (+{drained['rejected_earlier']} by earlier runs)" if "rejected_earlier" in drained else ""
+        ctx.notes.append(f"drain: {summary['processed']} processed, {summary['rejected']} rejected{earlier}"
+                         f" of {(status_before or {}).get('pending')} pending, exit {code};"
+                         f" dead letters {len(letters_before or [])} -> {len(letters or [])}"
+                         f" (summary read as {drained.get('reading', 'neither')})")
     if not confirmed:
         problems.append("the producer confirmed nothing")
     return report, problems
