@@ -188,29 +188,45 @@ struct NodeHostileInputTests {
         let retiredCounter = try testMetrics.expectCounter("courier_inbound_streams_retired_total")
         let refusedCounter: @Sendable () -> Int64 = { (try? testMetrics.expectCounter("courier_frames_refused_total", [("reason", "stream_limit")]).totalValue) ?? 0 }
         let (retiredBefore, refusedBefore) = (retiredCounter.totalValue, refusedCounter())
+        let done: @Sendable () -> Bool = {
+            retiredCounter.totalValue - retiredBefore >= 997 && refusedCounter() - refusedBefore >= 30
+        }
         try await DedicatedThread.run(name: "mallory") {
             let context = try Context()
             // One id, a thousand streams; then 46 more ids with one stream each.
             let mallory = try Socket(.dealer, context: context)
             try mallory.set(.routingID, Array("mallory".utf8))
+            try mallory.set(.sendHighWaterMark, 2000)
             try mallory.connect(endpoint)
             for stream in 1...1000 as ClosedRange<UInt64> {
                 try mallory.send(Message([WireEncoder.encode(.hello(.init(stream: stream, firstUnacknowledged: 1, nextSequence: 1)))]))
             }
-            mallory.close(linger: .upTo(.seconds(5)))
+            var others: [Socket] = []
             for id in 1...46 {
                 let other = try Socket(.dealer, context: context)
                 try other.set(.routingID, Array("mallory-\(id)".utf8))
                 try other.connect(endpoint)
                 try other.send(Message([WireEncoder.encode(.hello(.init(stream: 1, firstUnacknowledged: 1, nextSequence: 1)))]))
-                other.close(linger: .upTo(.seconds(5)))
+                others.append(other)
             }
+            // The sockets stay open until everything arrived (a linger that runs out on a
+            // loaded machine would drop HELLOs not yet sent): 30 s at most.
+            let end = ContinuousClock.now + .seconds(30)
+            while !done(), ContinuousClock.now < end { Thread.sleep(forTimeInterval: 0.01) }
+            mallory.close(linger: .discard)
+            for other in others { other.close(linger: .discard) }
         }
         // 1 real stream + 3 of mallory's + 16 others fill the 20; 30 others are refused.
-        try await within(.seconds(30), "997 retirements and 30 refusals") {
-            while retiredCounter.totalValue - retiredBefore < 997 || refusedCounter() - refusedBefore < 30 {
-                try await Task.sleep(for: .milliseconds(10))
+        do {
+            try await within(.seconds(30), "997 retirements and 30 refusals") {
+                while retiredCounter.totalValue - retiredBefore < 997 || refusedCounter() - refusedBefore < 30 {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
             }
+        } catch {
+            let streams = receiver.core.directory.inbound.streams(of: "mallory").count
+            Issue.record("retired \(retiredCounter.totalValue - retiredBefore), refused \(refusedCounter() - refusedBefore), mallory streams in the store \(streams)")
+            throw error
         }
         #expect(retiredCounter.totalValue - retiredBefore == 997)
         #expect(refusedCounter() - refusedBefore == 30)
