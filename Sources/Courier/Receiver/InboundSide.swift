@@ -80,8 +80,8 @@ final class InboundSide {
             slot = known
         } else {
             guard admit(key) else { return }
-            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: store.state(sender: sender, streamID: hello.stream),
-                                       verdicts: store.verdicts(sender: sender, streamID: hello.stream)))
+            let (stored, verdicts) = store.stateAndVerdicts(sender: sender, streamID: hello.stream)
+            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: stored, verdicts: verdicts))
             streams[key] = slot
             streamsOf[sender, default: []].insert(hello.stream)
         }
@@ -94,7 +94,10 @@ final class InboundSide {
             current[sender] = hello.stream
         }
         // The sender has heard every verdict below its first unacknowledged number.
-        store.forgetVerdicts(sender: sender, streamID: hello.stream, upTo: hello.firstUnacknowledged - 1)
+        // (The store's lock only when there is something to forget: HELLO floods are common.)
+        if slot.machine.keepsVerdicts(upTo: hello.firstUnacknowledged - 1) {
+            store.forgetVerdicts(sender: sender, streamID: hello.stream, upTo: hello.firstUnacknowledged - 1)
+        }
         switch slot.machine.hello(firstUnacknowledged: hello.firstUnacknowledged) {
         case .answer(let frames):
             sendInOrder(frames, to: sender, of: slot)

@@ -122,6 +122,11 @@ struct ReceiverStream {
         return .answer(retainedOutcomeFrames() + [welcomeFrame()])
     }
 
+    /// Whether a verdict at or below `mark` is still kept (a HELLO with that mark lets it go).
+    func keepsVerdicts(upTo mark: UInt64) -> Bool {
+        !verdicts.isEmpty && verdicts.keys.contains { $0 <= mark }
+    }
+
     /// The stream's start is durable: the frames owed to the HELLOs that waited for it (one
     /// WELCOME each, after the retained verdicts).
     mutating func startRecorded() -> [[UInt8]] {

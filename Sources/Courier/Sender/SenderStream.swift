@@ -609,6 +609,11 @@ struct SenderStream {
                 retransmitDue = nil
             }
         }
+        if case .asking(nil) = link, retransmitDue == nil {
+            // A question that went with a retransmission timer running (a probe's, say) and
+            // got no answer, with nothing outstanding now: no timer would ask again.
+            link = .asking(helloDue: now + probeInterval)
+        }
         if link == .open, receivedUpTo >= highestSent, highestSent > processedUpTo {
             if let due = probeDue {
                 if now >= due {

@@ -174,6 +174,13 @@ package final class InboundStore: Sendable {
         state.withLock { $0.streams[InboundStreamKey(sender: sender, streamID: streamID)] }
     }
 
+    /// ``state(sender:streamID:)`` and ``verdicts(sender:streamID:)`` under one acquisition
+    /// of the lock (the receiver's I/O thread, for each new stream).
+    package func stateAndVerdicts(sender: String, streamID: UInt64) -> (InboundStreamState?, [UInt64: InboundVerdict]) {
+        let key = InboundStreamKey(sender: sender, streamID: streamID)
+        return state.withLock { ($0.streams[key], $0.verdicts[key] ?? [:]) }
+    }
+
     /// The verdicts other than processed kept for one stream (until its sender has heard
     /// them), by sequence number.
     package func verdicts(sender: String, streamID: UInt64) -> [UInt64: InboundVerdict] {
