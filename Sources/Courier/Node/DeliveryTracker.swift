@@ -1,3 +1,4 @@
+import CourierSpool
 import Synchronization
 
 /// Messages handed from the I/O thread to the application's iterator in one go: everything
@@ -7,6 +8,8 @@ struct DeliveryBatch: Sendable {
     struct Run: Sendable {
         var key: DeliveryTracker.Key
         var end: Int
+        /// Where the stream's taken mark is recorded (nil: nowhere; its reservation counts).
+        var taken: TakenSlot?
     }
 
     var messages: [IncomingMessage] = []
@@ -16,9 +19,9 @@ struct DeliveryBatch: Sendable {
 
     /// Ends the run of `key`'s messages appended to ``messages`` since the last run ended
     /// (none: no run).
-    mutating func endRun(key: DeliveryTracker.Key) {
+    mutating func endRun(key: DeliveryTracker.Key, taken: TakenSlot?) {
         guard messages.count > (runs.last?.end ?? 0) else { return }
-        runs.append(Run(key: key, end: messages.count))
+        runs.append(Run(key: key, end: messages.count, taken: taken))
     }
 }
 
@@ -52,6 +55,8 @@ final class DeliveryTracker: Sendable {
         var taken: [Key: UInt64] = [:]
         var batch = DeliveryBatch()
         var cursor = 0
+        /// The run of `batch` that holds `cursor`.
+        var run = 0
 
         /// Folds the first `count` messages of the current batch into `taken`.
         mutating func recordTaken(upTo count: Int) {
@@ -66,13 +71,18 @@ final class DeliveryTracker: Sendable {
 
     private let state = Mutex(State())
 
-    /// The next message of the current batch, recorded as taken by the application.
+    /// The next message of the current batch, recorded as taken by the application: in
+    /// memory, and in its stream's taken mark (a store into a mapped file, which outlives a
+    /// crash of the process) before it is returned.
     func next() -> Step {
         state.withLock { state in
             guard !state.stopping else { return .stopped }
             guard state.cursor < state.batch.messages.count else { return .empty }
             defer { state.cursor += 1 }
-            return .message(state.batch.messages[state.cursor])
+            let message = state.batch.messages[state.cursor]
+            while state.run < state.batch.runs.count, state.batch.runs[state.run].end <= state.cursor { state.run += 1 }
+            if state.run < state.batch.runs.count { state.batch.runs[state.run].taken?.record(message.sequence) }
+            return .message(message)
         }
     }
 
@@ -84,6 +94,7 @@ final class DeliveryTracker: Sendable {
             state.recordTaken(upTo: state.cursor)
             state.batch = batch
             state.cursor = 0
+            state.run = 0
             return true
         }
     }
@@ -96,6 +107,7 @@ final class DeliveryTracker: Sendable {
             state.recordTaken(upTo: state.cursor)
             state.batch = DeliveryBatch()
             state.cursor = 0
+            state.run = 0
         }
     }
 

@@ -18,8 +18,13 @@ final class InboundSide {
         var machine: ReceiverStream
         /// When the sender last said HELLO on this stream (retirement picks the oldest).
         var lastHello = ContinuousClock.now
+        /// Where the application's iterator records what it took of this stream.
+        let taken: TakenSlot?
 
-        init(_ machine: ReceiverStream) { self.machine = machine }
+        init(_ machine: ReceiverStream, taken: TakenSlot?) {
+            self.machine = machine
+            self.taken = taken
+        }
     }
 
     let router: Socket
@@ -80,8 +85,11 @@ final class InboundSide {
             slot = known
         } else {
             guard admit(key) else { return }
+            let storeKey = InboundStreamKey(sender: sender, streamID: hello.stream)
             let (stored, verdicts) = store.stateAndVerdicts(sender: sender, streamID: hello.stream)
-            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: stored, verdicts: verdicts))
+            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: stored, verdicts: verdicts,
+                                       taken: store.takenMarks?.found[storeKey]),
+                        taken: store.takenMarks?.slot(for: storeKey))
             streams[key] = slot
             streamsOf[sender, default: []].insert(hello.stream)
         }
@@ -148,6 +156,7 @@ final class InboundSide {
         if streamsOf[key.sender]?.isEmpty == true { streamsOf[key.sender] = nil }
         if current[key.sender] == key.stream { current[key.sender] = nil }
         store.retire(sender: key.sender, streamID: key.stream)
+        store.takenMarks?.release(InboundStreamKey(sender: key.sender, streamID: key.stream))
         core.retired(sender: key.sender, stream: key.stream)
     }
 
@@ -270,7 +279,7 @@ final class InboundSide {
                     slot.machine.reserved(upTo: target)
                     reserve = handOut(slot, key: key, into: &batch)
                 }
-                batch.endRun(key: DeliveryTracker.Key(sender: key.sender, stream: key.stream))
+                batch.endRun(key: DeliveryTracker.Key(sender: key.sender, stream: key.stream), taken: slot.taken)
             }
             let marks = slot.machine.takeMarks()
             if !marks.isEmpty {

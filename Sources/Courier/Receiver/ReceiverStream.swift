@@ -84,15 +84,20 @@ struct ReceiverStream {
     /// by then.
     private var receiptDue: ContinuousClock.Instant?
 
-    /// A stream as the store holds it (nil: new), with the verdicts it keeps for the sender.
-    init(sender: String, stream: UInt64, stored: InboundStreamState?, verdicts storedVerdicts: [UInt64: InboundVerdict] = [:]) {
+    /// A stream as the store holds it (nil: new), with the verdicts it keeps for the sender
+    /// and, when known (a restart on the same boot), the highest number the application
+    /// really took: only numbers up to it come back flagged `redelivered`, not those the
+    /// reservation covered while they waited in the library's queue.
+    init(sender: String, stream: UInt64, stored: InboundStreamState?, verdicts storedVerdicts: [UInt64: InboundVerdict] = [:],
+         taken: UInt64? = nil) {
         self.sender = sender
         self.stream = stream
         self.ready = stored != nil
         processedUpTo = stored?.processedUpTo ?? 0
         processedAbove = SequenceSet(stored?.processedAbove ?? [])
         reservedUpTo = stored?.reservedUpTo ?? 0
-        redeliverUpTo = stored?.reservedUpTo ?? 0
+        let reserved = stored?.reservedUpTo ?? 0
+        redeliverUpTo = taken.map { min(reserved, max($0, stored?.processedUpTo ?? 0)) } ?? reserved
         deliveredUpTo = processedUpTo
         for (sequence, verdict) in storedVerdicts {
             guard let code = WireFrame.OutcomeCode(rawValue: verdict.code) else { continue }

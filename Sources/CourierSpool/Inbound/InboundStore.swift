@@ -93,6 +93,9 @@ package final class InboundStore: Sendable {
     let handsOutBeforeSync: Bool
     /// ``InboundConfiguration/reservationAhead``, never negative.
     let reservationAhead: UInt64
+    /// What the application took, per stream (nil: the file could not be opened; every
+    /// stream then relies on its reservation alone).
+    package let takenMarks: TakenMarks?
 
     var journalPath: FilePath { directory.appending("inbound.journal") }
 
@@ -153,6 +156,12 @@ package final class InboundStore: Sendable {
         var initial = State(streams: Self.pruned(streams, retain: configuration.inbound.retainOldStreamsFor,
                                                  perSender: configuration.inbound.maxStreamsPerSender))
         initial.verdicts = verdicts.filter { initial.streams[$0.key] != nil }
+        do {
+            takenMarks = try TakenMarks(directory: directory, bootID: bootID, streams: Set(initial.streams.keys))
+        } catch {
+            configuration.logger.error("spool: the taken marks cannot be kept; after a crash, messages queued for the application but never taken come back flagged redelivered", metadata: ["error": "\(error)"])
+            takenMarks = nil
+        }
         state = Mutex(initial)
         journal = Journal(file: opened.file)
         // A version-1 journal is rewritten as version 2 before anything is appended to it.
