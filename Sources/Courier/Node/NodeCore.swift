@@ -157,34 +157,56 @@ final class NodeCore: Sendable {
     // MARK: Sending
 
     func send(_ payloads: [[UInt8]], to peer: String, timeToLive: Duration?) async throws(CourierError) -> [Receipt] {
-        let log: OutboundLog = try state.withLock { state throws(CourierError) in
-            guard state.accepting else { throw CourierError(.shutDown, "the node is shutting down and accepts no more sends") }
-            guard let log = state.logs[peer] else {
-                throw CourierError(.unknownPeer, "no peer \(peer) is configured; add it with addPeer first")
-            }
-            return log
-        }
-        if let large = payloads.first(where: { $0.count > configuration.maxMessageSize }) {
-            throw CourierError(.messageTooLarge, "a payload of \(large.count) bytes is above the maximum message size of \(configuration.maxMessageSize) bytes")
-        }
-        let expiry = (timeToLive ?? configuration.defaultTimeToLive).map { WallClock.deadline(after: $0) }
+        let log = try sendingLog(for: peer)
+        try checkSize(of: payloads)
+        let expiry = expiry(timeToLive)
         let entries = payloads.map { SpoolEntry(payload: $0, expiresAt: expiry) }
-        let mailbox = self.mailbox
-        let outcomes = self.outcomes
         let result = await withCheckedContinuation { (done: CheckedContinuation<Result<ClosedRange<UInt64>, SpoolError>, Never>) in
-            log.append(contentsOf: entries) { result in
-                if case .success(let range) = result {
-                    outcomes.undrain(peer: peer)
-                    mailbox.post(.durable(peer: peer, range: range, fresh: entries))
-                }
-                done.resume(returning: result)
-            }
+            spool(entries, to: peer, log: log) { done.resume(returning: $0) }
         }
         switch result {
         case .success(let range):
             return range.map { Receipt(id: MessageID(peer: peer, stream: log.streamID, sequence: $0), core: self) }
         case .failure(let error):
             throw CourierError(spoolError: error, doing: "spooling for \(peer)")
+        }
+    }
+
+    /// `peer`'s outbound log, if the node accepts sends and knows the peer.
+    func sendingLog(for peer: String) throws(CourierError) -> OutboundLog {
+        try state.withLock { state throws(CourierError) in
+            guard state.accepting else { throw CourierError(.shutDown, "the node is shutting down and accepts no more sends") }
+            guard let log = state.logs[peer] else {
+                throw CourierError(.unknownPeer, "no peer \(peer) is configured; add it with addPeer first")
+            }
+            return log
+        }
+    }
+
+    func checkSize(of payloads: [[UInt8]]) throws(CourierError) {
+        if let large = payloads.first(where: { $0.count > configuration.maxMessageSize }) {
+            throw CourierError(.messageTooLarge, "a payload of \(large.count) bytes is above the maximum message size of \(configuration.maxMessageSize) bytes")
+        }
+    }
+
+    /// The wall-clock expiry of a message sent now with `timeToLive` (nil: the default).
+    func expiry(_ timeToLive: Duration?) -> Int64? {
+        (timeToLive ?? configuration.defaultTimeToLive).map { WallClock.deadline(after: $0) }
+    }
+
+    /// Appends `entries` to `log` as one unit; once they are durable the I/O thread starts
+    /// sending them, and `completion` (on the spool's thread: keep it short) gets their
+    /// numbers.
+    func spool(_ entries: [SpoolEntry], to peer: String, log: OutboundLog,
+               completion: @escaping @Sendable (Result<ClosedRange<UInt64>, SpoolError>) -> Void) {
+        let mailbox = self.mailbox
+        let outcomes = self.outcomes
+        log.append(contentsOf: entries) { result in
+            if case .success(let range) = result {
+                outcomes.undrain(peer: peer)
+                mailbox.post(.durable(peer: peer, range: range, fresh: entries))
+            }
+            completion(result)
         }
     }
 
