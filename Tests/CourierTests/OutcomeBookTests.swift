@@ -28,4 +28,23 @@ struct OutcomeBookTests {
         book.settle(peer: "a", processedUpTo: 4, individually: [])
         #expect(try await waiting.value == [.processed, .processed])
     }
+
+    @Test("past the memory limit, every rejection is kept and processed numbers above the mark keep their outcome; only processed ones at or below it are pruned")
+    func manyRejections() async throws {
+        let book = OutcomeBook()
+        book.open(peer: "a", stream: 1, processedUpTo: 0)
+        // 300,000 numbers: odd ones rejected, even ones processed one by one (a selective
+        // acknowledgement) before the cumulative mark catches up, in chunks of 1,000.
+        let total: UInt64 = 300_000
+        for start in stride(from: UInt64(1), through: total, by: 1_000) {
+            let chunk = (start..<(start + 1_000)).map { sequence -> (UInt64, Outcome) in
+                sequence % 2 == 1 ? (sequence, .rejected(reason: "r\(sequence)")) : (sequence, .processed)
+            }
+            book.settle(peer: "a", processedUpTo: start > 5_000 ? start - 5_000 : 0, individually: chunk)
+        }
+        for sequence in [UInt64(1), 2, 99_999, 100_000, 250_001, 299_998, 299_999, 300_000] {
+            let expected: Outcome = sequence % 2 == 1 ? .rejected(reason: "r\(sequence)") : .processed
+            #expect(try await book.outcome(of: MessageID(peer: "a", stream: 1, sequence: sequence)) == expected)
+        }
+    }
 }

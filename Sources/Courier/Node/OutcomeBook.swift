@@ -14,6 +14,9 @@ final class OutcomeBook: Sendable {
         var processedUpTo: UInt64
         /// Outcomes of numbers settled one by one (selective acks, rejections, expiries).
         var individually: [UInt64: Outcome] = [:]
+        /// ``individually``'s size after its last pruning: the next one waits until it has
+        /// doubled, so pruning costs O(1) per outcome however many are kept.
+        var prunedTo = 0
         var waiters: [UInt64: [Int: OutcomeWaiter]] = [:]
         var drainWaiters: [Int: DrainWaiter] = [:]
         /// Bumped by every accepted send; a drained report from an older generation is stale.
@@ -61,12 +64,13 @@ final class OutcomeBook: Sendable {
             for (sequence, outcome) in individually where outcome != .processed || sequence > entry.processedUpTo {
                 entry.individually[sequence] = outcome
             }
-            if entry.individually.count > memory {
-                // Only processed outcomes are forgotten (below the cumulative mark they read
-                // the same); the others are what `outcome(of:)` must never get wrong, and
-                // the dead-letter store holds as many in memory anyway.
-                let cutoff = entry.individually.keys.sorted()[memory / 2]
-                entry.individually = entry.individually.filter { $0.key >= cutoff || $0.value != .processed }
+            if entry.individually.count > max(memory, 2 * entry.prunedTo) {
+                // Only processed outcomes at or below the cumulative mark are forgotten (they
+                // read the same without an entry); the others are what `outcome(of:)` must
+                // never get wrong, and the dead-letter store holds as many in memory anyway.
+                let mark = entry.processedUpTo
+                entry.individually = entry.individually.filter { $0.key > mark || $0.value != .processed }
+                entry.prunedTo = entry.individually.count
             }
             guard !entry.waiters.isEmpty else { return ready }
             func wake(_ sequence: UInt64) {

@@ -23,6 +23,9 @@ package final class DeadLetterStore: Sendable {
         /// number: requeued and removed letters included (their number's outcome does not
         /// change when the payload is sent again under a new number).
         var outcomes: [UInt64: [UInt64: DeadLetterReason]]
+        /// Completions of letters written by the log's thread and not yet synced: the
+        /// thread syncs once for all of them (``completeWrittenLetters()``).
+        var awaitingSync: [@Sendable (Result<Void, SpoolError>) -> Void] = []
     }
 
     /// The peer whose dead letters these are.
@@ -87,6 +90,10 @@ package final class DeadLetterStore: Sendable {
     /// Stores `record` as a dead letter, durably (written and synced), and returns it.
     @discardableResult
     package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) throws(SpoolError) -> DeadLetter {
+        try write(record, streamID: streamID, reason: reason, sync: true)
+    }
+
+    private func write(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, sync: Bool) throws(SpoolError) -> DeadLetter {
         try state.withLock { state throws(SpoolError) -> DeadLetter in
             let letter = DeadLetter(id: state.nextID, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
             var writer = ByteWriter(capacity: 128 + record.payload.count)
@@ -94,7 +101,7 @@ package final class DeadLetterStore: Sendable {
                 into: &writer, type: .deadLetter, sequenceNumber: letter.id, enqueuedAt: letter.deadLetteredAt,
                 expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags, body: letter.encodedBody()
             )
-            let offset = try state.file.append(writer.bytes, sync: true)
+            let offset = try state.file.append(writer.bytes, sync: sync)
             state.live[letter.id] = Location(offset: offset, length: writer.bytes.count)
             state.outcomes[streamID, default: [:]][record.sequenceNumber] = reason
             state.nextID += 1
@@ -103,21 +110,60 @@ package final class DeadLetterStore: Sendable {
         }
     }
 
-    /// Stores a dead letter on the log's thread; `completion` runs there.
+    /// Stores a dead letter on the log's thread; `completion` runs there once it is durable.
+    /// Letters stored together share one sync (group commit): the thread writes every
+    /// letter queued since its last round, then syncs once (``completeWrittenLetters()``).
     package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, completion: @escaping @Sendable (Result<DeadLetter, SpoolError>) -> Void) {
-        run(completion) { () throws(SpoolError) in try self.add(record, streamID: streamID, reason: reason) }
+        runGrouped(completion) { () throws(SpoolError) in
+            try self.write(record, streamID: streamID, reason: reason, sync: false)
+        }
     }
 
     /// Stores the owning log's pending record `sequence` as a dead letter, reading and
-    /// writing on the log's thread; `completion` runs there, with nil when the log no longer
-    /// holds that record.
+    /// writing on the log's thread; `completion` runs there once it is durable (grouped as
+    /// above), with nil when the log no longer holds that record.
     package func add(pendingSequence sequence: UInt64, streamID: UInt64, reason: DeadLetterReason,
                      completion: @escaping @Sendable (Result<DeadLetter?, SpoolError>) -> Void) {
-        run(completion) { () throws(SpoolError) -> DeadLetter? in
+        runGrouped(completion) { () throws(SpoolError) -> DeadLetter? in
             guard let log = self.owner, let record = try log.readPending(from: sequence, limit: 1).first,
                   record.sequenceNumber == sequence else { return nil }
-            return try self.add(record, streamID: streamID, reason: reason)
+            return try self.write(record, streamID: streamID, reason: reason, sync: false)
         }
+    }
+
+    /// Runs `work` (which writes without syncing) on the log's thread; its completion waits
+    /// for the thread's next ``completeWrittenLetters()``.
+    private func runGrouped<T: Sendable>(_ completion: @escaping @Sendable (Result<T, SpoolError>) -> Void,
+                                         _ work: @escaping @Sendable () throws(SpoolError) -> T) {
+        run({ (result: Result<T, SpoolError>) in
+            guard case .success(let value) = result else {
+                completion(result)
+                return
+            }
+            self.state.withLock { $0.awaitingSync.append { synced in completion(synced.map { value }) } }
+        }, work)
+    }
+
+    /// Syncs the file once for every letter written since the last call and completes them
+    /// (with the sync's failure, if it fails). Called by the log's thread after each round
+    /// of jobs; nothing to do costs nothing.
+    func completeWrittenLetters() {
+        // The sync runs outside the lock: readers of the outcomes (the I/O thread) never
+        // wait for the disk.
+        let (waiting, file) = state.withLock { state in
+            defer { state.awaitingSync = [] }
+            return (state.awaitingSync, state.file)
+        }
+        guard !waiting.isEmpty else { return }
+        let result: Result<Void, SpoolError>
+        do throws(SpoolError) {
+            try file.sync()
+            result = .success(())
+        } catch {
+            configuration.logger.error("spool: syncing dead letters failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            result = .failure(error)
+        }
+        for completion in waiting { completion(result) }
     }
 
     /// Stores a dead letter (the file work runs on the log's thread).

@@ -63,6 +63,8 @@ extension OutboundLog {
             }
             for (request, error) in work.rejected { request.completion(.failure(error)) }
             for job in work.jobs { job() }
+            // The dead letters those jobs wrote: one sync for all of them.
+            if !work.jobs.isEmpty { deadLetters.completeWrittenLetters() }
             if !work.requests.isEmpty { write(work.requests) }
             if intervalDue.due { syncForInterval() }
             if !work.flushWaiters.isEmpty {

@@ -44,7 +44,7 @@ type common struct {
 	seconds           float64
 	serverPid         int
 	deadline          time.Duration
-	note              string
+	note, machine     string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -60,6 +60,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.serverPid, "server-pid", 0, "server process whose CPU time is reported (0: none)")
 	fs.DurationVar(&c.deadline, "deadline", 120*time.Second, "give up on a phase after this long")
 	fs.StringVar(&c.note, "note", "", "free text added to the row")
+	fs.StringVar(&c.machine, "machine", "", "machine description added to the row")
 }
 
 // One phase's traffic: what the producer and consumer of a system must do.
@@ -89,6 +90,8 @@ type row struct {
 	Count          int      `json:"count,omitempty"`
 	Size           int      `json:"size"`
 	ElapsedS       float64  `json:"elapsed_s,omitempty"`
+	ConfirmedS     float64  `json:"all_confirmed_s,omitempty"`
+	ConsumedS      float64  `json:"all_consumed_s,omitempty"`
 	Rate           int      `json:"latency_rate,omitempty"`
 	LatencyMsgs    int      `json:"latency_messages,omitempty"`
 	ConfirmP50Ms   *float64 `json:"confirm_p50_ms,omitempty"`
@@ -103,6 +106,7 @@ type row struct {
 	Leftover       string   `json:"leftover,omitempty"`
 	Client         string   `json:"client"`
 	Note           string   `json:"note,omitempty"`
+	Machine        string   `json:"machine,omitempty"`
 	ThroughputNote string   `json:"-"`
 }
 
@@ -157,6 +161,7 @@ type tracker struct {
 	latencies   []int64 // publish (intended) -> consume, ns; latency phase only
 	recordLat   bool
 	done        chan struct{}
+	doneAt      time.Time // when the last distinct message was consumed
 	total       int64
 }
 
@@ -193,6 +198,7 @@ func (t *tracker) onMsg(payload []byte, redelivered bool) {
 		t.latencies = append(t.latencies, now-sent)
 	}
 	if t.delivered == t.total {
+		t.doneAt = time.Now()
 		close(t.done)
 	}
 }
@@ -204,6 +210,7 @@ type confirmTracker struct {
 	intended  []int64 // latency phase: intended send time per sequence number
 	latencies []int64
 	done      chan struct{}
+	doneAt    time.Time // when the last confirmation arrived
 }
 
 func (c *confirmTracker) onConfirm(seq int64) {
@@ -215,6 +222,7 @@ func (c *confirmTracker) onConfirm(seq int64) {
 		c.latencies = append(c.latencies, now-c.intended[seq])
 	}
 	if c.confirmed == c.total {
+		c.doneAt = time.Now()
 		close(c.done)
 	}
 }
@@ -299,12 +307,15 @@ func throughput(sys system, c *common, r *row) error {
 		r.ServerCPU = f64(round((srv1-srv0)/elapsed.Seconds(), 2))
 	}
 	r.ClientCPU = f64(round((cli1-cli0)/elapsed.Seconds(), 2))
+	r.ConfirmedS = round(ct.doneAt.Sub(start).Seconds(), 3)
+	r.ConsumedS = round(t.doneAt.Sub(start).Seconds(), 3)
 	r.Redelivered += t.redelivered
 	r.Duplicates += t.duplicates
 	if left, err := sys.leftover(); err == nil {
 		r.Leftover = left
 	}
-	logf("%s: %d messages in %.2f s = %.0f msg/s (server CPU %.2f cores, client %.2f)", c.label, c.count, elapsed.Seconds(), *r.MsgsPerSec, deref(r.ServerCPU), deref(r.ClientCPU))
+	logf("%s: %d messages in %.2f s = %.0f msg/s (all confirmed at %.2f s, all consumed at %.2f s; server CPU %.2f cores, client %.2f)",
+		c.label, c.count, elapsed.Seconds(), *r.MsgsPerSec, r.ConfirmedS, r.ConsumedS, deref(r.ServerCPU), deref(r.ClientCPU))
 	return nil
 }
 
@@ -410,7 +421,7 @@ func runBench(sys system, c *common, client string) {
 		fmt.Fprintln(os.Stderr, "peerbench: --size must be at least 16")
 		os.Exit(2)
 	}
-	r := &row{System: c.label, Durability: c.durability, Size: c.size, Window: c.window, Prefetch: c.prefetch, Client: client, Note: c.note}
+	r := &row{System: c.label, Durability: c.durability, Size: c.size, Window: c.window, Prefetch: c.prefetch, Client: client, Note: c.note, Machine: c.machine}
 	failed := false
 	if c.count > 0 {
 		if err := throughput(sys, c, r); err != nil {
@@ -519,8 +530,11 @@ func main() {
 		c.register(fs)
 		url := fs.String("url", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL")
 		qtype := fs.String("queue-type", "classic", "classic or quorum")
+		noCork := fs.Bool("unbatched-writes", false, "producer: one write(2) per AMQP frame, as amqp091-go does alone (default: one per burst)")
 		fs.Parse(args)
-		runBench(newRabbit(*url, *qtype, &c), &c, "Go amqp091-go 1.5.0 (Debian)")
+		rb := newRabbit(*url, *qtype, &c)
+		rb.noCork = *noCork
+		runBench(rb, &c, "Go amqp091-go 1.5.0 (Debian)")
 	case "nats":
 		fs := flag.NewFlagSet("nats", flag.ExitOnError)
 		var c common

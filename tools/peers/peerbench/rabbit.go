@@ -83,7 +83,7 @@ func (r *rabbit) dial(cork bool) (*amqp.Connection, *corkConn, error) {
 	base := amqp.DefaultDial(30 * time.Second)
 	cfg.Dial = func(network, addr string) (net.Conn, error) {
 		conn, err := base(network, addr)
-		if err != nil || !cork {
+		if err != nil || !cork || r.noCork {
 			return conn, err
 		}
 		cc = &corkConn{Conn: conn}
@@ -239,7 +239,7 @@ func (r *rabbit) startProducer(onConfirm func(int64)) (func([]byte) error, func(
 	}()
 	corked := false
 	flush := func() error {
-		if !corked {
+		if !corked || cc == nil {
 			return nil
 		}
 		corked = false
@@ -255,7 +255,7 @@ func (r *rabbit) startProducer(onConfirm func(int64)) (func([]byte) error, func(
 			}
 			sem <- struct{}{}
 		}
-		if !corked {
+		if !corked && cc != nil {
 			cc.cork()
 			corked = true
 		}
