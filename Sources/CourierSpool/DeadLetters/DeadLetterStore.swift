@@ -23,9 +23,20 @@ package final class DeadLetterStore: Sendable {
         /// number: requeued and removed letters included (their number's outcome does not
         /// change when the payload is sent again under a new number).
         var outcomes: [UInt64: [UInt64: DeadLetterReason]]
-        /// Completions of letters written by the log's thread and not yet synced: the
-        /// thread syncs once for all of them (``completeWrittenLetters()``).
-        var awaitingSync: [@Sendable (Result<Void, SpoolError>) -> Void] = []
+        /// Letters the log's thread encoded and has not written yet: it writes them with
+        /// one write and one sync (``completeWrittenLetters()``).
+        var unwrittenBytes: [UInt8] = []
+        var unwritten: [Unwritten] = []
+    }
+
+    private struct Unwritten {
+        var id: UInt64
+        var start: Int
+        var length: Int
+        var stream: UInt64
+        var sequence: UInt64
+        var reason: DeadLetterReason
+        var completion: @Sendable (Result<Void, SpoolError>) -> Void
     }
 
     /// The peer whose dead letters these are.
@@ -90,32 +101,38 @@ package final class DeadLetterStore: Sendable {
     /// Stores `record` as a dead letter, durably (written and synced), and returns it.
     @discardableResult
     package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) throws(SpoolError) -> DeadLetter {
-        try write(record, streamID: streamID, reason: reason, sync: true)
-    }
-
-    private func write(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, sync: Bool) throws(SpoolError) -> DeadLetter {
         try state.withLock { state throws(SpoolError) -> DeadLetter in
-            let letter = DeadLetter(id: state.nextID, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
-            var writer = ByteWriter(capacity: 128 + record.payload.count)
-            RecordFormat.encode(
-                into: &writer, type: .deadLetter, sequenceNumber: letter.id, enqueuedAt: letter.deadLetteredAt,
-                expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags, body: letter.encodedBody()
-            )
-            let offset = try state.file.append(writer.bytes, sync: sync)
-            state.live[letter.id] = Location(offset: offset, length: writer.bytes.count)
+            let (letter, bytes) = Self.encode(record, streamID: streamID, reason: reason, id: state.nextID)
+            let offset = try state.file.append(bytes, sync: true)
+            state.live[letter.id] = Location(offset: offset, length: bytes.count)
             state.outcomes[streamID, default: [:]][record.sequenceNumber] = reason
             state.nextID += 1
-            configuration.logger.info("spool: dead-lettered a record", metadata: ["peer": "\(peer)", "sequence": "\(record.sequenceNumber)", "reason": "\(reason)"])
+            logAdded(record, reason)
             return letter
         }
     }
 
+    private static func encode(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, id: UInt64) -> (DeadLetter, [UInt8]) {
+        let letter = DeadLetter(id: id, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
+        var writer = ByteWriter(capacity: 128 + record.payload.count)
+        RecordFormat.encode(
+            into: &writer, type: .deadLetter, sequenceNumber: letter.id, enqueuedAt: letter.deadLetteredAt,
+            expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags, body: letter.encodedBody()
+        )
+        return (letter, writer.bytes)
+    }
+
+    private func logAdded(_ record: SpoolRecord, _ reason: DeadLetterReason) {
+        configuration.logger.info("spool: dead-lettered a record", metadata: ["peer": "\(peer)", "sequence": "\(record.sequenceNumber)", "reason": "\(reason)"])
+    }
+
     /// Stores a dead letter on the log's thread; `completion` runs there once it is durable.
-    /// Letters stored together share one sync (group commit): the thread writes every
-    /// letter queued since its last round, then syncs once (``completeWrittenLetters()``).
+    /// Letters stored together share one write and one sync (group commit): the thread
+    /// encodes every letter queued since its last round, then writes and syncs them at once
+    /// (``completeWrittenLetters()``).
     package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, completion: @escaping @Sendable (Result<DeadLetter, SpoolError>) -> Void) {
-        runGrouped(completion) { () throws(SpoolError) in
-            try self.write(record, streamID: streamID, reason: reason, sync: false)
+        onLogThread(orFail: completion) {
+            self.buffer(record, streamID: streamID, reason: reason, completion: completion)
         }
     }
 
@@ -124,46 +141,70 @@ package final class DeadLetterStore: Sendable {
     /// above), with nil when the log no longer holds that record.
     package func add(pendingSequence sequence: UInt64, streamID: UInt64, reason: DeadLetterReason,
                      completion: @escaping @Sendable (Result<DeadLetter?, SpoolError>) -> Void) {
-        runGrouped(completion) { () throws(SpoolError) -> DeadLetter? in
-            guard let log = self.owner, let record = try log.readPending(from: sequence, limit: 1).first,
-                  record.sequenceNumber == sequence else { return nil }
-            return try self.write(record, streamID: streamID, reason: reason, sync: false)
-        }
-    }
-
-    /// Runs `work` (which writes without syncing) on the log's thread; its completion waits
-    /// for the thread's next ``completeWrittenLetters()``.
-    private func runGrouped<T: Sendable>(_ completion: @escaping @Sendable (Result<T, SpoolError>) -> Void,
-                                         _ work: @escaping @Sendable () throws(SpoolError) -> T) {
-        run({ (result: Result<T, SpoolError>) in
-            guard case .success(let value) = result else {
-                completion(result)
-                return
+        onLogThread(orFail: completion) {
+            do throws(SpoolError) {
+                guard let log = self.owner, let record = try log.readPending(from: sequence, limit: 1).first,
+                      record.sequenceNumber == sequence else {
+                    completion(.success(nil))
+                    return
+                }
+                self.buffer(record, streamID: streamID, reason: reason) { completion($0.map { Optional($0) }) }
+            } catch {
+                completion(.failure(error))
             }
-            self.state.withLock { $0.awaitingSync.append { synced in completion(synced.map { value }) } }
-        }, work)
+        }
     }
 
-    /// Syncs the file once for every letter written since the last call and completes them
-    /// (with the sync's failure, if it fails). Called by the log's thread after each round
-    /// of jobs; nothing to do costs nothing.
+    /// Encodes a letter for the log's thread's next ``completeWrittenLetters()``.
+    private func buffer(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason,
+                        completion: @escaping @Sendable (Result<DeadLetter, SpoolError>) -> Void) {
+        state.withLock { state in
+            let (letter, bytes) = Self.encode(record, streamID: streamID, reason: reason, id: state.nextID)
+            state.nextID += 1
+            state.unwritten.append(Unwritten(id: letter.id, start: state.unwrittenBytes.count, length: bytes.count, stream: streamID,
+                                             sequence: record.sequenceNumber, reason: reason,
+                                             completion: { completion($0.map { letter }) }))
+            state.unwrittenBytes += bytes
+        }
+        logAdded(record, reason)
+    }
+
+    /// Writes every letter encoded since the last call with one write, syncs once, and
+    /// completes them (with the failure, if the write or the sync fails). Called by the
+    /// log's thread after each round of jobs; nothing to do costs nothing.
     func completeWrittenLetters() {
-        // The sync runs outside the lock: readers of the outcomes (the I/O thread) never
-        // wait for the disk.
-        let (waiting, file) = state.withLock { state in
-            defer { state.awaitingSync = [] }
-            return (state.awaitingSync, state.file)
+        // The write is under the lock (the file's end moves); the sync is not: readers of
+        // the outcomes (the I/O thread) never wait for the disk.
+        let (letters, written) = state.withLock { state -> ([Unwritten], Result<RecordFile, SpoolError>) in
+            guard !state.unwritten.isEmpty else { return ([], .success(state.file)) }
+            defer {
+                state.unwritten = []
+                state.unwrittenBytes = []
+            }
+            do throws(SpoolError) {
+                let base = try state.file.append(state.unwrittenBytes, sync: false)
+                for letter in state.unwritten {
+                    state.live[letter.id] = Location(offset: base + Int64(letter.start), length: letter.length)
+                    state.outcomes[letter.stream, default: [:]][letter.sequence] = letter.reason
+                }
+                return (state.unwritten, .success(state.file))
+            } catch {
+                return (state.unwritten, .failure(error))
+            }
         }
-        guard !waiting.isEmpty else { return }
-        let result: Result<Void, SpoolError>
-        do throws(SpoolError) {
-            try file.sync()
-            result = .success(())
-        } catch {
-            configuration.logger.error("spool: syncing dead letters failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
-            result = .failure(error)
+        guard !letters.isEmpty else { return }
+        let result = written.flatMap { file -> Result<Void, SpoolError> in
+            do throws(SpoolError) {
+                try file.sync()
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
         }
-        for completion in waiting { completion(result) }
+        if case .failure(let error) = result {
+            configuration.logger.error("spool: writing dead letters failed", metadata: ["peer": "\(peer)", "count": "\(letters.count)", "error": "\(error)"])
+        }
+        for letter in letters { letter.completion(result) }
     }
 
     /// Stores a dead letter (the file work runs on the log's thread).
@@ -247,6 +288,15 @@ package final class DeadLetterStore: Sendable {
                 return nil
             }
             return DeadLetter.decode(header: header, body: RecordFormat.body(raw, at: 0, length: header.length))
+        }
+    }
+
+    /// Runs `work` as a job on the log's thread, or fails `completion` if the log is gone.
+    private func onLogThread<T: Sendable>(orFail completion: @escaping @Sendable (Result<T, SpoolError>) -> Void,
+                                          _ work: @escaping @Sendable () -> Void) {
+        guard let log = owner, log.enqueueJob(work) else {
+            completion(.failure(.closedError))
+            return
         }
     }
 
