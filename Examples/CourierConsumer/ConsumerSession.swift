@@ -25,6 +25,9 @@ struct ConsumerSession {
         self.ackDelay = ackDelay
     }
 
+    /// The most messages written with one write.
+    static let batchLimit = 1_024
+
     /// Runs to the end and returns the exit code.
     func run() async -> Int32 {
         let signals = stopOnSignals()
@@ -33,10 +36,23 @@ struct ConsumerSession {
         let pattern = rejectPattern.flatMap { try? Regex($0) }
         var seen = 0
         var status = ExitStatus.success
-        for await message in node.messages {
-            let rejected = pattern.map { matches(message.payload, $0) } ?? false
-            // The line is out of the process before the message is settled.
-            guard OutputStream.standardOutput.write(JSONLine.render(message, rejected: rejected)) else {
+        var messages = node.messages.makeAsyncIterator()
+        // --ack-delay-ms models a consumer slow on each message: one at a time then.
+        let batchLimit = ackDelay.map { $0 > .zero } == true ? 1 : Self.batchLimit
+        // A batch at a time: what has arrived is written with one write, and only then is
+        // each of its messages settled (written before acknowledged, as for one message).
+        while let batch = await messages.next(upTo: min(batchLimit, (exitAfter ?? .max) - seen)) {
+            var output: [UInt8] = []
+            output.reserveCapacity(batch.count * 160)
+            var rejections: [Bool] = []
+            rejections.reserveCapacity(batch.count)
+            for message in batch {
+                let rejected = pattern.map { matches(message.payload, $0) } ?? false
+                output += JSONLine.render(message, rejected: rejected)
+                rejections.append(rejected)
+            }
+            // The lines are out of the process before their messages are settled.
+            guard OutputStream.standardOutput.write(output) else {
                 complain(program, "standard output is closed; stopping (unacknowledged messages will be redelivered)")
                 status = ExitStatus.failure
                 break
@@ -44,12 +60,14 @@ struct ConsumerSession {
             if let ackDelay, ackDelay > .zero {
                 try? await Task.sleep(for: ackDelay)
             }
-            if rejected {
-                message.reject(reason: "payload matches --reject-matching \(rejectPattern ?? "")")
-            } else {
-                message.acknowledge()
+            for (message, rejected) in zip(batch, rejections) {
+                if rejected {
+                    message.reject(reason: "payload matches --reject-matching \(rejectPattern ?? "")")
+                } else {
+                    message.acknowledge()
+                }
             }
-            seen += 1
+            seen += batch.count
             if let exitAfter, seen >= exitAfter { break }
         }
         // Graceful: the acknowledgements reach the senders before the sockets close.

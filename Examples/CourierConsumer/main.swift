@@ -12,7 +12,8 @@ struct Consumer: AsyncParsableCommand {
             Each delivered message becomes one line of JSON with the keys from (the sender's \
             id), stream (the sender's stream id, hexadecimal), seq, redelivered, attempt and \
             payload (or payload_base64 when the payload is not UTF-8). The line is written and \
-            flushed before the message is acknowledged, so a message is never acknowledged \
+            flushed before the message is acknowledged (messages that arrived together are \
+            written with one write, then acknowledged), so a message is never acknowledged \
             without having been printed; after a crash it may be printed again, then with \
             "redelivered": true. SIGTERM or SIGINT stop the program gracefully (exit 0).
 

@@ -19,13 +19,19 @@ struct ProducerSession {
         let progress = Progress(
             enabled: OutputStream.standardError.isTerminal && (options.wait || options.count != nil),
             total: options.count, node: node, peer: peer)
+        let publisher = node.publisher(to: peer, timeToLive: options.ttl.flatMap(duration(seconds:)),
+                                       maxUnstoredMessages: options.batch)
+        let reporter = SpooledReporter(printing: options.printSpooled, progress: progress)
         do {
             if let count = options.count {
-                try await sendGenerated(count, progress: progress)
+                try await sendGenerated(count, through: publisher, reporter: reporter)
             } else {
-                try await sendStandardInput(progress: progress)
+                try await sendStandardInput(through: publisher, reporter: reporter)
             }
+            try await publisher.flush()
+            if let failure = await reporter.finish() { throw failure }
         } catch {
+            _ = await reporter.finish()
             await progress.stop()
             complain(program, "\(error)")
             await node.shutdown(timeout: .zero)
@@ -54,7 +60,7 @@ struct ProducerSession {
 
     // MARK: Sending
 
-    private func sendGenerated(_ count: Int, progress: Progress) async throws {
+    private func sendGenerated(_ count: Int, through publisher: Publisher, reporter: SpooledReporter) async throws {
         let prefix = Array("\(options.id)-".utf8)
         let size = options.size ?? 0
         var pacer = Pacer(rate: options.rate)
@@ -70,45 +76,31 @@ struct ProducerSession {
                 }
                 payloads.append(payload)
             }
-            try await send(payloads, progress: progress)
+            try await send(payloads, through: publisher, reporter: reporter)
             pacer.record(take)
             next += take
         }
     }
 
-    private func sendStandardInput(progress: Progress) async throws {
+    private func sendStandardInput(through publisher: Publisher, reporter: SpooledReporter) async throws {
         let reader = LineReader(limit: max(options.batch * 4, 1024))
         var pacer = Pacer(rate: options.rate)
         while true {
             let allowed = await pacer.admit(options.batch)
             guard let lines = await reader.next(maximum: allowed) else { return }
-            try await send(lines, progress: progress)
+            try await send(lines, through: publisher, reporter: reporter)
             pacer.record(lines.count)
         }
     }
 
-    /// Sends `payloads` in one spool write, then (with --print-spooled) prints them: each is
-    /// printed only after `send` returned for it.
-    private func send(_ payloads: [[UInt8]], progress: Progress) async throws {
-        let timeToLive = options.ttl.flatMap(duration(seconds:))
-        let peer = options.target.id
-        if payloads.count == 1 {
-            _ = try await node.send(payloads[0], to: peer, timeToLive: timeToLive)
-        } else {
-            _ = try await node.send(batch: payloads, to: peer, timeToLive: timeToLive)
-        }
-        progress.spooled(payloads.count)
-        if options.printSpooled {
-            var output: [UInt8] = []
-            output.reserveCapacity(payloads.reduce(0) { $0 + $1.count + 1 })
-            for payload in payloads {
-                output += payload
-                output.append(UInt8(ascii: "\n"))
-            }
-            guard OutputStream.standardOutput.write(output) else {
-                throw OutputClosed()
-            }
-        }
+    /// Hands `payloads` to the publisher, which writes them while the producer reads or
+    /// makes the next ones; the reporter prints (--print-spooled) and counts them once they
+    /// are stored.
+    private func send(_ payloads: [[UInt8]], through publisher: Publisher, reporter: SpooledReporter) async throws {
+        if let failure = reporter.failure { throw failure }
+        var last: PendingReceipt?
+        for payload in payloads { last = try await publisher.send(payload) }
+        if let last { reporter.add(payloads, last: last) }
     }
 
     // MARK: Summary

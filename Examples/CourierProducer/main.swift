@@ -84,9 +84,9 @@ struct Producer: AsyncParsableCommand {
     var durability: DurabilityChoice = .group
 
     @Option(help: ArgumentHelp(
-        "Most messages stored with one spool write. Example: --batch 64",
+        "Most messages waiting to be stored at once. Sending does not wait for each sync: what is read or generated while a spool write syncs goes in the next write, so one write holds at most N messages. Example: --batch 64",
         valueName: "N"))
-    var batch = 256
+    var batch = 4_096
 
     @Option(name: .customLong("max-spool-messages"), help: ArgumentHelp(
         "Most messages pending for the peer in the spool; at the limit, send waits or fails (see --when-spool-full). Default: 10000000. Example: --max-spool-messages 100000",

@@ -26,6 +26,22 @@ public struct IncomingMessages: AsyncSequence, Sendable {
                 }
             }
         }
+
+        /// The next messages in order: at least one (waiting for it), then as many more as
+        /// have already arrived, up to `maximum`, without waiting for more. Nil once the
+        /// node has shut down.
+        ///
+        /// For consumers that work in batches: write a batch's results with one write or
+        /// one transaction, then settle each of its messages. Each message counts as handed
+        /// out (for ``IncomingMessage/redelivered`` after a crash) when this returns it.
+        public mutating func next(upTo maximum: Int) async -> [IncomingMessage]? {
+            guard let first = await next() else { return nil }
+            var messages = [first]
+            while messages.count < maximum, case .message(let message) = tracker.next() {
+                messages.append(message)
+            }
+            return messages
+        }
     }
 
     /// Starts iterating the messages. Iterate from one task only.
