@@ -26,8 +26,14 @@ struct CourierBench: ParsableCommand {
     @Option(help: "Message sizes in bytes, comma-separated. Default: 100,1024,65536.")
     var sizes: String?
 
-    @Option(help: "Systems to run, comma-separated: baseline, group, interval, none.")
-    var systems = "baseline,group,interval,none"
+    @Option(help: "Systems to run, comma-separated: baseline, group, interval, none, pipelined, rejecting, programs, programs-rejecting.")
+    var systems = "baseline,group,interval,none,pipelined,rejecting,programs,programs-rejecting"
+
+    @Option(help: "Where courier-producer and courier-consumer are, for the programs rows (tools/bench passes its release build). Without it those rows are skipped.")
+    var programs: String?
+
+    @Option(help: "Messages the producer sends in the programs rows. Default: 1000000 (400000 with --quick).")
+    var programCount: Int?
 
     @Option(help: "Seconds of the saturation phase. Default: 3 (1.5 with --quick).")
     var saturationSeconds: Double?
@@ -85,9 +91,13 @@ struct CourierBench: ParsableCommand {
         let sizeList = sizes.map { $0.split(separator: ",").compactMap { Int($0) } } ?? (quick ? [100] : [100, 1024, 65536])
         let systemList = try systems.split(separator: ",").map { name throws -> BenchSystem in
             guard let system = BenchSystem(rawValue: String(name)) else {
-                throw ValidationError("unknown system \(name); use baseline, group, interval or none")
+                throw ValidationError("unknown system \(name); use " + BenchSystem.allCases.map(\.rawValue).joined(separator: ", "))
             }
             return system
+        }.filter { system in
+            guard system.isProgram, programs == nil else { return true }
+            FileHandle.standardError.write(Data("courier-bench: skipping \(system.rawValue): no --programs directory\n".utf8))
+            return false
         }
         var orchestrator = Orchestrator(
             executable: CommandLine.arguments[0], dataDirectory: dataDirectory,
@@ -95,6 +105,8 @@ struct CourierBench: ParsableCommand {
         orchestrator.latencyRate = latencyRate
         orchestrator.pacingTick = pacingTick
         orchestrator.timelineDirectory = timeline
+        orchestrator.programs = programs
+        orchestrator.programCount = programCount ?? (quick ? 400_000 : 1_000_000)
         if let timeline { try FileManager.default.createDirectory(atPath: timeline, withIntermediateDirectories: true) }
         var results = Results(machine: Machine.describe(), quick: quick, saturationSeconds: saturation,
                               latencySeconds: latency, senders: senders, batch: batch, window: window,
@@ -138,11 +150,13 @@ struct CourierBench: ParsableCommand {
             Task {
                 do {
                     if role == "courier-receiver" {
-                        try await CourierRoles.receiver(directory: directory, durability: durability, timelineFile: timelineFile)
+                        try await CourierRoles.receiver(directory: directory, durability: durability, timelineFile: timelineFile,
+                                                        rejectEveryOther: system == .rejecting)
                     } else {
                         try await CourierRoles.sender(endpoint: endpoint, directory: directory, durability: durability,
                                                       size: size, saturationSeconds: saturation, latencySeconds: latency,
-                                                      rate: rate, senders: senders, batch: batch, tick: tick)
+                                                      rate: rate, senders: senders, batch: batch, tick: tick,
+                                                      pipelined: system == .pipelined)
                     }
                     outcome.finish(nil)
                 } catch {
@@ -158,17 +172,27 @@ struct CourierBench: ParsableCommand {
 }
 
 /// What one scenario runs.
-enum BenchSystem: String, Codable, Sendable {
+enum BenchSystem: String, Codable, Sendable, CaseIterable {
     case baseline, group, interval, none
+    /// Group commit, one task sending one message per call through a `Publisher`.
+    case pipelined
+    /// Group commit, batched senders; the receiving application rejects every other message.
+    case rejecting
+    /// `courier-producer --count N --wait` into `courier-consumer > /dev/null`.
+    case programs
+    /// The same, with the consumer rejecting every other message (`--reject-matching`).
+    case programsRejecting = "programs-rejecting"
 
     var durability: Durability? {
         switch self {
         case .baseline: nil
-        case .group: .groupCommit
+        case .group, .pipelined, .rejecting, .programs, .programsRejecting: .groupCommit
         case .interval: .interval(.milliseconds(10))
         case .none: Durability.none
         }
     }
+
+    var isProgram: Bool { self == .programs || self == .programsRejecting }
 
     var label: String {
         switch self {
@@ -176,6 +200,10 @@ enum BenchSystem: String, Codable, Sendable {
         case .group: "Courier groupCommit"
         case .interval: "Courier interval(10ms)"
         case .none: "Courier none"
+        case .pipelined: "Courier groupCommit, one task, one message per send (Publisher)"
+        case .rejecting: "Courier groupCommit, half rejected"
+        case .programs: "courier-producer → courier-consumer, groupCommit"
+        case .programsRejecting: "courier-producer → courier-consumer, groupCommit, half rejected"
         }
     }
 }

@@ -29,7 +29,7 @@ enum CourierRoles {
 
     /// Listens; acknowledges every message as soon as it is delivered; records the one-way
     /// delivery latency of the latency phase's messages.
-    static func receiver(directory: String, durability: Durability, timelineFile: String?) async throws {
+    static func receiver(directory: String, durability: Durability, timelineFile: String?, rejectEveryOther: Bool) async throws {
         let stop = StopSignal()
         stop.watchStandardInput()
         var configuration = configuration(id: receiverID, directory: directory, durability: durability)
@@ -54,7 +54,11 @@ enum CourierRoles {
                     }
                     syncs.saw(kind, syncs: capture.value)
                 }
-                message.acknowledge()
+                if rejectEveryOther && message.sequence % 2 == 0 {
+                    message.reject(reason: "the benchmark rejects every other message")
+                } else {
+                    message.acknowledge()
+                }
                 count += 1
             }
             return (count, histogram, syncs, timeline)
@@ -80,7 +84,7 @@ enum CourierRoles {
     /// its outcome (processed) is seen.
     static func sender(endpoint: String, directory: String, durability: Durability, size: Int,
                        saturationSeconds: Double, latencySeconds: Double, rate: Double?,
-                       senders: Int, batch: Int, tick: UInt64) async throws {
+                       senders: Int, batch: Int, tick: UInt64, pipelined: Bool) async throws {
         let capture = SyncCounter.install(SyncCounter.outbound)
         var configuration = configuration(id: senderID, directory: directory, durability: durability)
         configuration.peers = [PeerConfiguration(id: receiverID, endpoints: [endpoint])]
@@ -108,7 +112,7 @@ enum CourierRoles {
         var payload = Payload.make(size: size)
         Payload.stamp(&payload, kind: Payload.saturation, intended: 0)
         let payloads = [[UInt8]](repeating: payload, count: max(1, batch))
-        let sent = try await withThrowingTaskGroup(of: Int.self) { group in
+        let sent = pipelined ? try await publishLoop(node: node, payload: payload, until: deadline) : try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<max(1, senders) {
                 group.addTask {
                     var count = 0
@@ -143,6 +147,21 @@ enum CourierRoles {
             retransmittedAtLatency: (node.statistics(for: receiverID)?.retransmitted ?? 0) - retransmittedBefore - retransmittedAtSaturation)
         await node.shutdown()
         emitLine(String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+    }
+}
+
+extension CourierRoles {
+    /// The plain loop a user writes: one task, one message per call, through a Publisher
+    /// (which writes what accumulates while the previous write syncs); flushed at the end.
+    static func publishLoop(node: Node, payload: [UInt8], until deadline: UInt64) async throws -> Int {
+        let publisher = node.publisher(to: receiverID)
+        var count = 0
+        while monotonicNanoseconds() < deadline {
+            try await publisher.send(payload)
+            count += 1
+        }
+        try await publisher.flush()
+        return count
     }
 }
 

@@ -22,8 +22,13 @@ struct Orchestrator {
     var pacingTick = 200
     /// Where Courier receivers write their delivery timelines (`--timeline`), if anywhere.
     var timelineDirectory: String? = nil
+    /// Where courier-producer and courier-consumer are (the programs rows).
+    var programs: String? = nil
+    /// Messages the producer sends in a programs row.
+    var programCount = 1_000_000
 
     func run(_ system: BenchSystem, size: Int) throws -> Scenario {
+        if system.isProgram { return try runPrograms(system, size: size) }
         let directory = "\(dataDirectory)/\(system.rawValue)-\(size)"
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -20,8 +20,13 @@ enum Report {
         out.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for scenario in results.scenarios {
             let baseline = baselineFor(scenario, in: results)
+            if scenario.system.isProgram {
+                out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.throughput)) | \(ratio(scenario.throughput, baseline?.throughput)) | \(format(scenario.throughput * Double(scenario.size) / 1e6)) | – | – | – | – |")
+                continue
+            }
             out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.throughput)) | \(ratio(scenario.throughput, baseline?.throughput)) | \(format(scenario.throughput * Double(scenario.size) / 1e6)) | \(mebibytes(scenario.senderPeakResidentBytes)) | \(mebibytes(scenario.receiverPeakResidentBytes)) | \(format(scenario.senderDiskBytesPerMessage, digits: 0)) + \(format(scenario.receiverDiskBytesPerMessage, digits: 0)) | \(syncs(scenario)) |")
         }
+        out += targets(results)
         let retransmissions = results.scenarios.compactMap { scenario -> String? in
             guard let saturation = scenario.retransmittedAtSaturation, let latency = scenario.retransmittedAtLatency,
                   saturation + latency > 0 else { return nil }
@@ -38,7 +43,7 @@ enum Report {
         out.append("")
         out.append("| size | system (durability class) | rate msg/s | p50 | p99 | p99.9 | max | p99 × baseline |")
         out.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for scenario in results.scenarios {
+        for scenario in results.scenarios where !scenario.system.isProgram {
             let baseline = baselineFor(scenario, in: results)
             let l = scenario.latency
             func cell(_ value: Double, _ delivery: Double?) -> String {
@@ -56,6 +61,33 @@ enum Report {
             out += spool
         }
         return out.joined(separator: "\n")
+    }
+
+    /// The ratios SPEC §6 sets targets for, each measured in this run.
+    private static func targets(_ results: Results) -> [String] {
+        var lines: [String] = []
+        for size in Set(results.scenarios.map(\.size)).sorted() {
+            func rate(_ system: BenchSystem) -> Double? {
+                results.scenarios.first { $0.system == system && $0.size == size }?.throughput
+            }
+            var checks: [String] = []
+            func check(_ name: String, _ value: Double?, _ base: Double?, _ target: Double) {
+                guard let value, let base, base > 0 else { return }
+                let ratio = value / base
+                checks.append("\(name) \(format(ratio, digits: 2))× (target ≥ \(format(target, digits: 2))×: \(ratio >= target ? "met" : "NOT met"))")
+            }
+            check("group commit ÷ raw ZeroMQ", rate(.group), rate(.baseline), 0.30)
+            check("none ÷ raw ZeroMQ", rate(.none), rate(.baseline), 0.50)
+            check("one-task Publisher loop ÷ batched group commit", rate(.pipelined), rate(.group), 0.50)
+            check("programs ÷ raw ZeroMQ", rate(.programs), rate(.baseline), 0.30)
+            check("half rejected ÷ all processed (library)", rate(.rejecting), rate(.group), 0.50)
+            check("half rejected ÷ all processed (programs)", rate(.programsRejecting), rate(.programs), 0.50)
+            if !checks.isEmpty {
+                lines.append("")
+                lines.append("Targets, \(sizeLabel(size)), same run: " + checks.joined(separator: "; ") + ".")
+            }
+        }
+        return lines
     }
 
     private static func baselineFor(_ scenario: Scenario, in results: Results) -> Scenario? {
