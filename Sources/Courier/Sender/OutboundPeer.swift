@@ -135,10 +135,12 @@ final class OutboundPeer {
 
     /// Carries out what the stream asked for, in order.
     func perform(_ actions: [SenderStream.Action]) {
-        for action in actions { perform(action) }
+        var decided: [DeadLetterStore.Decision] = []
+        for action in actions { perform(action, decided: &decided) }
+        if !decided.isEmpty { storeDeadLetters(decided) }
     }
 
-    private func perform(_ action: SenderStream.Action) {
+    private func perform(_ action: SenderStream.Action, decided: inout [DeadLetterStore.Decision]) {
         switch action {
         case .report(let processedUpTo, let individually):
             core.outcomes.settle(peer: id, processedUpTo: processedUpTo, individually: individually)
@@ -147,7 +149,7 @@ final class OutboundPeer {
         case .deadLetter(let sequence, let outcome, let reason, let record):
             count(outcome)
             publishCounters()
-            storeDeadLetter(sequence, outcome: outcome, reason: reason, record: record)
+            decided.append(DeadLetterStore.Decision(sequence: sequence, reason: reason, record: record))
         case .acknowledgeSpool(let mark):
             do {
                 _ = try log.acknowledge(upTo: mark)
@@ -188,24 +190,21 @@ final class OutboundPeer {
         }
     }
 
-    /// Stores a decided number's record as a dead letter on the spool's thread (never here:
-    /// the write is synced), then tells the I/O thread, so that the spool keeps the record
-    /// until its dead letter is durable.
-    private func storeDeadLetter(_ sequence: UInt64, outcome: Outcome, reason: DeadLetterReason, record: SpoolRecord?) {
+    /// Stores decided numbers' records as dead letters on the spool's thread, as one job
+    /// (never here: the write is synced), then tells the I/O thread, so that the spool keeps
+    /// each record until its dead letter is durable.
+    private func storeDeadLetters(_ decided: [DeadLetterStore.Decision]) {
         let (peer, stream, mailbox, logger, core) = (id, machine.stream, core.mailbox, logger, core)
-        let done: @Sendable (Result<DeadLetter?, SpoolError>) -> Void = { result in
+        log.deadLetters.add(decided, streamID: stream) { result in
             switch result {
-            case .success(let letter):
-                if letter != nil { core.emit(.deadLettered(MessageID(peer: peer, stream: stream, sequence: sequence), outcome)) }
+            case .success(let letters):
+                for (sequence, letter) in letters {
+                    if let letter { core.emit(.deadLettered(MessageID(peer: peer, stream: stream, sequence: sequence), Outcome(deadLetter: letter.reason))) }
+                }
             case .failure(let error):
-                logger.error("cannot store a dead letter", metadata: ["peer": "\(peer)", "sequence": "\(sequence)", "error": "\(error)"])
+                logger.error("cannot store dead letters", metadata: ["peer": "\(peer)", "sequences": "\(decided.map(\.sequence))", "error": "\(error)"])
             }
-            mailbox.post(.deadLetterStored(peer: peer, sequence: sequence))
-        }
-        if let record {
-            log.deadLetters.add(record, streamID: stream, reason: reason) { done($0.map { Optional($0) }) }
-        } else {
-            log.deadLetters.add(pendingSequence: sequence, streamID: stream, reason: reason, completion: done)
+            for decision in decided { mailbox.post(.deadLetterStored(peer: peer, sequence: decision.sequence)) }
         }
     }
 }

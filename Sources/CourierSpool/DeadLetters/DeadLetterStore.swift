@@ -27,6 +27,8 @@ package final class DeadLetterStore: Sendable {
         /// one write and one sync (``completeWrittenLetters()``).
         var unwrittenBytes: [UInt8] = []
         var unwritten: [Unwritten] = []
+        /// Completions of batches (``add(_:streamID:completion:)``) written this round.
+        var afterRound: [@Sendable (Result<Void, SpoolError>) -> Void] = []
     }
 
     private struct Unwritten {
@@ -36,7 +38,7 @@ package final class DeadLetterStore: Sendable {
         var stream: UInt64
         var sequence: UInt64
         var reason: DeadLetterReason
-        var completion: @Sendable (Result<Void, SpoolError>) -> Void
+        var completion: (@Sendable (Result<Void, SpoolError>) -> Void)?
     }
 
     /// The peer whose dead letters these are.
@@ -136,37 +138,77 @@ package final class DeadLetterStore: Sendable {
         }
     }
 
-    /// Stores the owning log's pending record `sequence` as a dead letter, reading and
-    /// writing on the log's thread; `completion` runs there once it is durable (grouped as
-    /// above), with nil when the log no longer holds that record.
-    package func add(pendingSequence sequence: UInt64, streamID: UInt64, reason: DeadLetterReason,
-                     completion: @escaping @Sendable (Result<DeadLetter?, SpoolError>) -> Void) {
+    /// A number decided for the dead letters: its reason, and its record when the caller
+    /// has it (nil: read from the log's pending records).
+    package struct Decision: Sendable {
+        package var sequence: UInt64
+        package var reason: DeadLetterReason
+        package var record: SpoolRecord?
+
+        package init(sequence: UInt64, reason: DeadLetterReason, record: SpoolRecord?) {
+            self.sequence = sequence
+            self.reason = reason
+            self.record = record
+        }
+    }
+
+    /// Stores several decided numbers of stream `streamID` as dead letters with one job on
+    /// the log's thread: the records it must read come from one read of the pending range,
+    /// and all are written and synced with the round's other letters. `completion` runs
+    /// there once they are durable, with each number's letter (nil when the log no longer
+    /// holds its record), in order, or with the failure.
+    package func add(_ decisions: [Decision], streamID: UInt64,
+                     completion: @escaping @Sendable (Result<[(UInt64, DeadLetter?)], SpoolError>) -> Void) {
         onLogThread(orFail: completion) {
+            var letters: [(UInt64, DeadLetter?)] = []
             do throws(SpoolError) {
-                guard let log = self.owner, let record = try log.readPending(from: sequence, limit: 1).first,
-                      record.sequenceNumber == sequence else {
-                    completion(.success(nil))
-                    return
+                let missing = decisions.filter { $0.record == nil }.map(\.sequence)
+                var read: [UInt64: SpoolRecord] = [:]
+                if let low = missing.min(), let high = missing.max(), let log = self.owner {
+                    // The pending range in reads of at most a few MiB each.
+                    let wanted = Set(missing)
+                    var next = low
+                    while next <= high {
+                        let records = try log.readPending(from: next, limit: Int(high - next + 1))
+                        guard let last = records.last, last.sequenceNumber >= next else { break }
+                        for record in records where wanted.contains(record.sequenceNumber) { read[record.sequenceNumber] = record }
+                        next = last.sequenceNumber + 1
+                    }
                 }
-                self.buffer(record, streamID: streamID, reason: reason) { completion($0.map { Optional($0) }) }
+                for decision in decisions {
+                    guard let record = decision.record ?? read[decision.sequence] else {
+                        letters.append((decision.sequence, nil))
+                        continue
+                    }
+                    letters.append((decision.sequence, self.buffer(record, streamID: streamID, reason: decision.reason)))
+                }
             } catch {
                 completion(.failure(error))
+                return
             }
+            let result = letters
+            self.state.withLock { $0.afterRound.append { completion($0.map { result }) } }
         }
     }
 
     /// Encodes a letter for the log's thread's next ``completeWrittenLetters()``.
+    @discardableResult
     private func buffer(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason,
-                        completion: @escaping @Sendable (Result<DeadLetter, SpoolError>) -> Void) {
-        state.withLock { state in
+                        completion: (@Sendable (Result<DeadLetter, SpoolError>) -> Void)? = nil) -> DeadLetter {
+        let letter = state.withLock { state -> DeadLetter in
             let (letter, bytes) = Self.encode(record, streamID: streamID, reason: reason, id: state.nextID)
             state.nextID += 1
+            var done: (@Sendable (Result<Void, SpoolError>) -> Void)?
+            if let completion {
+                done = { result in completion(result.map { letter }) }
+            }
             state.unwritten.append(Unwritten(id: letter.id, start: state.unwrittenBytes.count, length: bytes.count, stream: streamID,
-                                             sequence: record.sequenceNumber, reason: reason,
-                                             completion: { completion($0.map { letter }) }))
+                                             sequence: record.sequenceNumber, reason: reason, completion: done))
             state.unwrittenBytes += bytes
+            return letter
         }
         logAdded(record, reason)
+        return letter
     }
 
     /// Writes every letter encoded since the last call with one write, syncs once, and
@@ -175,8 +217,10 @@ package final class DeadLetterStore: Sendable {
     func completeWrittenLetters() {
         // The write is under the lock (the file's end moves); the sync is not: readers of
         // the outcomes (the I/O thread) never wait for the disk.
-        let (letters, written) = state.withLock { state -> ([Unwritten], Result<RecordFile, SpoolError>) in
-            guard !state.unwritten.isEmpty else { return ([], .success(state.file)) }
+        let (letters, batches, written) = state.withLock { state -> ([Unwritten], [@Sendable (Result<Void, SpoolError>) -> Void], Result<RecordFile, SpoolError>) in
+            let batches = state.afterRound
+            state.afterRound = []
+            guard !state.unwritten.isEmpty else { return ([], batches, .success(state.file)) }
             defer {
                 state.unwritten = []
                 state.unwrittenBytes = []
@@ -187,12 +231,15 @@ package final class DeadLetterStore: Sendable {
                     state.live[letter.id] = Location(offset: base + Int64(letter.start), length: letter.length)
                     state.outcomes[letter.stream, default: [:]][letter.sequence] = letter.reason
                 }
-                return (state.unwritten, .success(state.file))
+                return (state.unwritten, batches, .success(state.file))
             } catch {
-                return (state.unwritten, .failure(error))
+                return (state.unwritten, batches, .failure(error))
             }
         }
-        guard !letters.isEmpty else { return }
+        guard !letters.isEmpty else {
+            for batch in batches { batch(.success(())) }  // nothing of theirs to write
+            return
+        }
         let result = written.flatMap { file -> Result<Void, SpoolError> in
             do throws(SpoolError) {
                 try file.sync()
@@ -204,7 +251,8 @@ package final class DeadLetterStore: Sendable {
         if case .failure(let error) = result {
             configuration.logger.error("spool: writing dead letters failed", metadata: ["peer": "\(peer)", "count": "\(letters.count)", "error": "\(error)"])
         }
-        for letter in letters { letter.completion(result) }
+        for letter in letters { letter.completion?(result) }
+        for batch in batches { batch(result) }
     }
 
     /// Stores a dead letter (the file work runs on the log's thread).
