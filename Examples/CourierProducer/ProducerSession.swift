@@ -98,9 +98,16 @@ struct ProducerSession {
     /// are stored.
     private func send(_ payloads: [[UInt8]], through publisher: Publisher, reporter: SpooledReporter) async throws {
         if let failure = reporter.failure { throw failure }
-        var last: PendingReceipt?
-        for payload in payloads { last = try await publisher.send(payload) }
-        if let last { reporter.add(payloads, last: last) }
+        var receipts: [PendingReceipt] = []
+        receipts.reserveCapacity(payloads.count)
+        do {
+            for payload in payloads { receipts.append(try await publisher.send(payload)) }
+        } catch {
+            // Those accepted before the failure may have been stored: they are reported.
+            reporter.add(Array(payloads.prefix(receipts.count)), receipts: receipts)
+            throw error
+        }
+        reporter.add(payloads, receipts: receipts)
     }
 
     // MARK: Summary

@@ -8,7 +8,7 @@ import Synchronization
 final class SpooledReporter: Sendable {
     private struct Chunk: Sendable {
         var payloads: [[UInt8]]
-        var last: PendingReceipt
+        var receipts: [PendingReceipt]
     }
 
     private let continuation: AsyncStream<Chunk>.Continuation
@@ -21,16 +21,24 @@ final class SpooledReporter: Sendable {
         let failed = self.failed
         task = Task {
             for await chunk in stream {
+                // Stored in order: the last of a chunk stored means all of it is. If it
+                // failed, the chunk's stored prefix is still reported, and nothing after.
+                var stored = chunk.payloads.count
+                var failure: (any Error)?
                 do {
-                    // Stored in order: the last of a chunk stored means all of it is.
-                    _ = try await chunk.last.stored()
+                    _ = try await chunk.receipts[chunk.receipts.count - 1].stored()
                 } catch {
-                    return error  // the sending loop learns it from the publisher
+                    failure = error  // the sending loop learns it from the publisher
+                    stored = 0
+                    for receipt in chunk.receipts {
+                        guard (try? await receipt.stored()) != nil else { break }
+                        stored += 1
+                    }
                 }
                 if printing {
                     var output: [UInt8] = []
                     output.reserveCapacity(chunk.payloads.reduce(0) { $0 + $1.count + 1 })
-                    for payload in chunk.payloads {
+                    for payload in chunk.payloads.prefix(stored) {
                         output += payload
                         output.append(UInt8(ascii: "\n"))
                     }
@@ -40,7 +48,8 @@ final class SpooledReporter: Sendable {
                         return error
                     }
                 }
-                progress.spooled(chunk.payloads.count)
+                progress.spooled(stored)
+                if let failure { return failure }
             }
             return nil
         }
@@ -49,9 +58,10 @@ final class SpooledReporter: Sendable {
     /// A failure that should stop the sending loop (standard output closed).
     var failure: (any Error)? { failed.value.withLock { $0 } }
 
-    /// Reports `payloads` once `last`, the receipt of the last of them, is stored.
-    func add(_ payloads: [[UInt8]], last: PendingReceipt) {
-        continuation.yield(Chunk(payloads: payloads, last: last))
+    /// Reports `payloads` once they are stored (`receipts`: theirs, in order).
+    func add(_ payloads: [[UInt8]], receipts: [PendingReceipt]) {
+        guard !receipts.isEmpty else { return }
+        continuation.yield(Chunk(payloads: payloads, receipts: receipts))
     }
 
     /// Waits until everything added is reported (or reporting failed), and returns the failure.
