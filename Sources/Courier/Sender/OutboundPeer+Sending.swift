@@ -55,12 +55,16 @@ extension OutboundPeer {
     /// Returns when it next needs to run.
     func tick(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
         var actions: [SenderStream.Action] = []
+        // The generation before the spool's next number: a send's completion advances the
+        // number, then the generation. Read the other way round, a send completing between
+        // the two reads was reported drained under its new generation, and its waiter woke
+        // before the message was delivered.
+        let generation = core.outcomes.generation(of: id)
         let nextSequence = log.nextSequenceNumber
         let deadline = machine.tick(now: now, nextSequence: nextSequence, into: &actions)
         if !actions.isEmpty { perform(actions) }
         // No I/O here: the spool's writer writes them (a pwrite, never synced).
         if let attempts = machine.attemptsToRecord(now: now) { log.recordAttempts(attempts) }
-        let generation = core.outcomes.generation(of: id)
         if machine.isDrained(nextSequence: nextSequence), drainedGeneration != generation {
             // Figures are current when waiters for the drain wake.
             publishStatistics()
