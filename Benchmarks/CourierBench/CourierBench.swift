@@ -27,7 +27,10 @@ struct CourierBench: ParsableCommand {
     var sizes: String?
 
     @Option(help: "Systems to run, comma-separated: baseline, group, interval, none, pipelined, rejecting, programs, programs-rejecting.")
-    var systems = "baseline,group,interval,none,pipelined,rejecting,programs,programs-rejecting"
+    var systems = "baseline,group,interval,none,pipelined,rejecting,programs,programs-rejecting,floor"
+
+    @Option(help: "The sync-floor executable (tools/sync-floor.c, which tools/bench builds), for the floor row: run at the rate of group commit's latency phase. Without it that row is skipped.")
+    var floor: String?
 
     @Option(help: "Where courier-producer and courier-consumer are, for the programs rows (tools/bench passes its release build). Without it those rows are skipped.")
     var programs: String?
@@ -95,9 +98,15 @@ struct CourierBench: ParsableCommand {
             }
             return system
         }.filter { system in
-            guard system.isProgram, programs == nil else { return true }
-            FileHandle.standardError.write(Data("courier-bench: skipping \(system.rawValue): no --programs directory\n".utf8))
-            return false
+            if system.isProgram, programs == nil {
+                FileHandle.standardError.write(Data("courier-bench: skipping \(system.rawValue): no --programs directory\n".utf8))
+                return false
+            }
+            if system == .floor, floor == nil {
+                FileHandle.standardError.write(Data("courier-bench: skipping floor: no --floor executable\n".utf8))
+                return false
+            }
+            return true
         }
         var orchestrator = Orchestrator(
             executable: CommandLine.arguments[0], dataDirectory: dataDirectory,
@@ -106,6 +115,7 @@ struct CourierBench: ParsableCommand {
         orchestrator.pacingTick = pacingTick
         orchestrator.timelineDirectory = timeline
         orchestrator.programs = programs
+        orchestrator.floor = floor
         orchestrator.programCount = programCount ?? (quick ? 400_000 : 1_000_000)
         if let timeline { try FileManager.default.createDirectory(atPath: timeline, withIntermediateDirectories: true) }
         var results = Results(machine: Machine.describe(), quick: quick, saturationSeconds: saturation,
@@ -114,6 +124,16 @@ struct CourierBench: ParsableCommand {
         for size in sizeList {
             for system in systemList {
                 Progress.show("\(system.label), \(size) B …")
+                if system == .floor {
+                    // At the rate of group commit's latency phase in this run (or --latency-rate).
+                    let group = results.scenarios.first { $0.system == .group && $0.size == size }
+                    guard let rate = latencyRate ?? group?.latencyRate else {
+                        FileHandle.standardError.write(Data("courier-bench: skipping floor: it runs at group's latency rate; add group before it, or --latency-rate\n".utf8))
+                        continue
+                    }
+                    results.scenarios.append(try orchestrator.runFloor(size: size, rate: rate))
+                    continue
+                }
                 results.scenarios.append(try orchestrator.run(system, size: size))
             }
         }
@@ -182,10 +202,12 @@ enum BenchSystem: String, Codable, Sendable, CaseIterable {
     case programs
     /// The same, with the consumer rejecting every other message (`--reject-matching`).
     case programsRejecting = "programs-rejecting"
+    /// tools/sync-floor: the two fdatasyncs in series alone, at group commit's latency rate.
+    case floor
 
     var durability: Durability? {
         switch self {
-        case .baseline: nil
+        case .baseline, .floor: nil
         case .group, .pipelined, .rejecting, .programs, .programsRejecting: .groupCommit
         case .interval: .interval(.milliseconds(10))
         case .none: Durability.none
@@ -204,6 +226,7 @@ enum BenchSystem: String, Codable, Sendable, CaseIterable {
         case .rejecting: "Courier groupCommit, half rejected"
         case .programs: "courier-producer → courier-consumer, groupCommit"
         case .programsRejecting: "courier-producer → courier-consumer, groupCommit, half rejected"
+        case .floor: "sync floor: two fdatasyncs in series, nothing else (C)"
         }
     }
 }

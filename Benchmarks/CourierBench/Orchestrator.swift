@@ -26,6 +26,8 @@ struct Orchestrator {
     var programs: String? = nil
     /// Messages the producer sends in a programs row.
     var programCount = 1_000_000
+    /// The sync-floor executable (the floor row).
+    var floor: String? = nil
 
     func run(_ system: BenchSystem, size: Int) throws -> Scenario {
         if system.isProgram { return try runPrograms(system, size: size) }

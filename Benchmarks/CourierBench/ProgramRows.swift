@@ -65,7 +65,7 @@ extension Orchestrator {
     }
 
     /// A TCP port on 127.0.0.1 that was free a moment ago.
-    private static func freePort() throws -> Int {
+    static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket: errno \(errno)") }
         defer { close(fd) }

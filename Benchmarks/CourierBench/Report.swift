@@ -18,7 +18,7 @@ enum Report {
         out.append("")
         out.append("| size | system (durability class) | msg/s | × baseline | MB/s | sender peak RSS | receiver peak RSS | disk bytes/msg (sender + receiver) | syncs/s (sender + receiver) |")
         out.append("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for scenario in results.scenarios {
+        for scenario in results.scenarios where scenario.system != .floor {
             let baseline = baselineFor(scenario, in: results)
             if scenario.system.isProgram {
                 out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.throughput)) | \(ratio(scenario.throughput, baseline?.throughput)) | \(format(scenario.throughput * Double(scenario.size) / 1e6)) | – | – | – | – |")
@@ -52,6 +52,7 @@ enum Report {
             let d = scenario.deliveryLatency
             out.append("| \(sizeLabel(scenario.size)) | \(scenario.label) | \(grouped(scenario.latencyRate)) | \(cell(l.p50, d?.p50)) | \(cell(l.p99, d?.p99)) | \(cell(l.p999, d?.p999)) | \(cell(l.max, d?.max)) | \(ratio(l.p99, baseline?.latency.p99)) |")
         }
+        out += floorTargets(results)
         if let spool = results.spool, !spool.isEmpty {
             out.append("")
             out.append("### Spool with 1,000,000 pending records of 100 bytes (spool-bench)")
@@ -61,6 +62,20 @@ enum Report {
             out += spool
         }
         return out.joined(separator: "\n")
+    }
+
+    /// Courier's latency over the floor's at the same rate (SPEC §6: p99 ≤ 1.5×, p50 ≤ 2×).
+    private static func floorTargets(_ results: Results) -> [String] {
+        var lines: [String] = []
+        for floor in results.scenarios where floor.system == .floor {
+            guard let group = results.scenarios.first(where: { $0.system == .group && $0.size == floor.size }),
+                  floor.latency.p50 > 0, floor.latency.p99 > 0 else { continue }
+            let p99 = group.latency.p99 / floor.latency.p99
+            let p50 = group.latency.p50 / floor.latency.p50
+            lines.append("")
+            lines.append("Latency over the floor, \(sizeLabel(floor.size)), \(grouped(floor.latencyRate)) msg/s, same run: group commit p99 \(format(p99, digits: 2))× the floor's (target ≤ 1.50×: \(p99 <= 1.5 ? "met" : "NOT met")), p50 \(format(p50, digits: 2))× (target ≤ 2.00×: \(p50 <= 2 ? "met" : "NOT met")).")
+        }
+        return lines
     }
 
     /// The ratios SPEC §6 sets targets for, each measured in this run.
