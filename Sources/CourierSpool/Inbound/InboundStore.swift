@@ -340,16 +340,16 @@ package final class InboundStore: Sendable {
             if state.closed { return (.closedError, false) }
             let error = state.update(key, body)
             if error == nil, !verdicts.isEmpty {
-                var kept = state.verdicts[key] ?? [:]
+                // In place: a copy of the stream's verdicts per call cost O(kept) each time.
                 for (sequence, verdict) in verdicts {
-                    kept[sequence] = verdict
+                    state.verdicts[key, default: [:]][sequence] = verdict
                     state.unwrittenVerdicts.append((key, sequence))
                 }
-                if kept.count > Self.maxVerdictsPerStream, let processed = state.streams[key]?.processedUpTo {
-                    let oldest = kept.keys.filter { $0 <= processed }.sorted().prefix(kept.count - Self.maxVerdictsPerStream / 2)
-                    for sequence in oldest { kept[sequence] = nil }
+                let count = state.verdicts[key]?.count ?? 0
+                if count > Self.maxVerdictsPerStream, let processed = state.streams[key]?.processedUpTo,
+                   let oldest = state.verdicts[key]?.keys.filter({ $0 <= processed }).sorted().prefix(count - Self.maxVerdictsPerStream / 2) {
+                    for sequence in oldest { state.verdicts[key]?[sequence] = nil }
                 }
-                state.verdicts[key] = kept
             }
             state.dirty.insert(key)
             if let error {
