@@ -21,6 +21,8 @@ final class OutboundPeer {
     var statistics: PeerStatistics
     var publishedStatistics: PeerStatistics?
     var drainedGeneration = -1
+    /// Rejection reasons, shared among the outcomes kept in memory.
+    var reasons = ReasonInterner()
 
     init(configuration: PeerConfiguration, log: OutboundLog, context: Context, core: NodeCore) throws(CourierError) {
         self.id = configuration.id
@@ -117,7 +119,7 @@ final class OutboundPeer {
             machine.unreadableFrame(now: .now)
             return
         }
-        let frame: WireFrame
+        var frame: WireFrame
         do { frame = try core.decoder.decode(message.frames[0]) } catch {
             core.refused(from: id, reason: error.description, label: error.metricLabel)
             // Possibly verdicts: the peer is asked again before any acknowledgement counts.
@@ -127,6 +129,7 @@ final class OutboundPeer {
         if case .ack(let ack) = frame {
             logger.trace("acknowledgement", metadata: ["peer": "\(id)", "processed-up-to": "\(ack.processedUpTo)", "received-up-to": "\(ack.receivedUpTo)"])
         }
+        frame = reasons.intern(frame)
         machine.received(frame, now: .now, into: &actions)
         perform(actions)
     }
