@@ -20,6 +20,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ type common struct {
 	serverPid         int
 	deadline          time.Duration
 	note, machine     string
+	cpuProfile        string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -54,13 +56,14 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.size, "size", 100, "payload bytes (at least 16: send time and sequence number)")
 	fs.IntVar(&c.window, "window", 8192, "publisher: most messages published and not yet confirmed")
 	fs.IntVar(&c.prefetch, "prefetch", 1000, "consumer: most messages delivered and not yet acknowledged")
-	fs.IntVar(&c.ackEvery, "ack-every", 100, "RabbitMQ consumer: multiple-ack every this many deliveries (and whenever it has nothing more to read)")
+	fs.IntVar(&c.ackEvery, "ack-every", 100, "RabbitMQ consumer: multiple-ack every this many deliveries (and what is left every 5 ms)")
 	fs.IntVar(&c.rate, "rate", 5000, "latency phase: messages per second (0: skip the phase)")
 	fs.Float64Var(&c.seconds, "seconds", 5, "latency phase: duration")
 	fs.IntVar(&c.serverPid, "server-pid", 0, "server process whose CPU time is reported (0: none)")
 	fs.DurationVar(&c.deadline, "deadline", 120*time.Second, "give up on a phase after this long")
 	fs.StringVar(&c.note, "note", "", "free text added to the row")
 	fs.StringVar(&c.machine, "machine", "", "machine description added to the row")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the client's CPU profile (throughput phase) to this file")
 }
 
 // One phase's traffic: what the producer and consumer of a system must do.
@@ -76,38 +79,39 @@ type system interface {
 	// flush() for the end of a burst, and delivers each confirmation's sequence number
 	// (0-based, in publish order) to onConfirm.
 	startProducer(onConfirm func(seq int64)) (publish func(payload []byte) error, flush func() error, closeFn func() error, err error)
-	// ready is the queue's (or consumer's) state at the end, for the row's sanity fields.
+	// leftover describes the queue's (stream's) state at the end, for the row's JSON.
 	leftover() (string, error)
 }
 
 type row struct {
-	System         string   `json:"system"`
-	Durability     string   `json:"durability"`
-	MsgsPerSec     *float64 `json:"msg_per_s"`
-	P50Ms          *float64 `json:"p50_ms"`
-	P99Ms          *float64 `json:"p99_ms"`
-	P999Ms         *float64 `json:"p99_9_ms"`
-	Count          int      `json:"count,omitempty"`
-	Size           int      `json:"size"`
-	ElapsedS       float64  `json:"elapsed_s,omitempty"`
-	ConfirmedS     float64  `json:"all_confirmed_s,omitempty"`
-	ConsumedS      float64  `json:"all_consumed_s,omitempty"`
-	Rate           int      `json:"latency_rate,omitempty"`
-	LatencyMsgs    int      `json:"latency_messages,omitempty"`
-	ConfirmP50Ms   *float64 `json:"confirm_p50_ms,omitempty"`
-	ConfirmP99Ms   *float64 `json:"confirm_p99_ms,omitempty"`
-	ConfirmP999Ms  *float64 `json:"confirm_p99_9_ms,omitempty"`
-	ServerCPU      *float64 `json:"server_cpu_cores,omitempty"`
-	ClientCPU      *float64 `json:"client_cpu_cores,omitempty"`
-	Window         int      `json:"publisher_window"`
-	Prefetch       int      `json:"consumer_prefetch"`
-	Redelivered    int64    `json:"redelivered"`
-	Duplicates     int64    `json:"duplicates"`
-	Leftover       string   `json:"leftover,omitempty"`
-	Client         string   `json:"client"`
-	Note           string   `json:"note,omitempty"`
-	Machine        string   `json:"machine,omitempty"`
-	ThroughputNote string   `json:"-"`
+	System        string   `json:"system"`
+	Durability    string   `json:"durability"`
+	MsgsPerSec    *float64 `json:"msg_per_s"`
+	P50Ms         *float64 `json:"p50_ms"`
+	P99Ms         *float64 `json:"p99_ms"`
+	P999Ms        *float64 `json:"p99_9_ms"`
+	Count         int      `json:"count,omitempty"`
+	Size          int      `json:"size"`
+	ElapsedS      float64  `json:"elapsed_s,omitempty"`
+	ConfirmedS    float64  `json:"all_confirmed_s,omitempty"`
+	ConsumedS     float64  `json:"all_consumed_s,omitempty"`
+	Rate          int      `json:"latency_rate,omitempty"`
+	LatencyMsgs   int      `json:"latency_messages,omitempty"`
+	ConfirmP50Ms  *float64 `json:"confirm_p50_ms,omitempty"`
+	ConfirmP99Ms  *float64 `json:"confirm_p99_ms,omitempty"`
+	ConfirmP999Ms *float64 `json:"confirm_p99_9_ms,omitempty"`
+	ServerCPU     *float64 `json:"server_cpu_cores,omitempty"`
+	ClientCPU     *float64 `json:"client_cpu_cores,omitempty"`
+	OtherCPU      *float64 `json:"other_cpu_cores,omitempty"`
+	StealCPU      *float64 `json:"steal_cpu_cores,omitempty"`
+	Window        int      `json:"publisher_window"`
+	Prefetch      int      `json:"consumer_prefetch"`
+	Redelivered   int64    `json:"redelivered"`
+	Duplicates    int64    `json:"duplicates"`
+	Leftover      string   `json:"leftover,omitempty"`
+	Client        string   `json:"client"`
+	Note          string   `json:"note,omitempty"`
+	Machine       string   `json:"machine,omitempty"`
 }
 
 func f64(v float64) *float64 { return &v }
@@ -141,6 +145,42 @@ func procCPU(pid int) (float64, bool) {
 	u, _ := strconv.ParseFloat(fields[11], 64)
 	st, _ := strconv.ParseFloat(fields[12], 64)
 	return (u + st) / clkTck, true
+}
+
+// machineBusy: CPU seconds all processors spent busy so far (from /proc/stat).
+func machineBusy() (float64, bool) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line := strings.SplitN(string(data), "\n", 2)[0]
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, false
+	}
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 7 { // idle, iowait; steal, guest (already in user)
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / clkTck, true
+}
+
+// machineSteal: CPU seconds the hypervisor gave to others while this machine wanted them.
+func machineSteal() (float64, bool) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	x, _ := strconv.ParseFloat(f[8], 64)
+	return x / clkTck, true
 }
 
 func selfCPU() float64 {
@@ -270,8 +310,16 @@ func throughput(sys system, c *common, r *row) error {
 		return err
 	}
 	buf := make([]byte, c.size)
+	if c.cpuProfile != "" {
+		if f, err := os.Create(c.cpuProfile); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	srv0, srvOK := procCPU(c.serverPid)
 	cli0 := selfCPU()
+	all0, allOK := machineBusy()
+	steal0, _ := machineSteal()
 	start := time.Now()
 	const burst = 256 // flush the client's write buffer at least this often
 	for i := 0; i < c.count; i++ {
@@ -297,6 +345,8 @@ func throughput(sys system, c *common, r *row) error {
 	elapsed := time.Since(start)
 	cli1 := selfCPU()
 	srv1, _ := procCPU(c.serverPid)
+	all1, _ := machineBusy()
+	steal1, _ := machineSteal()
 	if err := closeP(); err != nil {
 		return err
 	}
@@ -307,6 +357,12 @@ func throughput(sys system, c *common, r *row) error {
 		r.ServerCPU = f64(round((srv1-srv0)/elapsed.Seconds(), 2))
 	}
 	r.ClientCPU = f64(round((cli1-cli0)/elapsed.Seconds(), 2))
+	if allOK && srvOK {
+		// Everything else the machine did meanwhile (other processes, the kernel's
+		// threads): more than a little means the figure is low.
+		r.OtherCPU = f64(math.Max(0, round((all1-all0-(srv1-srv0)-(cli1-cli0))/elapsed.Seconds(), 2)))
+	}
+	r.StealCPU = f64(round((steal1-steal0)/elapsed.Seconds(), 2))
 	r.ConfirmedS = round(ct.doneAt.Sub(start).Seconds(), 3)
 	r.ConsumedS = round(t.doneAt.Sub(start).Seconds(), 3)
 	r.Redelivered += t.redelivered
@@ -314,8 +370,14 @@ func throughput(sys system, c *common, r *row) error {
 	if left, err := sys.leftover(); err == nil {
 		r.Leftover = left
 	}
-	logf("%s: %d messages in %.2f s = %.0f msg/s (all confirmed at %.2f s, all consumed at %.2f s; server CPU %.2f cores, client %.2f)",
-		c.label, c.count, elapsed.Seconds(), *r.MsgsPerSec, r.ConfirmedS, r.ConsumedS, deref(r.ServerCPU), deref(r.ClientCPU))
+	logf("%s: %d messages in %.2f s = %.0f msg/s (all confirmed at %.2f s, all consumed at %.2f s; CPU cores: server %.2f, client %.2f, everything else %.2f, stolen by the hypervisor %.2f)",
+		c.label, c.count, elapsed.Seconds(), *r.MsgsPerSec, r.ConfirmedS, r.ConsumedS, deref(r.ServerCPU), deref(r.ClientCPU), deref(r.OtherCPU), deref(r.StealCPU))
+	if r.OtherCPU != nil && *r.OtherCPU > 0.25 {
+		logf("warning: other work used %.2f cores during this phase: the figure is low", *r.OtherCPU)
+	}
+	if r.StealCPU != nil && *r.StealCPU > 0.25 {
+		logf("warning: the hypervisor took %.2f cores (steal) during this phase: the figure is low", *r.StealCPU)
+	}
 	return nil
 }
 
@@ -423,20 +485,40 @@ func runBench(sys system, c *common, client string) {
 	}
 	r := &row{System: c.label, Durability: c.durability, Size: c.size, Window: c.window, Prefetch: c.prefetch, Client: client, Note: c.note, Machine: c.machine}
 	failed := false
+	// A watchdog for whatever may hang (a lost acknowledgement, a stuck server): the row
+	// so far, marked as failed, and exit.
+	var mu sync.Mutex
+	watch := func(phase string) *time.Timer {
+		return time.AfterFunc(c.deadline+30*time.Second, func() {
+			mu.Lock()
+			logf("%s: %s phase still running after %v: giving up", c.label, phase, c.deadline+30*time.Second)
+			r.Note = strings.TrimSpace(r.Note + " " + phase + " phase hung")
+			out, _ := json.Marshal(r)
+			fmt.Println(string(out))
+			os.Exit(1)
+		})
+	}
 	if c.count > 0 {
-		if err := throughput(sys, c, r); err != nil {
+		w := watch("throughput")
+		err := throughput(sys, c, r)
+		w.Stop()
+		if err != nil {
 			logf("%s: throughput phase failed: %v", c.label, err)
 			r.Note = strings.TrimSpace(r.Note + " throughput failed: " + err.Error())
 			failed = true
 		}
 	}
 	if c.rate > 0 && c.seconds > 0 {
-		if err := latency(sys, c, r); err != nil {
+		w := watch("latency")
+		err := latency(sys, c, r)
+		w.Stop()
+		if err != nil {
 			logf("%s: latency phase failed: %v", c.label, err)
 			r.Note = strings.TrimSpace(r.Note + " latency failed: " + err.Error())
 			failed = true
 		}
 	}
+	mu.Lock()
 	out, _ := json.Marshal(r)
 	fmt.Println(string(out))
 	if failed {
@@ -501,6 +583,44 @@ func table(in io.Reader) {
 			fmt.Println(strings.Join(dashes, "-|-"))
 		}
 	}
+	fmt.Println()
+	fmt.Println("CPU during the throughput phase, in cores (2 = the whole machine): server / client / everything else / stolen by the hypervisor")
+	for _, r := range rows {
+		fmt.Printf("  %s: %s / %s / %s / %s\n", r.System, num(r.ServerCPU, "%.2f"), num(r.ClientCPU, "%.2f"), num(r.OtherCPU, "%.2f"), num(r.StealCPU, "%.2f"))
+	}
+	for _, r := range rows {
+		if strings.Contains(r.Note, "failed") || strings.Contains(r.Note, "hung") {
+			fmt.Printf("  %s: %s\n", r.System, r.Note)
+		}
+	}
+}
+
+// syncProbe prints the median and p99 of 200 appends of 4 KiB each followed by fdatasync
+// in DIR: how fast the disk under the servers' data syncs right now.
+func syncProbe(dir string) {
+	f, err := os.CreateTemp(dir, "syncprobe")
+	if err != nil {
+		fmt.Println("?")
+		return
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	var ns []int64
+	for i := 0; i < 200; i++ {
+		t := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			fmt.Println("?")
+			return
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			fmt.Println("?")
+			return
+		}
+		ns = append(ns, int64(time.Since(t)))
+	}
+	p := percentiles(ns)
+	fmt.Printf("append+fdatasync p50 %.0f µs, p99 %.0f µs\n", p[0]*1000, p[1]*1000)
 }
 
 func thousands(v int64) string {
@@ -515,6 +635,10 @@ func thousands(v int64) string {
 	return b.String()
 }
 
+// The systems' subcommands, registered by rabbit.go and natsjs.go (each can be left out
+// with the build tag norabbitmq or nonats when its client library is not installed).
+var subcommands = map[string]func(args []string){}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: peerbench rabbitmq|nats|table [flags]")
@@ -524,26 +648,17 @@ func main() {
 	switch cmd {
 	case "table":
 		table(os.Stdin)
-	case "rabbitmq":
-		fs := flag.NewFlagSet("rabbitmq", flag.ExitOnError)
-		var c common
-		c.register(fs)
-		url := fs.String("url", "amqp://guest:guest@127.0.0.1:5672/", "AMQP URL")
-		qtype := fs.String("queue-type", "classic", "classic or quorum")
-		noCork := fs.Bool("unbatched-writes", false, "producer: one write(2) per AMQP frame, as amqp091-go does alone (default: one per burst)")
-		fs.Parse(args)
-		rb := newRabbit(*url, *qtype, &c)
-		rb.noCork = *noCork
-		runBench(rb, &c, "Go amqp091-go 1.5.0 (Debian)")
-	case "nats":
-		fs := flag.NewFlagSet("nats", flag.ExitOnError)
-		var c common
-		c.register(fs)
-		url := fs.String("url", "nats://127.0.0.1:4222", "NATS URL")
-		retention := fs.String("retention", "workqueue", "stream retention: workqueue (acked messages are removed, like a queue) or limits")
-		fs.Parse(args)
-		runBench(newNats(*url, *retention, &c), &c, "Go nats.go 1.22.1 (Debian)")
+	case "syncprobe":
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: peerbench syncprobe DIR")
+			os.Exit(2)
+		}
+		syncProbe(args[0])
 	default:
+		if run, ok := subcommands[cmd]; ok {
+			run(args)
+			return
+		}
 		fmt.Fprintln(os.Stderr, "usage: peerbench rabbitmq|nats|table [flags]")
 		os.Exit(2)
 	}
