@@ -4,7 +4,7 @@ import Testing
 @testable import CourierSpool
 
 /// Deleted files are freed a slice at a time, and only when that is safe
-/// (docs/PERFORMANCE.md, "What limits each figure", item 9).
+/// (docs/PERFORMANCE-HISTORY.md, "What limits each figure", item 9).
 @Suite("Freeing deleted files")
 struct FileReleaserTests {
     /// A file of `bytes` bytes at `path`, written and open for writing.

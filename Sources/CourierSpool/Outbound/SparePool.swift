@@ -6,7 +6,7 @@ import SystemPackage
 /// A sync of a record appended to a growing file also writes the file's new size and its
 /// newly allocated blocks; a sync of a record written over blocks that already exist
 /// writes only the data. On the test machine that made the sender's `fdatasync` about 40 %
-/// shorter under load (docs/PERFORMANCE.md, item 11), and a reused file is never freed, so
+/// shorter under load (docs/PERFORMANCE-HISTORY.md, item 11), and a reused file is never freed, so
 /// it never holds up the disk's syncs the way freeing a deleted one does (item 9).
 ///
 /// When the writer deletes acknowledged segments it renames up to ``capacity`` of them to
