@@ -48,7 +48,7 @@ struct ConsumerSession {
             rejections.reserveCapacity(batch.count)
             for message in batch {
                 let rejected = pattern.map { matches(message.payload, $0) } ?? false
-                output += JSONLine.render(message, rejected: rejected)
+                JSONLine.render(message, rejected: rejected, into: &output)
                 rejections.append(rejected)
             }
             // The lines are out of the process before their messages are settled.
@@ -99,43 +99,78 @@ struct ConsumerSession {
 enum JSONLine {
     static func render(_ message: IncomingMessage, rejected: Bool) -> [UInt8] {
         var line: [UInt8] = []
-        line.reserveCapacity(message.payload.count + 128)
-        line += Array(#"{"from":"#.utf8)
-        appendString(Array(message.sender.utf8), to: &line)
-        line += Array(#","stream":""#.utf8)
-        line += Array(String(message.stream, radix: 16).utf8)
-        line += Array(#"","seq":"#.utf8)
-        line += Array(String(message.sequence).utf8)
-        line += Array(#","redelivered":"#.utf8)
-        line += Array((message.redelivered ? "true" : "false").utf8)
-        line += Array(#","attempt":"#.utf8)
-        line += Array(String(message.attempt).utf8)
-        if String(validating: message.payload, as: UTF8.self) != nil {
-            line += Array(#","payload":"#.utf8)
-            appendString(message.payload, to: &line)
-        } else {
-            line += Array(#","payload_base64":""#.utf8)
-            line += Base64.encode(message.payload)
-            line.append(UInt8(ascii: "\""))
-        }
-        if rejected { line += Array(#","rejected":true"#.utf8) }
-        line += Array("}\n".utf8)
+        render(message, rejected: rejected, into: &line)
         return line
     }
 
+    /// Appends the message's line to `line` (no intermediate arrays: the consumer renders a
+    /// batch into one buffer).
+    static func render(_ message: IncomingMessage, rejected: Bool, into line: inout [UInt8]) {
+        line.reserveCapacity(line.count + message.payload.count + 128)
+        line.append(contentsOf: #"{"from":"#.utf8)
+        appendString(message.sender.utf8, to: &line)
+        line.append(contentsOf: #","stream":""#.utf8)
+        appendNumber(message.stream, radix: 16, to: &line)
+        line.append(contentsOf: #"","seq":"#.utf8)
+        appendNumber(message.sequence, radix: 10, to: &line)
+        line.append(contentsOf: message.redelivered ? #","redelivered":true"#.utf8 : #","redelivered":false"#.utf8)
+        line.append(contentsOf: #","attempt":"#.utf8)
+        appendNumber(UInt64(message.attempt), radix: 10, to: &line)
+        if isUTF8(message.payload) {
+            line.append(contentsOf: #","payload":"#.utf8)
+            appendString(message.payload, to: &line)
+        } else {
+            line.append(contentsOf: #","payload_base64":""#.utf8)
+            line += Base64.encode(message.payload)
+            line.append(UInt8(ascii: "\""))
+        }
+        if rejected { line.append(contentsOf: #","rejected":true"#.utf8) }
+        line.append(contentsOf: "}\n".utf8)
+    }
+
+    private static func isUTF8(_ bytes: [UInt8]) -> Bool {
+        bytes.allSatisfy { $0 < 0x80 } || String(validating: bytes, as: UTF8.self) != nil
+    }
+
+    private static func appendNumber(_ value: UInt64, radix: UInt64, to line: inout [UInt8]) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                let digit = UInt8(rest % radix)
+                buffer[19 - count] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+                count += 1
+                rest /= radix
+            } while rest > 0
+            line.append(contentsOf: buffer[(20 - count)...])
+        }
+    }
+
     /// Appends `utf8` (valid UTF-8) as a JSON string literal.
-    private static func appendString(_ utf8: [UInt8], to line: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
+    private static func appendString(_ utf8: some Collection<UInt8>, to line: inout [UInt8]) {
         line.append(UInt8(ascii: "\""))
+        guard utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == 0x7F }) else {
+            line.append(contentsOf: utf8)
+            line.append(UInt8(ascii: "\""))
+            return
+        }
+        let hex: StaticString = "0123456789abcdef"
         for byte in utf8 {
             switch byte {
-            case UInt8(ascii: "\""): line += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): line += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case UInt8(ascii: "\n"): line += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case UInt8(ascii: "\r"): line += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case UInt8(ascii: "\t"): line += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case UInt8(ascii: "\""): line.append(UInt8(ascii: "\\")); line.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): line.append(UInt8(ascii: "\\")); line.append(UInt8(ascii: "\\"))
+            case UInt8(ascii: "\n"): line.append(UInt8(ascii: "\\")); line.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): line.append(UInt8(ascii: "\\")); line.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): line.append(UInt8(ascii: "\\")); line.append(UInt8(ascii: "t"))
             case 0..<0x20, 0x7F:
-                line += Array(#"\u00"#.utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+                line.append(contentsOf: #"\u00"#.utf8)
+                hex.withUTF8Buffer { digits in
+                    line.append(digits[Int(byte >> 4)])
+                    line.append(digits[Int(byte & 0xF)])
+                }
             default: line.append(byte)
             }
         }
