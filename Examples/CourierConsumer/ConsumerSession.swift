@@ -39,6 +39,7 @@ struct ConsumerSession {
         var messages = node.messages.makeAsyncIterator()
         // --ack-delay-ms models a consumer slow on each message: one at a time then.
         let batchLimit = ackDelay.map { $0 > .zero } == true ? 1 : Self.batchLimit
+        let reason = "payload matches --reject-matching \(rejectPattern ?? "")"  // one string for every rejection
         // A batch at a time: what has arrived is written with one write, and only then is
         // each of its messages settled (written before acknowledged, as for one message).
         while let batch = await messages.next(upTo: min(batchLimit, (exitAfter ?? .max) - seen)) {
@@ -62,7 +63,7 @@ struct ConsumerSession {
             }
             for (message, rejected) in zip(batch, rejections) {
                 if rejected {
-                    message.reject(reason: "payload matches --reject-matching \(rejectPattern ?? "")")
+                    message.reject(reason: reason)
                 } else {
                     message.acknowledge()
                 }
