@@ -103,4 +103,30 @@ struct PublisherTests {
         await #expect(throws: CourierError.self) { try await publisher.flush() }
         await sender.shutdown(timeout: .zero)
     }
+
+    @Test("text, Data, byte slices and Encodable values go through a publisher; an unencodable value is refused and the publisher goes on")
+    func payloadForms() async throws {
+        struct Order: Codable, Equatable { var id: Int }
+        struct Unencodable: Encodable {
+            func encode(to encoder: any Encoder) throws { throw EncodingError.invalidValue(0, .init(codingPath: [], debugDescription: "no")) }
+        }
+        let directory = TemporaryDirectory("publisher-forms")
+        defer { directory.cleanup() }
+        let endpoint = freeLoopbackEndpoint()
+        let receiver = try await startReceiver(in: directory, listening: endpoint)
+        let sender = try await startSender(in: directory, to: endpoint)
+        let consumer = Task { await receive(4, from: receiver) }
+        let publisher = sender.publisher(to: "r")
+        try await publisher.send("text")
+        try await publisher.send(Data("data".utf8))
+        try await publisher.send(Array("a slice!".utf8)[0..<5])
+        await #expect(throws: CourierError.self) { try await publisher.send(Unencodable(), encoder: JSONEncoder()) }
+        try await publisher.send(Order(id: 7), encoder: JSONEncoder())
+        try await within(.seconds(20), "flush") { try await publisher.flush() }
+        let received = try await within(.seconds(20), "delivery") { await consumer.value }
+        #expect(received.prefix(3).map(\.string) == ["text", "data", "a sli"])
+        #expect(try received[3].decode(Order.self, decoder: JSONDecoder()) == Order(id: 7))
+        await sender.shutdown()
+        await receiver.shutdown()
+    }
 }

@@ -4,7 +4,7 @@ import Synchronization
 /// Sends a stream of messages to one peer from a plain loop, without waiting for each
 /// message's sync: the way to send many messages from one task.
 ///
-/// ``send(_:)`` returns as soon as the message is accepted, with a ``PendingReceipt``;
+/// ``send(_:)-([UInt8])`` returns as soon as the message is accepted, with a ``PendingReceipt``;
 /// the publisher writes what was accepted while the previous write was syncing as one
 /// append, so a loop of single sends gets group commit's throughput. Nothing is promised
 /// until it is stored: await ``PendingReceipt/stored()`` for one message, or ``flush()``
@@ -20,16 +20,16 @@ import Synchronization
 /// ```
 ///
 /// Order and failures:
-/// - Messages are stored in the order of the ``send(_:)`` calls that returned (send from
+/// - Messages are stored in the order of the ``send(_:)-([UInt8])`` calls that returned (send from
 ///   one task, or order the calls yourself).
 /// - If a write fails (the disk is full or failing, the peer was removed, the node is
 ///   shutting down), that batch and every message accepted after it fail with the same
-///   error, and the publisher stays failed: ``send(_:)`` and ``flush()`` throw it. What was
+///   error, and the publisher stays failed: ``send(_:)-([UInt8])`` and ``flush()`` throw it. What was
 ///   stored is therefore always a prefix of what was accepted. Make a new publisher to go
 ///   on.
 ///
 /// Back-pressure: at most ``maxUnstoredMessages`` messages (and about ``maxUnstoredBytes``
-/// bytes) may be accepted and not yet stored; ``send(_:)`` suspends beyond that. The peer's
+/// bytes) may be accepted and not yet stored; ``send(_:)-([UInt8])`` suspends beyond that. The peer's
 /// spool limits apply as for ``Node/send(_:to:timeToLive:)-([UInt8],_,_)``: when the spool
 /// is full, writes wait for room (``NodeConfiguration/whenSpoolFull``), so the loop does too.
 ///
@@ -37,9 +37,9 @@ import Synchronization
 public final class Publisher: Sendable {
     /// The receiving node's id.
     public let peer: String
-    /// The most messages accepted but not yet stored before ``send(_:)`` suspends.
+    /// The most messages accepted but not yet stored before ``send(_:)-([UInt8])`` suspends.
     public let maxUnstoredMessages: Int
-    /// The most payload bytes accepted but not yet stored before ``send(_:)`` suspends (a
+    /// The most payload bytes accepted but not yet stored before ``send(_:)-([UInt8])`` suspends (a
     /// single larger message is accepted when nothing else is unstored).
     public let maxUnstoredBytes: Int
     let timeToLive: Duration?
@@ -293,7 +293,7 @@ extension Node {
     ///   - timeToLive: after this long undelivered, a message expires; `nil` uses
     ///     ``NodeConfiguration/defaultTimeToLive``.
     ///   - maxUnstoredMessages: how many messages may wait to be stored before
-    ///     ``Publisher/send(_:)`` suspends (at most the spool's ``NodeConfiguration/maxSpoolMessages``).
+    ///     ``Publisher/send(_:)-([UInt8])`` suspends (at most the spool's ``NodeConfiguration/maxSpoolMessages``).
     ///   - maxUnstoredBytes: the same in payload bytes (at most ``NodeConfiguration/maxSpoolBytes``).
     public func publisher(to peer: String, timeToLive: Duration? = nil,
                           maxUnstoredMessages: Int = 16_384, maxUnstoredBytes: Int = 16 << 20) -> Publisher {
