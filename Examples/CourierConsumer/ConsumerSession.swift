@@ -100,14 +100,15 @@ struct ConsumerSession {
 enum JSONLine {
     static func render(_ message: IncomingMessage, rejected: Bool) -> [UInt8] {
         var line: [UInt8] = []
+        line.reserveCapacity(message.payload.count + 128)
         render(message, rejected: rejected, into: &line)
         return line
     }
 
     /// Appends the message's line to `line` (no intermediate arrays: the consumer renders a
-    /// batch into one buffer).
+    /// batch into one buffer). No `reserveCapacity` here: reserving exactly a little more
+    /// per line reallocates and copies the whole buffer every time.
     static func render(_ message: IncomingMessage, rejected: Bool, into line: inout [UInt8]) {
-        line.reserveCapacity(line.count + message.payload.count + 128)
         line.append(contentsOf: #"{"from":"#.utf8)
         appendString(message.sender.utf8, to: &line)
         line.append(contentsOf: #","stream":""#.utf8)
