@@ -47,4 +47,28 @@ struct OutcomeBookTests {
             #expect(try await book.outcome(of: MessageID(peer: "a", stream: 1, sequence: sequence)) == expected)
         }
     }
+
+    @Test("outcomes the dead letters record leave memory once the spool let go of their numbers, and are still answered; one the dead letters do not hold (a failed write) stays")
+    func recordedOutcomesLeaveMemory() async throws {
+        let book = OutcomeBook()
+        // The dead letters hold every odd number's rejection except 5 (its write failed).
+        let recorded: @Sendable (UInt64) -> Outcome? = { sequence in
+            sequence % 2 == 1 && sequence != 5 ? .rejected(reason: "odd") : nil
+        }
+        book.open(peer: "a", stream: 1, processedUpTo: 0, decided: [3: .rejected(reason: "odd"), 21: .rejected(reason: "odd")],
+                  recorded: recorded)
+        #expect(book.heldCount(peer: "a") == 2)  // nothing is at or below the mark yet
+        let rejections = stride(from: UInt64(1), through: 19, by: 2).map { ($0, Outcome.rejected(reason: "odd")) }
+        book.settle(peer: "a", processedUpTo: 20, individually: rejections)
+        #expect(book.heldCount(peer: "a") == 11)
+        book.forgetRecorded(peer: "a", upTo: 10)
+        #expect(book.heldCount(peer: "a") == 7)  // 1, 3, 7, 9 went; 5 stays (not recorded)
+        book.forgetRecorded(peer: "a", upTo: 30)
+        #expect(book.heldCount(peer: "a") == 2)  // 5 stays; 21 is above the processed mark
+        for sequence in UInt64(1)...22 {
+            let expected: Outcome? = sequence == 22 ? nil : (sequence % 2 == 1 ? .rejected(reason: "odd") : .processed)
+            guard let expected else { continue }
+            #expect(try await book.outcome(of: MessageID(peer: "a", stream: 1, sequence: sequence)) == expected, "\(sequence)")
+        }
+    }
 }

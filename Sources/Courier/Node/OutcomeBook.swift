@@ -17,6 +17,13 @@ final class OutcomeBook: Sendable {
         /// ``individually``'s size after its last pruning: the next one waits until it has
         /// doubled, so pruning costs O(1) per outcome however many are kept.
         var prunedTo = 0
+        /// The peer's dead letters, which record every number's outcome other than
+        /// processed once its letter is stored (nil: no such record; everything is kept here).
+        var recorded: (@Sendable (UInt64) -> Outcome?)?
+        /// Numbers settled other than processed, in the order they were settled, from
+        /// `decidedHead` on: candidates for ``OutcomeBook/forgetRecorded(peer:upTo:)``.
+        var decided: [UInt64] = []
+        var decidedHead = 0
         var waiters: [UInt64: [Int: OutcomeWaiter]] = [:]
         var drainWaiters: [Int: DrainWaiter] = [:]
         /// Bumped by every accepted send; a drained report from an older generation is stale.
@@ -44,12 +51,47 @@ final class OutcomeBook: Sendable {
 
     /// Starts the book of `peer`'s stream, where every number up to `processedUpTo` is
     /// finished: processed, unless `decided` (earlier runs' dead letters) says otherwise.
-    func open(peer: String, stream: UInt64, processedUpTo: UInt64, decided: [UInt64: Outcome] = [:]) {
+    ///
+    /// `recorded` reads the outcome the peer's dead letters hold for a number. With it, the
+    /// book keeps in memory only what the dead letters do not answer yet: earlier runs'
+    /// outcomes at or below `processedUpTo` are read from there when asked, and a number's
+    /// outcome other than processed leaves memory once its letter is stored
+    /// (``forgetRecorded(peer:upTo:)``). Rejections then cost no memory here for the life of
+    /// the stream.
+    func open(peer: String, stream: UInt64, processedUpTo: UInt64, decided: [UInt64: Outcome] = [:],
+              recorded: (@Sendable (UInt64) -> Outcome?)? = nil) {
         state.withLock { state in
             if state.peers[peer]?.stream != stream {
                 let entry = Peer(stream: stream, processedUpTo: processedUpTo)
-                entry.individually = decided
+                entry.individually = recorded == nil ? decided : decided.filter { $0.key > processedUpTo }
+                entry.recorded = recorded
                 state.peers[peer] = entry
+            }
+        }
+    }
+
+    /// How many outcomes the book holds in memory for `peer` (for tests and diagnostics).
+    func heldCount(peer: String) -> Int {
+        state.withLock { $0.peers[peer]?.individually.count ?? 0 }
+    }
+
+    /// The spool let go of every number up to `mark`, so each one's dead letter, if it has
+    /// one, is stored: outcomes other than processed at or below it leave memory when the
+    /// dead letters answer the same (a letter that failed to be written is not forgotten).
+    func forgetRecorded(peer: String, upTo mark: UInt64) {
+        state.withLock { state in
+            guard let entry = state.peers[peer], let recorded = entry.recorded else { return }
+            while entry.decidedHead < entry.decided.count, entry.decided[entry.decidedHead] <= mark {
+                let sequence = entry.decided[entry.decidedHead]
+                entry.decidedHead += 1
+                if sequence <= entry.processedUpTo, let kept = entry.individually[sequence], kept != .processed,
+                   recorded(sequence) == kept {
+                    entry.individually[sequence] = nil
+                }
+            }
+            if entry.decidedHead > 4_096, entry.decidedHead * 2 > entry.decided.count {
+                entry.decided.removeFirst(entry.decidedHead)
+                entry.decidedHead = 0
             }
         }
     }
@@ -63,6 +105,7 @@ final class OutcomeBook: Sendable {
             entry.processedUpTo = max(previous, processedUpTo)
             for (sequence, outcome) in individually where outcome != .processed || sequence > entry.processedUpTo {
                 entry.individually[sequence] = outcome
+                if outcome != .processed, entry.recorded != nil { entry.decided.append(sequence) }
             }
             if entry.individually.count > max(memory, 2 * entry.prunedTo) {
                 // Only processed outcomes at or below the cumulative mark are forgotten (they
@@ -93,7 +136,8 @@ final class OutcomeBook: Sendable {
 
     private static func outcome(_ sequence: UInt64, in peer: Peer) -> Outcome? {
         if let outcome = peer.individually[sequence] { return outcome }
-        return sequence <= peer.processedUpTo ? .processed : nil
+        guard sequence <= peer.processedUpTo else { return nil }
+        return peer.recorded?(sequence) ?? .processed
     }
 
     /// The outcome of `id`, waiting for it if it is not known yet. Cancelling the waiting

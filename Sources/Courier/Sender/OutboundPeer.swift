@@ -70,7 +70,10 @@ final class OutboundPeer {
         machine.restore(decided: earlier)
         // Attempts go on counting from where earlier runs left them (attempts.log).
         machine.restore(attempts: log.sentAttempts)
-        core.outcomes.open(peer: id, stream: log.streamID, processedUpTo: machine.processedUpTo, decided: earlier)
+        let (deadLetters, stream) = (log.deadLetters, log.streamID)
+        core.outcomes.open(peer: id, stream: stream, processedUpTo: machine.processedUpTo, decided: earlier) { sequence in
+            deadLetters.outcome(streamID: stream, sequence: sequence).map(Outcome.init(deadLetter:))
+        }
     }
 
     var stream: UInt64 { machine.stream }
@@ -157,6 +160,8 @@ final class OutboundPeer {
             do {
                 _ = try log.acknowledge(upTo: mark)
                 machine.spoolAcknowledged(upTo: mark, now: .now)
+                // Dead letters up to the mark are stored: they answer for those outcomes.
+                core.outcomes.forgetRecorded(peer: id, upTo: mark)
             } catch {
                 logger.error("cannot record the acknowledged mark", metadata: ["peer": "\(id)", "error": "\(error)"])
             }

@@ -100,6 +100,12 @@ package final class DeadLetterStore: Sendable {
         state.withLock { $0.outcomes[streamID] ?? [:] }
     }
 
+    /// The outcome recorded for number `sequence` of stream `streamID`, if it was ever
+    /// dead-lettered here (as ``outcomes(streamID:)``, for one number). No I/O.
+    package func outcome(streamID: UInt64, sequence: UInt64) -> DeadLetterReason? {
+        state.withLock { $0.outcomes[streamID]?[sequence] }
+    }
+
     /// Stores `record` as a dead letter, durably (written and synced), and returns it.
     @discardableResult
     package func add(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason) throws(SpoolError) -> DeadLetter {
