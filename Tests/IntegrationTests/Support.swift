@@ -83,6 +83,11 @@ final class Child: @unchecked Sendable {
         try process.run()
     }
 
+    /// A test that ends early (a failed wait throws) leaves no program running behind it.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
