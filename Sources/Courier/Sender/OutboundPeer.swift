@@ -149,12 +149,13 @@ final class OutboundPeer {
     private func perform(_ action: SenderStream.Action, decided: inout [DeadLetterStore.Decision]) {
         switch action {
         case .report(let processedUpTo, let individually):
+            // The counts first: a task woken by this outcome reads statistics that include it.
+            publishCounters()
             core.outcomes.settle(peer: id, processedUpTo: processedUpTo, individually: individually)
         case .countProcessed(let count):
             metrics.processed.increment(by: count)
         case .deadLetter(let sequence, let outcome, let reason, let record):
             count(outcome)
-            publishCounters()
             decided.append(DeadLetterStore.Decision(sequence: sequence, reason: reason, record: record))
         case .acknowledgeSpool(let mark):
             do {
