@@ -69,67 +69,32 @@ struct NodeAttemptRestartTests {
 /// A receiver that never acknowledges: it answers each HELLO with a WELCOME saying it holds
 /// nothing beyond the sender's first unacknowledged number, and records every DATA record's
 /// attempt and whether it was a tombstone.
-final class AttemptRecorder: Sendable {
+typealias AttemptRecorder = FakeRouter<AttemptRecorderState>
+
+struct AttemptRecorderState {
     struct Sent: Equatable {
         var attempt: UInt32
         var tombstone: Bool
     }
 
-    struct State {
-        var records: [UInt64: [Sent]] = [:]
-    }
+    var records: [UInt64: [Sent]] = [:]
+}
 
-    let state = Mutex(State())
-    private let stopped = Mutex(false)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
-
-    init(at endpoint: String) {
-        let running = Task { [self] in try await run(endpoint) }
-        task.withLock { $0 = running }
-    }
-
-    func stop() { stopped.withLock { $0 = true } }
-
-    func finish() async throws {
-        stop()
-        try await task.withLock { $0 }?.value
-    }
-
-    func waitUntil(_ what: String, _ condition: @escaping @Sendable (State) -> Bool) async throws {
-        try await within(.seconds(20), what) { [self] in
-            while !state.withLock({ condition($0) }) { try await Task.sleep(for: .milliseconds(5)) }
-        }
-    }
-
-    private func run(_ endpoint: String) async throws {
-        try await DedicatedThread.run(name: "attempt-recorder") { [self] in
-            let context = try Context()
-            let router = try Socket(.router, context: context)
-            try router.bind(endpoint)
-            let poller = try Poller()
-            poller.register(router)
-            let decoder = WireDecoder(maxPayloadSize: 1 << 20)
-            while !stopped.withLock({ $0 }) {
-                _ = try poller.poll(timeout: .milliseconds(5))
-                while let message = try router.tryReceive() {
-                    guard message.frames.count == 2, let frame = try? decoder.decode(message.frames[1]) else { continue }
-                    switch frame {
-                    case .hello(let hello):
-                        let held = hello.firstUnacknowledged - 1
-                        let welcome = WireFrame.welcome(.init(stream: hello.stream, processedUpTo: held, receivedUpTo: held))
-                        _ = try router.trySend(Message([message.frames[0], WireEncoder.encode(welcome)]))
-                    case .data(let batch):
-                        state.withLock { state in
-                            for record in batch.records {
-                                state.records[record.sequence, default: []].append(Sent(attempt: record.attempt, tombstone: record.isTombstone))
-                            }
-                        }
-                    default:
-                        break
-                    }
+extension FakeRouter where State == AttemptRecorderState {
+    convenience init(at endpoint: String) {
+        self.init(at: endpoint, name: "attempt-recorder", state: State()) { frame, state in
+            switch frame {
+            case .hello(let hello):
+                let held = hello.firstUnacknowledged - 1
+                return [Reply(.welcome(.init(stream: hello.stream, processedUpTo: held, receivedUpTo: held)))]
+            case .data(let batch):
+                for record in batch.records {
+                    state.records[record.sequence, default: []].append(.init(attempt: record.attempt, tombstone: record.isTombstone))
                 }
+                return []
+            default:
+                return []
             }
-            router.close()
         }
     }
 }

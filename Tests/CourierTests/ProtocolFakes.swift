@@ -3,37 +3,34 @@ import Synchronization
 import ZeroMQ
 @testable import Courier
 
-/// A receiver that records every DATA record's attempts and never acknowledges. It answers
-/// HELLO with a WELCOME claiming everything it has seen when the HELLO came, except that
-/// while `claim` is set it claims at most that much (as if the rest had been lost; unless
-/// `claimForever`, the claim ends when the number after it is sent again), answers a HELLO
-/// after data `welcomeDelay` late, and with `firstAnswerAfter` answers all HELLOs before
-/// data once, that long after the first (as a receiver before this release did while it
-/// made a new stream durable).
-final class SilentReceiver: Sendable {
-    struct State {
-        var highest: UInt64 = 0
-        var hellosAfterData = 0
-        var attempts: [UInt64: [UInt32]] = [:]
-        var claim: UInt64?
-        var claimForever = false
-        /// How long a WELCOME to a HELLO after data waits before it goes.
-        var welcomeDelay: Duration = .zero
-        /// When set, HELLOs before any data get one WELCOME, this long after the first.
-        var firstAnswerAfter: Duration?
-        var firstAnswerScheduled = false
+/// A ROUTER that plays a receiver by hand, on a thread of its own, for tests that need a
+/// peer no node would be: it binds `endpoint`, decodes each frame that arrives and hands it,
+/// with the fake's `state` (under its lock), to `respond`; the replies `respond` returns go
+/// back to the frame's sender in order, each once its delay has passed (a delayed reply holds
+/// back those after it).
+final class FakeRouter<State>: Sendable {
+    struct Reply {
+        var bytes: [UInt8]
+        var after: Duration = .zero
+
+        init(_ frame: WireFrame, after: Duration = .zero) {
+            self.init(bytes: WireEncoder.encode(frame), after: after)
+        }
+
+        init(bytes: [UInt8], after: Duration = .zero) {
+            self.bytes = bytes
+            self.after = after
+        }
     }
+
     let state: Mutex<State>
     private let stopped = Mutex(false)
     private let task = Mutex<Task<Void, any Error>?>(nil)
 
-    /// Binds `endpoint` and starts answering on a thread of its own, with `configure`
-    /// applied to the state first.
-    init(at endpoint: String, _ configure: (inout State) -> Void = { _ in }) {
-        var initial = State()
-        configure(&initial)
+    init(at endpoint: String, name: String, state initial: sending State,
+         respond: @escaping @Sendable (WireFrame, inout State) -> [Reply]) {
         state = Mutex(initial)
-        let running = Task { [self] in try await run(endpoint) }
+        let running = Task { [self] in try await run(endpoint, name: name, respond: respond) }
         task.withLock { $0 = running }
     }
 
@@ -47,60 +44,92 @@ final class SilentReceiver: Sendable {
     }
 
     /// Waits until `condition` holds of the state, failing after 20 s.
-    func waitUntil(_ what: String, _ condition: @escaping @Sendable (State) -> Bool) async throws {
+    func waitUntil(_ what: String, _ condition: @escaping @Sendable (borrowing State) -> Bool) async throws {
         try await within(.seconds(20), what) { [self] in
             while !state.withLock({ condition($0) }) { try await Task.sleep(for: .milliseconds(5)) }
         }
     }
 
-    private func run(_ endpoint: String) async throws {
-        try await DedicatedThread.run(name: "silent-receiver") { [self] in
+    private func run(_ endpoint: String, name: String, respond: @escaping @Sendable (WireFrame, inout State) -> [Reply]) async throws {
+        try await DedicatedThread.run(name: name) { [self] in
             let context = try Context()
             let router = try Socket(.router, context: context)
             try router.bind(endpoint)
             let poller = try Poller()
             poller.register(router)
             let decoder = WireDecoder(maxPayloadSize: 1 << 20)
-            var replies: [(due: ContinuousClock.Instant, frames: [[UInt8]])] = []
+            var outbox: [(due: ContinuousClock.Instant, message: Message)] = []
             while !stopped.withLock({ $0 }) {
                 _ = try poller.poll(timeout: .milliseconds(5))
-                while let first = replies.first, first.due <= .now {
-                    _ = try router.trySend(Message(first.frames))
-                    replies.removeFirst()
+                while let first = outbox.first, first.due <= .now {
+                    _ = try router.trySend(first.message)
+                    outbox.removeFirst()
                 }
                 while let message = try router.tryReceive() {
-                    guard let frame = try? decoder.decode(message.frames[1]) else { continue }
-                    switch frame {
-                    case .hello(let hello):
-                        let (received, delay, answer) = state.withLock { state in
-                            if state.highest > 0 { state.hellosAfterData += 1 }
-                            var answer = true
-                            var delay = state.highest > 0 ? state.welcomeDelay : .zero
-                            if state.highest == 0, let after = state.firstAnswerAfter {
-                                answer = !state.firstAnswerScheduled
-                                state.firstAnswerScheduled = true
-                                delay = after
-                            }
-                            return (max(min(state.claim ?? .max, state.highest), hello.firstUnacknowledged - 1), delay, answer)
-                        }
-                        guard answer else { continue }
-                        let welcome = WireFrame.welcome(.init(stream: hello.stream, processedUpTo: hello.firstUnacknowledged - 1,
-                                                              receivedUpTo: received))
-                        replies.append((.now + delay, [message.frames[0], WireEncoder.encode(welcome)]))
-                    case .data(let batch):
-                        state.withLock { state in
-                            for record in batch.records {
-                                state.attempts[record.sequence, default: []].append(record.attempt)
-                                // The claim ends with the first resend of what it left out.
-                                if let claim = state.claim, !state.claimForever, record.sequence == claim + 1, record.attempt > 1 {
-                                    state.claim = nil
-                                }
-                                state.highest = max(state.highest, record.sequence)
-                            }
-                        }
-                    default: break
+                    guard message.frames.count == 2, let frame = try? decoder.decode(message.frames[1]) else { continue }
+                    let replies = state.withLock { respond(frame, &$0) }
+                    for reply in replies {
+                        outbox.append((.now + reply.after, Message([message.frames[0], reply.bytes])))
                     }
                 }
+            }
+            router.close()
+        }
+    }
+}
+
+/// A receiver that records every DATA record's attempts and never acknowledges. It answers
+/// HELLO with a WELCOME claiming everything it has seen when the HELLO came, except that
+/// while `claim` is set it claims at most that much (as if the rest had been lost; unless
+/// `claimForever`, the claim ends when the number after it is sent again), answers a HELLO
+/// after data `welcomeDelay` late, and with `firstAnswerAfter` answers all HELLOs before
+/// data once, that long after the first (as a receiver before this release did while it
+/// made a new stream durable).
+typealias SilentReceiver = FakeRouter<SilentReceiverState>
+
+struct SilentReceiverState {
+    var highest: UInt64 = 0
+    var hellosAfterData = 0
+    var attempts: [UInt64: [UInt32]] = [:]
+    var claim: UInt64?
+    var claimForever = false
+    /// How long a WELCOME to a HELLO after data waits before it goes.
+    var welcomeDelay: Duration = .zero
+    /// When set, HELLOs before any data get one WELCOME, this long after the first.
+    var firstAnswerAfter: Duration?
+    var firstAnswerScheduled = false
+}
+
+extension FakeRouter where State == SilentReceiverState {
+    /// Binds `endpoint` and starts answering, with `configure` applied to the state first.
+    convenience init(at endpoint: String, _ configure: (inout State) -> Void = { _ in }) {
+        var initial = State()
+        configure(&initial)
+        self.init(at: endpoint, name: "silent-receiver", state: initial) { frame, state in
+            switch frame {
+            case .hello(let hello):
+                if state.highest > 0 { state.hellosAfterData += 1 }
+                var delay = state.highest > 0 ? state.welcomeDelay : .zero
+                if state.highest == 0, let after = state.firstAnswerAfter {
+                    guard !state.firstAnswerScheduled else { return [] }
+                    state.firstAnswerScheduled = true
+                    delay = after
+                }
+                let received = max(min(state.claim ?? .max, state.highest), hello.firstUnacknowledged - 1)
+                return [Reply(.welcome(.init(stream: hello.stream, processedUpTo: hello.firstUnacknowledged - 1, receivedUpTo: received)),
+                              after: delay)]
+            case .data(let batch):
+                for record in batch.records {
+                    state.attempts[record.sequence, default: []].append(record.attempt)
+                    // The claim ends with the first resend of what it left out.
+                    if let claim = state.claim, !state.claimForever, record.sequence == claim + 1, record.attempt > 1 {
+                        state.claim = nil
+                    }
+                    state.highest = max(state.highest, record.sequence)
+                }
+                return []
+            default:
+                return []
             }
         }
     }
