@@ -3,7 +3,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-// What a new user does first, checked end to end: two services exchange orders with
+// What a new user does first, checked end to end: two services exchange orders (sent
+// through a Publisher, received in batches) with
 // outcomes (processed, and rejected with a reason), and a node in a ServiceGroup ends with
 // the group when a sibling fails. Exits 0 when all of it holds, 1 with the reason otherwise.
 
@@ -79,22 +80,30 @@ do {
     let shop = try await Node.start(shopConfiguration)
 
     let consumer = Task {
+        // In batches: whatever has arrived, at most what is still expected.
         var seen: [Order] = []
-        for await message in ledger.messages {
-            let order = try message.decode(Order.self, decoder: JSONDecoder())
-            seen.append(order)
-            if order.id < 0 {
-                message.reject(reason: "négatif: l'identifiant \(order.id) n'existe pas")
-            } else {
-                message.acknowledge()
+        var messages = ledger.messages.makeAsyncIterator()
+        while seen.count < 3, let batch = await messages.next(upTo: 3 - seen.count) {
+            for message in batch {
+                let order = try message.decode(Order.self, decoder: JSONDecoder())
+                seen.append(order)
+                if order.id < 0 {
+                    message.reject(reason: "négatif: l'identifiant \(order.id) n'existe pas")
+                } else {
+                    message.acknowledge()
+                }
             }
-            if seen.count == 3 { break }
         }
         return seen
     }
     let orders = [Order(id: 1, item: "book"), Order(id: -2, item: "ghost"), Order(id: 3, item: "pen")]
+    // A stream of sends from one loop: a Publisher, flushed, then each message's receipt.
+    let publisher = shop.publisher(to: "ledger")
+    var pending: [PendingReceipt] = []
+    for order in orders { pending.append(try await publisher.send(order, encoder: JSONEncoder())) }
+    try await publisher.flush()
     var receipts: [Receipt] = []
-    for order in orders { receipts.append(try await shop.send(order, to: "ledger", encoder: JSONEncoder())) }
+    for item in pending { receipts.append(try await item.stored()) }
     let sent = receipts
     let outcomes = try await within(.seconds(30), "outcomes of three orders") { try await sent.outcomes() }
     try expect(outcomes == [.processed, .rejected(reason: "négatif: l'identifiant -2 n'existe pas"), .processed],
