@@ -61,9 +61,9 @@ struct OutcomeBookTests {
         let rejections = stride(from: UInt64(1), through: 19, by: 2).map { ($0, Outcome.rejected(reason: "odd")) }
         book.settle(peer: "a", processedUpTo: 20, individually: rejections)
         #expect(book.heldCount(peer: "a") == 11)
-        book.forgetRecorded(peer: "a", upTo: 10)
+        book.forgetRecorded(peer: "a", upTo: 10, except: [5])
         #expect(book.heldCount(peer: "a") == 7)  // 1, 3, 7, 9 went; 5 stays (not recorded)
-        book.forgetRecorded(peer: "a", upTo: 30)
+        book.forgetRecorded(peer: "a", upTo: 30, except: [5])
         #expect(book.heldCount(peer: "a") == 2)  // 5 stays; 21 is above the processed mark
         for sequence in UInt64(1)...22 {
             let expected: Outcome? = sequence == 22 ? nil : (sequence % 2 == 1 ? .rejected(reason: "odd") : .processed)

@@ -7,9 +7,10 @@ enum Command: Sendable {
     /// Records up to `upTo` are durable in `peer`'s spool and may go on the wire; `fresh`
     /// are the ones just appended (numbered `range`), to send without reading them back.
     case durable(peer: String, range: ClosedRange<UInt64>, fresh: [SpoolEntry])
-    /// A decided number's dead letter is stored (or failed, logged): the spool may let the
-    /// record go.
-    case deadLetterStored(peer: String, sequence: UInt64)
+    /// Decided numbers' dead letters are stored (or failed, logged): the spool may let the
+    /// records go. `unrecorded` are those whose letter was not stored (the write failed, or
+    /// the log no longer held the record): their outcomes stay in memory.
+    case deadLettersStored(peer: String, sequences: [UInt64], unrecorded: [UInt64])
     /// The inbound store made processed marks durable: acknowledge them.
     case settled(sender: String, stream: UInt64, sequences: [UInt64])
     /// The inbound store made a reservation durable: hand messages out up to it.

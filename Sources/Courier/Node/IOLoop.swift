@@ -195,8 +195,8 @@ final class IOLoop {
         switch command {
         case .durable(let peer, let range, let fresh):
             peers[peer]?.durable(range, fresh: fresh)
-        case .deadLetterStored(let peer, let sequence):
-            peers[peer]?.deadLetterStored(sequence)
+        case .deadLettersStored(let peer, let sequences, let unrecorded):
+            peers[peer]?.deadLettersStored(sequences, unrecorded: unrecorded)
         case .settled(let sender, let stream, let sequences):
             inbound?.marked(sender: sender, stream: stream, sequences: sequences)
         case .reserved(let sender, let stream, let upTo):

@@ -75,18 +75,19 @@ final class OutcomeBook: Sendable {
         state.withLock { $0.peers[peer]?.individually.count ?? 0 }
     }
 
-    /// The spool let go of every number up to `mark`, so each one's dead letter, if it has
-    /// one, is stored: outcomes other than processed at or below it leave memory when the
-    /// dead letters answer the same (a letter that failed to be written is not forgotten).
-    func forgetRecorded(peer: String, upTo mark: UInt64) {
+    /// The spool let go of every number up to `mark`, so each one decided other than
+    /// processed has its dead letter stored, recording that outcome, except the numbers
+    /// in `unrecorded` (their letter's write failed, or the log no longer held the record):
+    /// the others leave memory, and ``outcome(of:)`` reads them from the dead letters.
+    func forgetRecorded(peer: String, upTo mark: UInt64, except unrecorded: Set<UInt64> = []) {
         state.withLock { state in
-            guard let entry = state.peers[peer], let recorded = entry.recorded else { return }
+            guard let entry = state.peers[peer], entry.recorded != nil else { return }
             while entry.decidedHead < entry.decided.count, entry.decided[entry.decidedHead] <= mark {
                 let sequence = entry.decided[entry.decidedHead]
                 entry.decidedHead += 1
-                if sequence <= entry.processedUpTo, let kept = entry.individually[sequence], kept != .processed,
-                   recorded(sequence) == kept {
-                    entry.individually[sequence] = nil
+                guard sequence <= entry.processedUpTo, unrecorded.isEmpty || !unrecorded.contains(sequence) else { continue }
+                if let index = entry.individually.index(forKey: sequence), entry.individually.values[index] != .processed {
+                    entry.individually.remove(at: index)
                 }
             }
             if entry.decidedHead > 4_096, entry.decidedHead * 2 > entry.decided.count {

@@ -23,6 +23,9 @@ final class OutboundPeer {
     var drainedGeneration = -1
     /// Rejection reasons, shared among the outcomes kept in memory.
     var reasons = ReasonInterner()
+    /// Decided numbers whose dead letter was not stored, above the spool's mark: their
+    /// outcomes stay in the book when the mark passes them.
+    var unrecordedLetters: Set<UInt64> = []
 
     init(configuration: PeerConfiguration, log: OutboundLog, context: Context, core: NodeCore) throws(CourierError) {
         self.id = configuration.id
@@ -93,9 +96,11 @@ final class OutboundPeer {
         fresh.add(range, entries, at: WallClock.nanoseconds)
     }
 
-    /// The dead letter of `sequence` is stored: the spool may let its record go.
-    func deadLetterStored(_ sequence: UInt64) {
-        machine.deadLetterStored(sequence)
+    /// The dead letters of `sequences` are stored, but for `unrecorded`: the spool may let
+    /// their records go.
+    func deadLettersStored(_ sequences: [UInt64], unrecorded: [UInt64]) {
+        unrecordedLetters.formUnion(unrecorded)
+        for sequence in sequences { machine.deadLetterStored(sequence) }
     }
 
     /// A monitor event for the DEALER.
@@ -139,19 +144,46 @@ final class OutboundPeer {
 
     // MARK: Actions
 
-    /// Carries out what the stream asked for, in order.
+    /// Carries out what the stream asked for, in order, except that its outcome reports
+    /// are published together (one look at the book for a frame's rejections, not one per
+    /// number): before the spool's mark moves, and at the end.
     func perform(_ actions: [SenderStream.Action]) {
         var decided: [DeadLetterStore.Decision] = []
-        for action in actions { perform(action, decided: &decided) }
+        var report: (processedUpTo: UInt64, individually: [(UInt64, Outcome)])?
+        for action in actions {
+            switch action {
+            case .report(let processedUpTo, let individually):
+                if var merged = report {
+                    merged.processedUpTo = max(merged.processedUpTo, processedUpTo)
+                    merged.individually += individually
+                    report = merged
+                } else {
+                    report = (processedUpTo, individually)
+                }
+                continue
+            case .acknowledgeSpool:
+                if let pending = report { publish(pending) }
+                report = nil
+            default:
+                break
+            }
+            perform(action, decided: &decided)
+        }
+        if let report { publish(report) }
         if !decided.isEmpty { storeDeadLetters(decided) }
+    }
+
+    /// Publishes outcomes settled by the stream: the counts first, so that a task woken by
+    /// an outcome reads statistics that include it.
+    private func publish(_ report: (processedUpTo: UInt64, individually: [(UInt64, Outcome)])) {
+        publishCounters()
+        core.outcomes.settle(peer: id, processedUpTo: report.processedUpTo, individually: report.individually)
     }
 
     private func perform(_ action: SenderStream.Action, decided: inout [DeadLetterStore.Decision]) {
         switch action {
         case .report(let processedUpTo, let individually):
-            // The counts first: a task woken by this outcome reads statistics that include it.
-            publishCounters()
-            core.outcomes.settle(peer: id, processedUpTo: processedUpTo, individually: individually)
+            publish((processedUpTo, individually))
         case .countProcessed(let count):
             metrics.processed.increment(by: count)
         case .deadLetter(let sequence, let outcome, let reason, let record):
@@ -162,7 +194,8 @@ final class OutboundPeer {
                 _ = try log.acknowledge(upTo: mark)
                 machine.spoolAcknowledged(upTo: mark, now: .now)
                 // Dead letters up to the mark are stored: they answer for those outcomes.
-                core.outcomes.forgetRecorded(peer: id, upTo: mark)
+                core.outcomes.forgetRecorded(peer: id, upTo: mark, except: unrecordedLetters)
+                if !unrecordedLetters.isEmpty { unrecordedLetters = unrecordedLetters.filter { $0 > mark } }
             } catch {
                 logger.error("cannot record the acknowledged mark", metadata: ["peer": "\(id)", "error": "\(error)"])
             }
@@ -210,10 +243,13 @@ final class OutboundPeer {
                 for (sequence, letter) in letters {
                     if let letter { core.emit(.deadLettered(MessageID(peer: peer, stream: stream, sequence: sequence), Outcome(deadLetter: letter.reason))) }
                 }
+                let unrecorded = letters.compactMap { $0.1 == nil ? $0.0 : nil }
+                mailbox.post(.deadLettersStored(peer: peer, sequences: decided.map(\.sequence), unrecorded: unrecorded))
             case .failure(let error):
                 logger.error("cannot store dead letters", metadata: ["peer": "\(peer)", "sequences": "\(decided.map(\.sequence))", "error": "\(error)"])
+                let sequences = decided.map(\.sequence)
+                mailbox.post(.deadLettersStored(peer: peer, sequences: sequences, unrecorded: sequences))
             }
-            for decision in decided { mailbox.post(.deadLetterStored(peer: peer, sequence: decision.sequence)) }
         }
     }
 }

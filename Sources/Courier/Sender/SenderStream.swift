@@ -116,7 +116,7 @@ struct SenderStream {
     /// Numbers never stored (sequence reservations after a crash): finished silently.
     private var silent: Set<UInt64> = []
     /// Decided numbers whose dead letters are being stored: the spool keeps them until then.
-    private var deadLettersPending: Set<UInt64> = []
+    private var deadLettersPending = PendingNumbers()
     private(set) var rtt: RoundTripEstimator
     private(set) var retransmitDue: ContinuousClock.Instant?
     /// While everything sent is received and some is not processed: when to ask where the
@@ -692,7 +692,7 @@ struct SenderStream {
     /// The highest number the spool may be told is finished: every number up to it is
     /// processed and has its dead letter (if any) stored.
     var acknowledgeableUpTo: UInt64 {
-        guard let first = deadLettersPending.min(), first <= processedUpTo else { return processedUpTo }
+        guard let first = deadLettersPending.min, first <= processedUpTo else { return processedUpTo }
         return first - 1
     }
 }
