@@ -10,22 +10,17 @@ import CoreMetrics
 /// call them from a thread that may block. The `async` and completion forms run it on the
 /// peer log's own thread.
 package final class DeadLetterStore: Sendable {
-    private struct Location {
-        var offset: Int64
-        var length: Int
-    }
-
     private struct State {
         var file: RecordFile
-        var live: [UInt64: Location]
+        var live: LetterIndex
         var nextID: UInt64
         /// The outcome of every number ever dead-lettered here, by stream and sequence
         /// number: requeued and removed letters included (their number's outcome does not
         /// change when the payload is sent again under a new number).
-        var outcomes: [UInt64: [UInt64: DeadLetterReason]]
+        var outcomes: OutcomeIndex
         /// Letters the log's thread encoded and has not written yet: it writes them with
         /// one write and one sync (``completeWrittenLetters()``).
-        var unwrittenBytes: [UInt8] = []
+        var unwrittenBytes = ByteWriter(capacity: 0)
         var unwritten: [Unwritten] = []
         /// Completions of batches (``add(_:streamID:completion:)``) written this round.
         var afterRound: [@Sendable (Result<Void, SpoolError>) -> Void] = []
@@ -59,16 +54,16 @@ package final class DeadLetterStore: Sendable {
             path: directory.appending("deadletters.log"), kind: .deadLetters, peer: peer,
             maxRecordSize: configuration.maxRecordSize + 1024
         )
-        var live: [UInt64: Location] = [:]
+        var live = LetterIndex()
         var nextID: UInt64 = 1
-        var outcomes: [UInt64: [UInt64: DeadLetterReason]] = [:]
+        var outcomes = OutcomeIndex()
         for entry in opened.entries {
             nextID = max(nextID, entry.header.sequenceNumber + 1)
             switch entry.header.type {
             case RecordFormat.RecordType.deadLetter.rawValue:
-                live[entry.header.sequenceNumber] = Location(offset: entry.offset, length: entry.header.length)
+                live[entry.header.sequenceNumber] = LetterLocation(offset: entry.offset, length: entry.header.length)
                 if let (stream, sequence, reason) = DeadLetter.outcome(body: entry.body) {
-                    outcomes[stream, default: [:]][sequence] = reason
+                    outcomes.record(reason, stream: stream, sequence: sequence)
                 }
             case RecordFormat.RecordType.deadLetterRemoval.rawValue:
                 live[entry.header.sequenceNumber] = nil
@@ -97,13 +92,13 @@ package final class DeadLetterStore: Sendable {
     /// expired, out of attempts), by sequence number, including letters since requeued or
     /// removed. No I/O.
     package func outcomes(streamID: UInt64) -> [UInt64: DeadLetterReason] {
-        state.withLock { $0.outcomes[streamID] ?? [:] }
+        state.withLock { $0.outcomes.all(stream: streamID) }
     }
 
     /// The outcome recorded for number `sequence` of stream `streamID`, if it was ever
     /// dead-lettered here (as ``outcomes(streamID:)``, for one number). No I/O.
     package func outcome(streamID: UInt64, sequence: UInt64) -> DeadLetterReason? {
-        state.withLock { $0.outcomes[streamID]?[sequence] }
+        state.withLock { $0.outcomes.reason(stream: streamID, sequence: sequence) }
     }
 
     /// Stores `record` as a dead letter, durably (written and synced), and returns it.
@@ -112,8 +107,8 @@ package final class DeadLetterStore: Sendable {
         try state.withLock { state throws(SpoolError) -> DeadLetter in
             let (letter, bytes) = Self.encode(record, streamID: streamID, reason: reason, id: state.nextID)
             let offset = try state.file.append(bytes, sync: true)
-            state.live[letter.id] = Location(offset: offset, length: bytes.count)
-            state.outcomes[streamID, default: [:]][record.sequenceNumber] = reason
+            state.live[letter.id] = LetterLocation(offset: offset, length: bytes.count)
+            state.outcomes.record(reason, stream: streamID, sequence: record.sequenceNumber)
             state.nextID += 1
             logAdded(record, reason)
             return letter
@@ -121,13 +116,20 @@ package final class DeadLetterStore: Sendable {
     }
 
     private static func encode(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, id: UInt64) -> (DeadLetter, [UInt8]) {
-        let letter = DeadLetter(id: id, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
         var writer = ByteWriter(capacity: 128 + record.payload.count)
+        let letter = encode(record, streamID: streamID, reason: reason, id: id, into: &writer)
+        return (letter, writer.bytes)
+    }
+
+    /// Encodes the letter's record at the end of `writer`.
+    private static func encode(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, id: UInt64,
+                               into writer: inout ByteWriter) -> DeadLetter {
+        let letter = DeadLetter(id: id, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
         RecordFormat.encode(
             into: &writer, type: .deadLetter, sequenceNumber: letter.id, enqueuedAt: letter.deadLetteredAt,
             expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags, body: letter.encodedBody()
         )
-        return (letter, writer.bytes)
+        return letter
     }
 
     private func logAdded(_ record: SpoolRecord, _ reason: DeadLetterReason) {
@@ -202,15 +204,15 @@ package final class DeadLetterStore: Sendable {
     private func buffer(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason,
                         completion: (@Sendable (Result<DeadLetter, SpoolError>) -> Void)? = nil) -> DeadLetter {
         let letter = state.withLock { state -> DeadLetter in
-            let (letter, bytes) = Self.encode(record, streamID: streamID, reason: reason, id: state.nextID)
+            let start = state.unwrittenBytes.bytes.count
+            let letter = Self.encode(record, streamID: streamID, reason: reason, id: state.nextID, into: &state.unwrittenBytes)
             state.nextID += 1
             var done: (@Sendable (Result<Void, SpoolError>) -> Void)?
             if let completion {
                 done = { result in completion(result.map { letter }) }
             }
-            state.unwritten.append(Unwritten(id: letter.id, start: state.unwrittenBytes.count, length: bytes.count, stream: streamID,
+            state.unwritten.append(Unwritten(id: letter.id, start: start, length: state.unwrittenBytes.bytes.count - start, stream: streamID,
                                              sequence: record.sequenceNumber, reason: reason, completion: done))
-            state.unwrittenBytes += bytes
             return letter
         }
         logAdded(record, reason)
@@ -229,13 +231,13 @@ package final class DeadLetterStore: Sendable {
             guard !state.unwritten.isEmpty else { return ([], batches, .success(state.file)) }
             defer {
                 state.unwritten = []
-                state.unwrittenBytes = []
+                state.unwrittenBytes.bytes.removeAll(keepingCapacity: state.unwrittenBytes.bytes.capacity <= 1 << 22)
             }
             do throws(SpoolError) {
-                let base = try state.file.append(state.unwrittenBytes, sync: false)
+                let base = try state.file.append(state.unwrittenBytes.bytes, sync: false)
                 for letter in state.unwritten {
-                    state.live[letter.id] = Location(offset: base + Int64(letter.start), length: letter.length)
-                    state.outcomes[letter.stream, default: [:]][letter.sequence] = letter.reason
+                    state.live[letter.id] = LetterLocation(offset: base + Int64(letter.start), length: letter.length)
+                    state.outcomes.record(letter.reason, stream: letter.stream, sequence: letter.sequence)
                 }
                 return (state.unwritten, batches, .success(state.file))
             } catch {
@@ -273,7 +275,7 @@ package final class DeadLetterStore: Sendable {
     package func list() throws(SpoolError) -> [DeadLetter] {
         try state.withLock { state throws(SpoolError) -> [DeadLetter] in
             var letters: [DeadLetter] = []
-            for (id, location) in state.live.sorted(by: { $0.key < $1.key }) {
+            for (id, location) in state.live.sorted {
                 if let letter = try Self.read(state.file, location, id: id, configuration: configuration) { letters.append(letter) }
             }
             return letters
@@ -334,7 +336,7 @@ package final class DeadLetterStore: Sendable {
         }
     }
 
-    private static func read(_ file: RecordFile, _ location: Location, id: UInt64, configuration: SpoolConfiguration) throws(SpoolError) -> DeadLetter? {
+    private static func read(_ file: RecordFile, _ location: LetterLocation, id: UInt64, configuration: SpoolConfiguration) throws(SpoolError) -> DeadLetter? {
         let bytes = try file.read(at: location.offset, count: location.length)
         return bytes.withUnsafeBytes { raw -> DeadLetter? in
             guard case .record(let header) = RecordFormat.decode(raw, at: 0, maxLength: Int.max), header.sequenceNumber == id else {

@@ -1,0 +1,146 @@
+/// Where a dead letter's record is in `deadletters.log`.
+struct LetterLocation {
+    var offset: Int64
+    var length: Int
+}
+
+/// Where each live dead letter is, by id. Ids are given out consecutively, so the index
+/// is an array from the oldest live id on (16 bytes a letter, no hashing); removed letters
+/// leave a hole until the holes at the front are dropped.
+struct LetterIndex {
+    /// The id of `slots[head]`.
+    private var firstID: UInt64 = 0
+    private var slots: [LetterLocation?] = []
+    private var head = 0
+    private(set) var count = 0
+
+    subscript(id: UInt64) -> LetterLocation? {
+        get {
+            guard id >= firstID, id - firstID < UInt64(slots.count - head) else { return nil }
+            return slots[head + Int(id - firstID)]
+        }
+        set {
+            if let location = newValue { insert(location, id: id) } else { remove(id) }
+        }
+    }
+
+    /// Every live letter in id order.
+    var sorted: [(id: UInt64, location: LetterLocation)] {
+        var result: [(id: UInt64, location: LetterLocation)] = []
+        result.reserveCapacity(count)
+        for index in head..<slots.count {
+            if let location = slots[index] { result.append((firstID + UInt64(index - head), location)) }
+        }
+        return result
+    }
+
+    private mutating func insert(_ location: LetterLocation, id: UInt64) {
+        if count == 0 {
+            slots.removeAll(keepingCapacity: true)
+            head = 0
+            firstID = id
+        } else if id < firstID {
+            // Older than every letter held (only when a file lists ids out of order).
+            slots.replaceSubrange(head..<head, with: repeatElement(nil, count: Int(firstID - id)))
+            firstID = id
+        }
+        let index = head + Int(id - firstID)
+        if index >= slots.count { slots.append(contentsOf: repeatElement(nil, count: index - slots.count + 1)) }
+        if slots[index] == nil { count += 1 }
+        slots[index] = location
+    }
+
+    private mutating func remove(_ id: UInt64) {
+        guard self[id] != nil else { return }
+        slots[head + Int(id - firstID)] = nil
+        count -= 1
+        // Drop the holes at the front, so that memory follows the letters held.
+        while head < slots.count, slots[head] == nil {
+            head += 1
+            firstID += 1
+        }
+        if head > 1_024, head * 2 > slots.count {
+            slots.removeFirst(head)
+            head = 0
+        }
+    }
+}
+
+/// The outcome of every number ever dead-lettered, by stream and sequence number: per
+/// stream, the numbers in increasing order beside an index into the distinct reasons
+/// (12 bytes a number; a reason's text is kept once however many numbers share it).
+struct OutcomeIndex {
+    private struct Stream {
+        var sequences: [UInt64] = []
+        var reasons: [UInt32] = []
+
+        mutating func record(_ reason: UInt32, sequence: UInt64) {
+            if let last = sequences.last, sequence <= last {
+                let index = OutcomeIndex.position(of: sequence, in: sequences)
+                if index < sequences.count, sequences[index] == sequence {
+                    reasons[index] = reason
+                } else {
+                    sequences.insert(sequence, at: index)
+                    reasons.insert(reason, at: index)
+                }
+            } else {
+                sequences.append(sequence)
+                reasons.append(reason)
+            }
+        }
+    }
+
+    private var streams: [UInt64: Stream] = [:]
+    private var reasons: [DeadLetterReason] = []
+    private var reasonIDs: [DeadLetterReason: UInt32] = [:]
+    /// The reason recorded last: the next one is most often the same.
+    private var lastReason: (reason: DeadLetterReason, id: UInt32)?
+
+    /// Records `reason` as the outcome of `sequence` on `stream` (replacing one recorded
+    /// before for it).
+    mutating func record(_ reason: DeadLetterReason, stream: UInt64, sequence: UInt64) {
+        let id = identifier(of: reason)
+        streams[stream, default: Stream()].record(id, sequence: sequence)
+    }
+
+    /// The outcome recorded for `sequence` on `stream`, if any.
+    func reason(stream: UInt64, sequence: UInt64) -> DeadLetterReason? {
+        guard let entry = streams[stream] else { return nil }
+        let index = Self.position(of: sequence, in: entry.sequences)
+        guard index < entry.sequences.count, entry.sequences[index] == sequence else { return nil }
+        return reasons[Int(entry.reasons[index])]
+    }
+
+    /// Every outcome recorded on `stream`.
+    func all(stream: UInt64) -> [UInt64: DeadLetterReason] {
+        guard let entry = streams[stream] else { return [:] }
+        var result: [UInt64: DeadLetterReason] = [:]
+        result.reserveCapacity(entry.sequences.count)
+        for (sequence, id) in zip(entry.sequences, entry.reasons) { result[sequence] = reasons[Int(id)] }
+        return result
+    }
+
+    private mutating func identifier(of reason: DeadLetterReason) -> UInt32 {
+        if let last = lastReason, last.reason == reason { return last.id }
+        let id: UInt32
+        if let known = reasonIDs[reason] {
+            id = known
+        } else {
+            id = UInt32(reasons.count)
+            reasons.append(reason)
+            reasonIDs[reason] = id
+        }
+        lastReason = (reason, id)
+        return id
+    }
+
+    /// The first index whose number is not below `sequence`.
+    fileprivate static func position(of sequence: UInt64, in sequences: [UInt64]) -> Int {
+        var low = 0, high = sequences.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sequences[middle] < sequence { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+}
