@@ -20,20 +20,19 @@ package struct DeadLetter: Sendable, Hashable {
         self.deadLetteredAt = deadLetteredAt
     }
 
-    /// The body of a dead-letter record (see docs/SPOOL-FORMAT.md, "deadletters.log"):
-    /// `u64 original sequence, u64 stream id, i64 original enqueue time, u8 reason kind,
-    /// u16 reason length, reason (UTF-8), payload`.
-    func encodedBody() -> [UInt8] {
-        var writer = ByteWriter(capacity: 64 + record.payload.count)
+    /// Writes the body of a dead-letter record (see docs/SPOOL-FORMAT.md, "deadletters.log")
+    /// at the end of `writer`: `u64 original sequence, u64 stream id, i64 original enqueue
+    /// time, u8 reason kind, u16 reason length, reason (UTF-8), payload`.
+    func encodeBody(into writer: inout ByteWriter) {
         writer.u64(record.sequenceNumber)
         writer.u64(streamID)
         writer.i64(record.enqueuedAt)
         writer.u8(reason.kind.code)
-        let text = Array(reason.text.utf8.prefix(Int(UInt16.max)))
-        writer.u16(UInt16(text.count))
-        writer.append(text)
+        let lengthAt = writer.bytes.count
+        writer.u16(0)
+        let length = writer.utf8(reason.text, limit: Int(UInt16.max))
+        writer.patchU16(UInt16(length), at: lengthAt)
         writer.append(record.payload)
-        return writer.bytes
     }
 
     /// The stream, original sequence number and reason of a dead-letter record's body,

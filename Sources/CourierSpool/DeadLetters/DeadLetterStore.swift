@@ -127,8 +127,8 @@ package final class DeadLetterStore: Sendable {
         let letter = DeadLetter(id: id, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
         RecordFormat.encode(
             into: &writer, type: .deadLetter, sequenceNumber: letter.id, enqueuedAt: letter.deadLetteredAt,
-            expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags, body: letter.encodedBody()
-        )
+            expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags
+        ) { letter.encodeBody(into: &$0) }
         return letter
     }
 

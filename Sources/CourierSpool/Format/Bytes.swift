@@ -21,7 +21,23 @@ struct ByteWriter {
     mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
     mutating func i64(_ value: Int64) { u64(UInt64(bitPattern: value)) }
     mutating func append(_ other: [UInt8]) { bytes.append(contentsOf: other) }
+    /// Appends at most `limit` bytes of `text`'s UTF-8 and returns how many it appended.
+    @discardableResult
+    mutating func utf8(_ text: String, limit: Int) -> Int {
+        var text = text
+        return text.withUTF8 { raw in
+            let count = min(raw.count, limit)
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: raw[..<count]))
+            return count
+        }
+    }
     mutating func zeros(_ count: Int) { bytes.append(contentsOf: repeatElement(0, count: count)) }
+
+    /// Overwrites two bytes at `offset` (which must already be written).
+    mutating func patchU16(_ value: UInt16, at offset: Int) {
+        bytes[offset] = UInt8(truncatingIfNeeded: value)
+        bytes[offset + 1] = UInt8(truncatingIfNeeded: value >> 8)
+    }
 
     /// Overwrites four bytes at `offset` (which must already be written).
     mutating func patchU32(_ value: UInt32, at offset: Int) {

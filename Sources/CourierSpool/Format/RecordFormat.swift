@@ -53,8 +53,24 @@ enum RecordFormat {
         flags: UInt16,
         body: [UInt8]
     ) {
+        encode(into: &writer, type: type, sequenceNumber: sequenceNumber, enqueuedAt: enqueuedAt, expiresAt: expiresAt,
+               attempt: attempt, flags: flags) { $0.append(body) }
+    }
+
+    /// Encodes one record onto `writer`, its body written by `body` straight after the
+    /// header (no body array of its own).
+    static func encode(
+        into writer: inout ByteWriter,
+        type: RecordType,
+        sequenceNumber: UInt64,
+        enqueuedAt: Int64,
+        expiresAt: Int64?,
+        attempt: UInt32,
+        flags: UInt16,
+        body: (inout ByteWriter) -> Void
+    ) {
         let start = writer.bytes.count
-        writer.u32(UInt32(headerSize + body.count))
+        writer.u32(0)  // the length, once the body is written
         writer.u32(0)
         writer.u8(type.rawValue)
         writer.u8(0)
@@ -63,7 +79,8 @@ enum RecordFormat {
         writer.u64(sequenceNumber)
         writer.i64(enqueuedAt)
         writer.i64(expiresAt ?? 0)
-        writer.append(body)
+        body(&writer)
+        writer.patchU32(UInt32(writer.bytes.count - start), at: start)
         let crc = writer.bytes.withUnsafeBytes { raw in
             let head = CRC32C.update(0, UnsafeRawBufferPointer(rebasing: raw[start..<(start + 4)]))
             return CRC32C.update(head, UnsafeRawBufferPointer(rebasing: raw[(start + 8)...]))

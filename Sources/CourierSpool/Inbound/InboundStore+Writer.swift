@@ -133,7 +133,7 @@ extension InboundStore {
     func encodeVerdict(_ verdict: InboundVerdict, of key: InboundStreamKey, sequence: UInt64, into writer: inout ByteWriter) {
         RecordFormat.encode(
             into: &writer, type: .inboundVerdict, sequenceNumber: sequence, enqueuedAt: wallClockNanoseconds(),
-            expiresAt: nil, attempt: 0, flags: 0, body: InboundVerdict.encodedBody(key, sequence: sequence, verdict: verdict))
+            expiresAt: nil, attempt: 0, flags: 0) { InboundVerdict.encodeBody(key, sequence: sequence, verdict: verdict, into: &$0) }
     }
 
     /// Syncs the journal (on the store's thread, without the lock); then the ceilings of the

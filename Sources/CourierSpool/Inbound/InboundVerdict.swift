@@ -16,17 +16,24 @@ package struct InboundVerdict: Sendable, Hashable {
     /// sender (UTF-8), u64 stream id, u64 sequence number, u8 code, u16 reason length,
     /// reason (UTF-8)`.
     static func encodedBody(_ key: InboundStreamKey, sequence: UInt64, verdict: InboundVerdict) -> [UInt8] {
-        let name = Array(key.sender.utf8.prefix(255))
-        let reason = Array(verdict.reason.utf8.prefix(Int(UInt16.max)))
-        var writer = ByteWriter(capacity: 20 + name.count + reason.count)
-        writer.u8(UInt8(name.count))
-        writer.append(name)
+        var writer = ByteWriter(capacity: 20 + key.sender.utf8.count + verdict.reason.utf8.count)
+        encodeBody(key, sequence: sequence, verdict: verdict, into: &writer)
+        return writer.bytes
+    }
+
+    /// Writes a verdict record's body at the end of `writer`.
+    static func encodeBody(_ key: InboundStreamKey, sequence: UInt64, verdict: InboundVerdict, into writer: inout ByteWriter) {
+        let nameAt = writer.bytes.count
+        writer.u8(0)
+        let nameLength = writer.utf8(key.sender, limit: 255)
+        writer.bytes[nameAt] = UInt8(nameLength)
         writer.u64(key.streamID)
         writer.u64(sequence)
         writer.u8(verdict.code)
-        writer.u16(UInt16(reason.count))
-        writer.append(reason)
-        return writer.bytes
+        let reasonAt = writer.bytes.count
+        writer.u16(0)
+        let length = writer.utf8(verdict.reason, limit: Int(UInt16.max))
+        writer.patchU16(UInt16(length), at: reasonAt)
     }
 
     /// Decodes a verdict record's body; nil when its layout is impossible.
