@@ -47,4 +47,32 @@ struct DeadLetterTests {
         #expect(log.deadLetters.count == 0)
         await #expect(throws: SpoolError.self) { _ = try await log.deadLetters.requeue(letters[2].id) }
     }
+
+    @Test("decisions stored as one job: records not given are read from the log and matched to their numbers, out of order and repeated too; a number the log does not hold gets no letter")
+    func decisionsReadTheirRecords() async throws {
+        let temp = TemporaryDirectory("dlq-decisions")
+        let directory = try await DataDirectory.open(path: temp.sub("data"), configuration: configuration())
+        defer { directory.close() }
+        let log = try await directory.outboundLog(for: "peer")
+        for i in 1...40 { _ = try await log.append(SpoolEntry(payload: payload(i))) }
+        let given = SpoolRecord(sequenceNumber: 7, enqueuedAt: 1, expiresAt: nil, attempt: 1, flags: 0, payload: [9, 9])
+        let decisions: [DeadLetterStore.Decision] = [
+            .init(sequence: 30, reason: .rejected("late"), record: nil),
+            .init(sequence: 7, reason: .rejected("given"), record: given),
+            .init(sequence: 2, reason: .rejected("early"), record: nil),
+            .init(sequence: 99, reason: .rejected("never spooled"), record: nil),
+            .init(sequence: 2, reason: .rejected("again"), record: nil),
+            .init(sequence: 40, reason: .expired, record: nil),
+        ]
+        let result = await withCheckedContinuation { continuation in
+            log.deadLetters.add(decisions, streamID: log.streamID) { continuation.resume(returning: $0) }
+        }
+        let letters = try result.get()
+        #expect(letters.map(\.0) == [30, 7, 2, 99, 2, 40])
+        #expect(letters.map { $0.1?.record.payload } == [payload(30), [9, 9], payload(2), nil, payload(2), payload(40)])
+        #expect(letters.map { $0.1?.reason } == [.rejected("late"), .rejected("given"), .rejected("early"), nil, .rejected("again"), .expired])
+        #expect(try await log.deadLetters.list().map(\.record.sequenceNumber) == [30, 7, 2, 2, 40])
+        #expect(log.deadLetters.outcome(streamID: log.streamID, sequence: 40) == .expired)
+        #expect(log.deadLetters.outcome(streamID: log.streamID, sequence: 99) == nil)
+    }
 }

@@ -170,21 +170,10 @@ package final class DeadLetterStore: Sendable {
         onLogThread(orFail: completion) {
             var letters: [(UInt64, DeadLetter?)] = []
             do throws(SpoolError) {
-                let missing = decisions.filter { $0.record == nil }.map(\.sequence)
-                var read: [UInt64: SpoolRecord] = [:]
-                if let low = missing.min(), let high = missing.max(), let log = self.owner {
-                    // The pending range in reads of at most a few MiB each.
-                    let wanted = Set(missing)
-                    var next = low
-                    while next <= high {
-                        let records = try log.readPending(from: next, limit: Int(high - next + 1))
-                        guard let last = records.last, last.sequenceNumber >= next else { break }
-                        for record in records where wanted.contains(record.sequenceNumber) { read[record.sequenceNumber] = record }
-                        next = last.sequenceNumber + 1
-                    }
-                }
-                for decision in decisions {
-                    guard let record = decision.record ?? read[decision.sequence] else {
+                let read = try self.pendingRecords(for: decisions)
+                letters.reserveCapacity(decisions.count)
+                for (index, decision) in decisions.enumerated() {
+                    guard let record = decision.record ?? read[index] else {
                         letters.append((decision.sequence, nil))
                         continue
                     }
@@ -197,6 +186,34 @@ package final class DeadLetterStore: Sendable {
             let result = letters
             self.state.withLock { $0.afterRound.append { completion($0.map { result }) } }
         }
+    }
+
+    /// The log's pending records of the decisions given without one, by the decision's
+    /// index (nil: given, or no longer held): one pass over the pending range in reads of a
+    /// few MiB each, matched in order (decisions come in increasing order; others are
+    /// sorted first).
+    private func pendingRecords(for decisions: [Decision]) throws(SpoolError) -> [SpoolRecord?] {
+        var found = [SpoolRecord?](repeating: nil, count: decisions.count)
+        let missing = decisions.indices.filter { decisions[$0].record == nil }
+        guard !missing.isEmpty, let log = owner else { return found }
+        var wanted = missing.map { (sequence: decisions[$0].sequence, index: $0) }
+        if !zip(wanted, wanted.dropFirst()).allSatisfy({ $0.sequence <= $1.sequence }) { wanted.sort { $0.sequence < $1.sequence } }
+        let high = wanted[wanted.count - 1].sequence
+        var next = wanted[0].sequence
+        var position = 0
+        while next <= high, position < wanted.count {
+            let records = try log.readPending(from: next, limit: Int(high - next + 1))
+            guard let last = records.last, last.sequenceNumber >= next else { break }
+            for record in records {
+                while position < wanted.count, wanted[position].sequence < record.sequenceNumber { position += 1 }
+                while position < wanted.count, wanted[position].sequence == record.sequenceNumber {
+                    found[wanted[position].index] = record
+                    position += 1
+                }
+            }
+            next = last.sequenceNumber + 1
+        }
+        return found
     }
 
     /// Encodes a letter for the log's thread's next ``completeWrittenLetters()``.
