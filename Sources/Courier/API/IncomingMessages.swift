@@ -6,12 +6,12 @@
 public struct IncomingMessages: AsyncSequence, Sendable {
     /// Each element is one delivered message.
     public typealias Element = IncomingMessage
-    let stream: AsyncStream<DeliveryBatch>
+    let channel: HandOffChannel<DeliveryBatch>
     let tracker: DeliveryTracker
 
     /// Iterates the node's messages; one iterator per node at a time.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<DeliveryBatch>.AsyncIterator
+        let channel: HandOffChannel<DeliveryBatch>
         let tracker: DeliveryTracker
 
         /// The next message in order, or nil once the node has shut down.
@@ -22,7 +22,7 @@ public struct IncomingMessages: AsyncSequence, Sendable {
                 case .stopped: return nil
                 case .empty:
                     // The I/O thread hands messages over a batch at a time.
-                    guard let batch = await base.next(), tracker.accept(batch) else { return nil }
+                    guard let batch = await channel.next(), tracker.accept(batch) else { return nil }
                 }
             }
         }
@@ -37,8 +37,16 @@ public struct IncomingMessages: AsyncSequence, Sendable {
         public mutating func next(upTo maximum: Int) async -> [IncomingMessage]? {
             guard let first = await next() else { return nil }
             var messages = [first]
-            while messages.count < maximum, case .message(let message) = tracker.next() {
-                messages.append(message)
+            while messages.count < maximum {
+                switch tracker.next() {
+                case .message(let message):
+                    messages.append(message)
+                case .empty:
+                    // The next batch, if it has arrived already.
+                    guard let batch = channel.poll(), tracker.accept(batch) else { return messages }
+                case .stopped:
+                    return messages
+                }
             }
             return messages
         }
@@ -46,7 +54,7 @@ public struct IncomingMessages: AsyncSequence, Sendable {
 
     /// Starts iterating the messages. Iterate from one task only.
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: stream.makeAsyncIterator(), tracker: tracker)
+        AsyncIterator(channel: channel, tracker: tracker)
     }
 }
 
@@ -55,15 +63,15 @@ public struct IncomingMessages: AsyncSequence, Sendable {
 public struct NodeEvents: AsyncSequence, Sendable {
     /// Each element is one event.
     public typealias Element = NodeEvent
-    let stream: AsyncStream<NodeEvent>
+    let channel: HandOffChannel<NodeEvent>
 
     /// Iterates the node's events.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<NodeEvent>.AsyncIterator
+        let channel: HandOffChannel<NodeEvent>
         /// The next event, or nil once the node has shut down.
-        public mutating func next() async -> NodeEvent? { await base.next() }
+        public mutating func next() async -> NodeEvent? { await channel.next() }
     }
 
     /// Starts iterating the events.
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: stream.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
 }

@@ -22,8 +22,8 @@ final class NodeCore: Sendable {
     let incoming: IncomingMessages
     let tracker = DeliveryTracker()
     let eventStream: NodeEvents
-    private let incomingContinuation: AsyncStream<DeliveryBatch>.Continuation
-    private let events: AsyncStream<NodeEvent>.Continuation
+    private let deliveries = HandOffChannel<DeliveryBatch>()
+    private let events: HandOffChannel<NodeEvent>
     private let state: Mutex<State>
     private let refusalLog = Mutex(RefusalLog())
     /// Cancellation: a shutdown in progress stops waiting for acknowledgements.
@@ -39,16 +39,15 @@ final class NodeCore: Sendable {
     }
 
     private init(configuration: NodeConfiguration, keys: SecurityConfiguration.Keys?, directory: DataDirectory,
-                 logs: [String: OutboundLog], events: (NodeEvents, AsyncStream<NodeEvent>.Continuation)) {
+                 logs: [String: OutboundLog], events: HandOffChannel<NodeEvent>) {
         self.configuration = configuration
         self.keys = keys
         self.logger = configuration.logger
         self.directory = directory
         self.decoder = WireDecoder(maxPayloadSize: configuration.maxMessageSize)
-        let (stream, continuation) = AsyncStream<DeliveryBatch>.makeStream(bufferingPolicy: .unbounded)
-        self.incoming = IncomingMessages(stream: stream, tracker: tracker)
-        self.incomingContinuation = continuation
-        (self.eventStream, self.events) = events
+        self.incoming = IncomingMessages(channel: deliveries, tracker: tracker)
+        self.events = events
+        self.eventStream = NodeEvents(channel: events)
         self.state = Mutex(State(logs: logs))
     }
 
@@ -58,7 +57,7 @@ final class NodeCore: Sendable {
         try validate(configuration)
         if configuration.raisesDescriptorLimit { DescriptorLimit.raiseSoftLimit(logger: configuration.logger) }
         let keys = try configuration.security?.validated(nodeID: configuration.id, peers: configuration.peers)
-        let (eventStream, eventContinuation) = AsyncStream<NodeEvent>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        let events = HandOffChannel<NodeEvent>(keepingNewest: 1024)
         var spool = SpoolConfiguration()
         spool.durability = configuration.durability.policy
         spool.maxPendingBytes = configuration.maxSpoolBytes
@@ -73,7 +72,7 @@ final class NodeCore: Sendable {
         spool.testHooks.bootID = configuration.bootIDForTesting
         spool.onEvent = { event in
             if case .corruptionFound(let report) = event {
-                eventContinuation.yield(.corruptionFound(description: report.description))
+                events.send(.corruptionFound(description: report.description))
             }
         }
         let spoolConfiguration = spool
@@ -100,7 +99,7 @@ final class NodeCore: Sendable {
         let (directory, logs) = try opened.get()
         let core = NodeCore(configuration: configuration, keys: keys, directory: directory,
                             logs: Dictionary(uniqueKeysWithValues: logs.map { ($0.key.id, $0.value) }),
-                            events: (NodeEvents(stream: eventStream), eventContinuation))
+                            events: events)
         let result: Result<[String], CourierError> = await withCheckedContinuation { started in
             do {
                 try DedicatedThread.start(name: "courier-io") {
@@ -284,13 +283,13 @@ final class NodeCore: Sendable {
 
     // MARK: Called on the I/O thread
 
-    func emit(_ event: NodeEvent) { events.yield(event) }
+    func emit(_ event: NodeEvent) { events.send(event) }
 
     /// Hands `batch` to the application's iterator.
     func deliver(_ batch: DeliveryBatch) {
         guard !batch.isEmpty else { return }
         nodeMetrics.delivered.increment(by: batch.messages.count)
-        incomingContinuation.yield(batch)
+        deliveries.send(batch)
     }
 
     /// A frame from the network was refused: count it, report it, and log it, at most one
@@ -370,7 +369,7 @@ final class NodeCore: Sendable {
         // After any cursor write in progress, before the directory's lock is released.
         outcomeCursors.close()
         directory.close()
-        incomingContinuation.finish()
+        deliveries.finish()
         events.finish()
         let waiters = state.withLock { state in
             state.stopped = true
