@@ -20,10 +20,9 @@ final class OutcomeBook: Sendable {
         /// The peer's dead letters, which record every number's outcome other than
         /// processed once its letter is stored (nil: no such record; everything is kept here).
         var recorded: (@Sendable (UInt64) -> Outcome?)?
-        /// Numbers settled other than processed, in the order they were settled, from
-        /// `decidedHead` on: candidates for ``OutcomeBook/forgetRecorded(peer:upTo:)``.
-        var decided: [UInt64] = []
-        var decidedHead = 0
+        /// With `recorded`: outcomes other than processed, until the dead letters answer
+        /// for them (``OutcomeBook/forgetRecorded(peer:upTo:except:)``).
+        var recent = RecentOutcomes()
         var waiters: [UInt64: [Int: OutcomeWaiter]] = [:]
         var drainWaiters: [Int: DrainWaiter] = [:]
         /// Bumped by every accepted send; a drained report from an older generation is stale.
@@ -63,7 +62,13 @@ final class OutcomeBook: Sendable {
         state.withLock { state in
             if state.peers[peer]?.stream != stream {
                 let entry = Peer(stream: stream, processedUpTo: processedUpTo)
-                entry.individually = recorded == nil ? decided : decided.filter { $0.key > processedUpTo }
+                if recorded == nil {
+                    entry.individually = decided
+                } else {
+                    for (sequence, outcome) in decided.sorted(by: { $0.key < $1.key }) where sequence > processedUpTo {
+                        entry.recent.record(outcome, for: sequence)
+                    }
+                }
                 entry.recorded = recorded
                 state.peers[peer] = entry
             }
@@ -72,28 +77,24 @@ final class OutcomeBook: Sendable {
 
     /// How many outcomes the book holds in memory for `peer` (for tests and diagnostics).
     func heldCount(peer: String) -> Int {
-        state.withLock { $0.peers[peer]?.individually.count ?? 0 }
+        state.withLock { state in state.peers[peer].map { $0.individually.count + $0.recent.count } ?? 0 }
     }
 
     /// The spool let go of every number up to `mark`, so each one decided other than
     /// processed has its dead letter stored, recording that outcome, except the numbers
     /// in `unrecorded` (their letter's write failed, or the log no longer held the record):
     /// the others leave memory, and ``outcome(of:)`` reads them from the dead letters.
-    func forgetRecorded(peer: String, upTo mark: UInt64, except unrecorded: Set<UInt64> = []) {
+    /// Returns the number up to which it went (those above the processed mark the book
+    /// knows wait for a later call, which needs their `unrecorded` again).
+    @discardableResult
+    func forgetRecorded(peer: String, upTo mark: UInt64, except unrecorded: Set<UInt64> = []) -> UInt64 {
         state.withLock { state in
-            guard let entry = state.peers[peer], entry.recorded != nil else { return }
-            while entry.decidedHead < entry.decided.count, entry.decided[entry.decidedHead] <= mark {
-                let sequence = entry.decided[entry.decidedHead]
-                entry.decidedHead += 1
-                guard sequence <= entry.processedUpTo, unrecorded.isEmpty || !unrecorded.contains(sequence) else { continue }
-                if let index = entry.individually.index(forKey: sequence), entry.individually.values[index] != .processed {
-                    entry.individually.remove(at: index)
-                }
+            guard let entry = state.peers[peer], entry.recorded != nil else { return 0 }
+            let through = min(mark, entry.processedUpTo)
+            entry.recent.removeFirst(upTo: through) { sequence, outcome in
+                if !unrecorded.isEmpty, unrecorded.contains(sequence) { entry.individually[sequence] = outcome }
             }
-            if entry.decidedHead > 4_096, entry.decidedHead * 2 > entry.decided.count {
-                entry.decided.removeFirst(entry.decidedHead)
-                entry.decidedHead = 0
-            }
+            return through
         }
     }
 
@@ -105,8 +106,11 @@ final class OutcomeBook: Sendable {
             let previous = entry.processedUpTo
             entry.processedUpTo = max(previous, processedUpTo)
             for (sequence, outcome) in individually where outcome != .processed || sequence > entry.processedUpTo {
-                entry.individually[sequence] = outcome
-                if outcome != .processed, entry.recorded != nil { entry.decided.append(sequence) }
+                if outcome != .processed, entry.recorded != nil {
+                    entry.recent.record(outcome, for: sequence)
+                } else {
+                    entry.individually[sequence] = outcome
+                }
             }
             if entry.individually.count > max(memory, 2 * entry.prunedTo) {
                 // Only processed outcomes at or below the cumulative mark are forgotten (they
@@ -136,7 +140,7 @@ final class OutcomeBook: Sendable {
     }
 
     private static func outcome(_ sequence: UInt64, in peer: Peer) -> Outcome? {
-        if let outcome = peer.individually[sequence] { return outcome }
+        if let outcome = peer.individually[sequence] ?? peer.recent[sequence] { return outcome }
         guard sequence <= peer.processedUpTo else { return nil }
         return peer.recorded?(sequence) ?? .processed
     }

@@ -194,8 +194,8 @@ final class OutboundPeer {
                 _ = try log.acknowledge(upTo: mark)
                 machine.spoolAcknowledged(upTo: mark, now: .now)
                 // Dead letters up to the mark are stored: they answer for those outcomes.
-                core.outcomes.forgetRecorded(peer: id, upTo: mark, except: unrecordedLetters)
-                if !unrecordedLetters.isEmpty { unrecordedLetters = unrecordedLetters.filter { $0 > mark } }
+                let through = core.outcomes.forgetRecorded(peer: id, upTo: mark, except: unrecordedLetters)
+                if !unrecordedLetters.isEmpty { unrecordedLetters = unrecordedLetters.filter { $0 > through } }
             } catch {
                 logger.error("cannot record the acknowledged mark", metadata: ["peer": "\(id)", "error": "\(error)"])
             }
