@@ -21,8 +21,6 @@ final class OutboundPeer {
     var statistics: PeerStatistics
     var publishedStatistics: PeerStatistics?
     var drainedGeneration = -1
-    /// Rejection reasons, shared among the outcomes kept in memory.
-    var reasons = ReasonInterner()
     /// Decided numbers whose dead letter was not stored, above the spool's mark: their
     /// outcomes stay in the book when the mark passes them.
     var unrecordedLetters: Set<UInt64> = []
@@ -127,7 +125,7 @@ final class OutboundPeer {
             machine.unreadableFrame(now: .now)
             return
         }
-        var frame: WireFrame
+        let frame: WireFrame
         do { frame = try core.decoder.decode(message.frames[0]) } catch {
             core.refused(from: id, reason: error.description, label: error.metricLabel)
             // Possibly verdicts: the peer is asked again before any acknowledgement counts.
@@ -137,7 +135,6 @@ final class OutboundPeer {
         if case .ack(let ack) = frame {
             logger.trace("acknowledgement", metadata: ["peer": "\(id)", "processed-up-to": "\(ack.processedUpTo)", "received-up-to": "\(ack.receivedUpTo)"])
         }
-        frame = reasons.intern(frame)
         machine.received(frame, now: .now, into: &actions)
         perform(actions)
     }
