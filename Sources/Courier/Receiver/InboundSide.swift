@@ -187,8 +187,16 @@ final class InboundSide {
         var key: Key?
         var slot: Slot?
         var counters: SenderMetrics?
+        // Counted per run of one sender's settlements, not per message.
+        var (acknowledged, rejected) = (0, 0)
+        func count() {
+            if acknowledged > 0 { counters?.acknowledged.increment(by: acknowledged) }
+            if rejected > 0 { counters?.rejected.increment(by: rejected) }
+            (acknowledged, rejected) = (0, 0)
+        }
         for settlement in settlements {
             if key?.stream != settlement.stream || key?.sender != settlement.sender {
+                count()
                 let next = Key(sender: settlement.sender, stream: settlement.stream)
                 key = next
                 slot = streams[next]
@@ -199,8 +207,9 @@ final class InboundSide {
             guard let slot, slot.machine.settle(sequence, verdict: settlement.rejection.map { .init(sequence: sequence, code: .rejected, reason: $0) }) else {
                 continue
             }
-            if settlement.rejection == nil { counters?.acknowledged.increment() } else { counters?.rejected.increment() }
+            if settlement.rejection == nil { acknowledged += 1 } else { rejected += 1 }
         }
+        count()
     }
 
     private func metrics(for sender: String) -> SenderMetrics {

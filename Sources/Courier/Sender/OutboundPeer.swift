@@ -167,7 +167,10 @@ final class OutboundPeer {
             perform(action, decided: &decided)
         }
         if let report { publish(report) }
-        if !decided.isEmpty { storeDeadLetters(decided) }
+        if !decided.isEmpty {
+            count(decided)
+            storeDeadLetters(decided)
+        }
     }
 
     /// Publishes outcomes settled by the stream: the counts first, so that a task woken by
@@ -183,8 +186,7 @@ final class OutboundPeer {
             publish((processedUpTo, individually))
         case .countProcessed(let count):
             metrics.processed.increment(by: count)
-        case .deadLetter(let sequence, let outcome, let reason, let record):
-            count(outcome)
+        case .deadLetter(let sequence, _, let reason, let record):
             decided.append(DeadLetterStore.Decision(sequence: sequence, reason: reason, record: record))
         case .acknowledgeSpool(let mark):
             do {
@@ -220,13 +222,19 @@ final class OutboundPeer {
         }
     }
 
-    private func count(_ outcome: Outcome) {
-        switch outcome {
-        case .processed: break
-        case .rejected: metrics.rejected.increment()
-        case .expired: metrics.expired.increment()
-        case .deadLettered: metrics.deadLettered.increment()
+    /// Counts the outcomes decided by one round of actions, once per kind.
+    private func count(_ decided: [DeadLetterStore.Decision]) {
+        var (rejected, expired, deadLettered) = (0, 0, 0)
+        for decision in decided {
+            switch decision.reason.kind {
+            case .rejected: rejected += 1
+            case .expired: expired += 1
+            default: deadLettered += 1
+            }
         }
+        if rejected > 0 { metrics.rejected.increment(by: rejected) }
+        if expired > 0 { metrics.expired.increment(by: expired) }
+        if deadLettered > 0 { metrics.deadLettered.increment(by: deadLettered) }
     }
 
     /// Stores decided numbers' records as dead letters on the spool's thread, as one job
