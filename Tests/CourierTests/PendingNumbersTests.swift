@@ -3,7 +3,7 @@ import Testing
 
 @Suite("Pending numbers")
 struct PendingNumbersTests {
-    @Test("the minimum and membership match a set's through in-order and out-of-order inserts, removals anywhere, and a number inserted again")
+    @Test("the minimum and membership match a set's through in-order and out-of-order inserts, removals anywhere and up to a mark, and a number inserted again")
     func matchesSet() {
         var state: UInt64 = 42
         func next() -> UInt64 {
@@ -21,8 +21,11 @@ struct PendingNumbersTests {
                 top += 1 + next() % 2
             case 4:
                 let number = 1 + next() % top  // out of order, maybe again
-                pending.insert(number)
-                model.insert(number)
+                #expect(pending.insert(number) == model.insert(number).inserted)
+            case 5 where next() % 8 == 0:
+                let mark = (model.min() ?? top) + next() % 4
+                pending.removeAll(through: mark)
+                model = model.filter { $0 > mark }
             default:
                 let number = model.isEmpty ? top : (next() % 2 == 0 ? model.min()! : model.randomElement()!)
                 pending.remove(number)

@@ -1,5 +1,5 @@
 /// A set of sequence numbers whose smallest member is read often: the numbers whose dead
-/// letters are being stored. They arrive almost always in increasing order and leave in
+/// letters are being stored, the verdicts no HELLO has confirmed yet. They arrive almost always in increasing order and leave in
 /// about the same order, so they are kept as a sorted array read from a moving head, each
 /// with a flag for "still a member": the minimum in amortised O(1), membership and removal
 /// by halving, and no hashing (a `Set` hashed every number on each of these).
@@ -22,11 +22,13 @@ struct PendingNumbers {
         return present[index]
     }
 
-    mutating func insert(_ number: UInt64) {
+    /// Adds `number`; false if it was a member already.
+    @discardableResult
+    mutating func insert(_ number: UInt64) -> Bool {
         if let last = numbers.last, number <= last {
             let position = lowerBound(number)
             if position < numbers.count, numbers[position] == number {
-                guard !present[position] else { return }
+                guard !present[position] else { return false }
                 present[position] = true
             } else {
                 // Out of order (rare): keep the array sorted.
@@ -38,6 +40,12 @@ struct PendingNumbers {
             present.append(true)
         }
         count += 1
+        return true
+    }
+
+    /// Removes every member up to `mark`.
+    mutating func removeAll(through mark: UInt64) {
+        while count > 0, numbers[head] <= mark { remove(numbers[head]) }
     }
 
     mutating func remove(_ number: UInt64) {

@@ -126,7 +126,7 @@ struct SenderStream {
     private var probeBackoff = 0
     /// Numbers whose verdicts came in OUTCOMES frames and no HELLO has confirmed yet (with
     /// the lowest of them), and when a confirming HELLO last went.
-    private var unconfirmedVerdicts: Set<UInt64> = []
+    private var unconfirmedVerdicts = PendingNumbers()
     private var lowestUnconfirmedVerdict: UInt64?
     /// A frame from the peer could not be read (it may have carried verdicts): no
     /// acknowledgement counts until a WELCOME that followed a HELLO sent since, with no
@@ -359,7 +359,7 @@ struct SenderStream {
 
     private mutating func verdicts(_ outcomes: WireFrame.Outcomes, into actions: inout [Action]) {
         for entry in outcomes.entries where entry.sequence > processedUpTo && entry.sequence <= durableUpTo {
-            if unconfirmedVerdicts.insert(entry.sequence).inserted {
+            if unconfirmedVerdicts.insert(entry.sequence) {
                 lowestUnconfirmedVerdict = min(lowestUnconfirmedVerdict ?? entry.sequence, entry.sequence)
             }
             switch entry.code {
@@ -683,8 +683,8 @@ struct SenderStream {
     /// A HELLO went: it confirmed every verdict up to its first unacknowledged number.
     private mutating func forgetConfirmedVerdicts() {
         let mark = acknowledgeableUpTo
-        unconfirmedVerdicts = unconfirmedVerdicts.filter { $0 > mark }
-        lowestUnconfirmedVerdict = unconfirmedVerdicts.min()
+        unconfirmedVerdicts.removeAll(through: mark)
+        lowestUnconfirmedVerdict = unconfirmedVerdicts.min
     }
 
     static let confirmationInterval: Duration = .milliseconds(200)
