@@ -55,7 +55,7 @@ final class OutcomeBook: Sendable {
     /// book keeps in memory only what the dead letters do not answer yet: earlier runs'
     /// outcomes at or below `processedUpTo` are read from there when asked, and a number's
     /// outcome other than processed leaves memory once its letter is stored
-    /// (``forgetRecorded(peer:upTo:)``). Rejections then cost no memory here for the life of
+    /// (``forgetRecorded(peer:upTo:except:)``). Rejections then cost no memory here for the life of
     /// the stream.
     func open(peer: String, stream: UInt64, processedUpTo: UInt64, decided: [UInt64: Outcome] = [:],
               recorded: (@Sendable (UInt64) -> Outcome?)? = nil) {
