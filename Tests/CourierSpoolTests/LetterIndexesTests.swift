@@ -15,7 +15,7 @@ struct LetterIndexesTests {
         }
     }
 
-    @Test("the letter index answers as a dictionary would: consecutive ids, removals anywhere, ids older than any held, and the front's holes dropped", arguments: [UInt64(1), 2, 3, 4])
+    @Test("the letter index answers as a dictionary would: consecutive ids, removals anywhere, ids older than any held, ids far from every other, and the front's holes dropped", arguments: [UInt64(1), 2, 3, 4])
     func letterIndexMatchesDictionary(seed: UInt64) {
         var random = Generator(state: seed)
         var index = LetterIndex()
@@ -32,6 +32,12 @@ struct LetterIndexesTests {
                 let id = model.keys.randomElement(using: &random) ?? nextID + 5
                 index[id] = nil
                 model[id] = nil
+            case 9 where step % 50 == 0:
+                // An id far from every other (a damaged or crafted file): kept, not padded to.
+                let id = random.next() % 2 == 0 ? UInt64(1) << 60 | random.next() % 1_000 : random.next() % 8
+                guard id > 0 else { continue }
+                index[id] = LetterLocation(offset: 7_000_000 + Int64(step), length: 40)
+                model[id] = 7_000_000 + Int64(step)
             default:
                 // An id older than every one held (a file listing ids out of order).
                 let oldest = model.keys.min() ?? nextID
@@ -43,7 +49,7 @@ struct LetterIndexesTests {
             }
             #expect(index.count == model.count)
         }
-        for id in UInt64(0)...(nextID + 10) {
+        for id in Array(UInt64(0)...(nextID + 10)) + model.keys.filter({ $0 > nextID + 10 }) {
             #expect(index[id]?.offset == model[id], "id \(id)")
         }
         #expect(index.sorted.map(\.id) == model.keys.sorted())

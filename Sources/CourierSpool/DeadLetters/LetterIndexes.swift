@@ -6,18 +6,25 @@ struct LetterLocation {
 
 /// Where each live dead letter is, by id. Ids are given out consecutively, so the index
 /// is an array from the oldest live id on (16 bytes a letter, no hashing); removed letters
-/// leave a hole until the holes at the front are dropped.
+/// leave a hole until the holes at the front are dropped. An id far outside that run (only
+/// a damaged or crafted file has one: the file is not trusted to keep ids close) goes to a
+/// dictionary instead, so that no id can make the array grow without bound.
 struct LetterIndex {
     /// The id of `slots[head]`.
     private var firstID: UInt64 = 0
     private var slots: [LetterLocation?] = []
     private var head = 0
-    private(set) var count = 0
+    private var dense = 0
+    private var outliers: [UInt64: LetterLocation] = [:]
+    /// How far beyond the run an id may be and still extend it.
+    private static let reach: UInt64 = 1 << 16
+
+    var count: Int { dense + outliers.count }
 
     subscript(id: UInt64) -> LetterLocation? {
         get {
-            guard id >= firstID, id - firstID < UInt64(slots.count - head) else { return nil }
-            return slots[head + Int(id - firstID)]
+            if let index = slot(of: id) { return slots[index] }
+            return outliers.isEmpty ? nil : outliers[id]
         }
         set {
             if let location = newValue { insert(location, id: id) } else { remove(id) }
@@ -31,29 +38,53 @@ struct LetterIndex {
         for index in head..<slots.count {
             if let location = slots[index] { result.append((firstID + UInt64(index - head), location)) }
         }
+        if !outliers.isEmpty {
+            result += outliers.map { (id: $0.key, location: $0.value) }
+            result.sort { $0.id < $1.id }
+        }
         return result
     }
 
+    private func slot(of id: UInt64) -> Int? {
+        guard id >= firstID, id - firstID < UInt64(slots.count - head) else { return nil }
+        return head + Int(id - firstID)
+    }
+
     private mutating func insert(_ location: LetterLocation, id: UInt64) {
-        if count == 0 {
+        if outliers[id] != nil {
+            outliers[id] = location
+            return
+        }
+        let run = UInt64(slots.count - head)
+        if dense == 0 {
             slots.removeAll(keepingCapacity: true)
             head = 0
             firstID = id
         } else if id < firstID {
             // Older than every letter held (only when a file lists ids out of order).
+            guard firstID - id <= Self.reach else {
+                outliers[id] = location
+                return
+            }
             slots.replaceSubrange(head..<head, with: repeatElement(nil, count: Int(firstID - id)))
             firstID = id
+        } else if id - firstID >= run + Self.reach {
+            outliers[id] = location
+            return
         }
         let index = head + Int(id - firstID)
         if index >= slots.count { slots.append(contentsOf: repeatElement(nil, count: index - slots.count + 1)) }
-        if slots[index] == nil { count += 1 }
+        if slots[index] == nil { dense += 1 }
         slots[index] = location
     }
 
     private mutating func remove(_ id: UInt64) {
-        guard self[id] != nil else { return }
-        slots[head + Int(id - firstID)] = nil
-        count -= 1
+        guard let index = slot(of: id), slots[index] != nil else {
+            outliers[id] = nil
+            return
+        }
+        slots[index] = nil
+        dense -= 1
         // Drop the holes at the front, so that memory follows the letters held.
         while head < slots.count, slots[head] == nil {
             head += 1
