@@ -1,3 +1,4 @@
+import CourierSpool
 import Testing
 @testable import Courier
 

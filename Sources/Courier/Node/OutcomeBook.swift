@@ -1,7 +1,12 @@
+import CourierSpool
 import Synchronization
 
 typealias OutcomeWaiter = CheckedContinuation<Result<Outcome, CourierError>, Never>
 typealias DrainWaiter = CheckedContinuation<Result<Void, CourierError>, Never>
+/// Outcomes other than processed that the dead letters will answer for once their letters
+/// are stored, in number order (recorded as decided, taken off the front as the spool lets
+/// go of their numbers).
+typealias RecentOutcomes = OrderedNumberMap<Outcome>
 
 /// What the application may ask of outcomes from any task: where each peer's stream
 /// stands, the outcomes decided individually, and who is waiting. Written by the I/O thread

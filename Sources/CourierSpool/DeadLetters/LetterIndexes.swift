@@ -101,27 +101,8 @@ struct LetterIndex {
 /// stream, the numbers in increasing order beside an index into the distinct reasons
 /// (12 bytes a number; a reason's text is kept once however many numbers share it).
 struct OutcomeIndex {
-    private struct Stream {
-        var sequences: [UInt64] = []
-        var reasons: [UInt32] = []
-
-        mutating func record(_ reason: UInt32, sequence: UInt64) {
-            if let last = sequences.last, sequence <= last {
-                let index = OutcomeIndex.position(of: sequence, in: sequences)
-                if index < sequences.count, sequences[index] == sequence {
-                    reasons[index] = reason
-                } else {
-                    sequences.insert(sequence, at: index)
-                    reasons.insert(reason, at: index)
-                }
-            } else {
-                sequences.append(sequence)
-                reasons.append(reason)
-            }
-        }
-    }
-
-    private var streams: [UInt64: Stream] = [:]
+    /// Per stream, each number's index into `reasons`.
+    private var streams: [UInt64: OrderedNumberMap<UInt32>] = [:]
     private var reasons: [DeadLetterReason] = []
     private var reasonIDs: [DeadLetterReason: UInt32] = [:]
     /// The reason recorded last: the next one is most often the same.
@@ -131,23 +112,20 @@ struct OutcomeIndex {
     /// before for it).
     mutating func record(_ reason: DeadLetterReason, stream: UInt64, sequence: UInt64) {
         let id = identifier(of: reason)
-        streams[stream, default: Stream()].record(id, sequence: sequence)
+        streams[stream, default: OrderedNumberMap()].record(id, for: sequence)
     }
 
     /// The outcome recorded for `sequence` on `stream`, if any.
     func reason(stream: UInt64, sequence: UInt64) -> DeadLetterReason? {
-        guard let entry = streams[stream] else { return nil }
-        let index = Self.position(of: sequence, in: entry.sequences)
-        guard index < entry.sequences.count, entry.sequences[index] == sequence else { return nil }
-        return reasons[Int(entry.reasons[index])]
+        streams[stream]?[sequence].map { reasons[Int($0)] }
     }
 
     /// Every outcome recorded on `stream`.
     func all(stream: UInt64) -> [UInt64: DeadLetterReason] {
         guard let entry = streams[stream] else { return [:] }
         var result: [UInt64: DeadLetterReason] = [:]
-        result.reserveCapacity(entry.sequences.count)
-        for (sequence, id) in zip(entry.sequences, entry.reasons) { result[sequence] = reasons[Int(id)] }
+        result.reserveCapacity(entry.count)
+        entry.forEach { sequence, id in result[sequence] = reasons[Int(id)] }
         return result
     }
 
@@ -163,15 +141,5 @@ struct OutcomeIndex {
         }
         lastReason = (reason, id)
         return id
-    }
-
-    /// The first index whose number is not below `sequence`.
-    fileprivate static func position(of sequence: UInt64, in sequences: [UInt64]) -> Int {
-        var low = 0, high = sequences.count
-        while low < high {
-            let middle = (low + high) / 2
-            if sequences[middle] < sequence { low = middle + 1 } else { high = middle }
-        }
-        return low
     }
 }
