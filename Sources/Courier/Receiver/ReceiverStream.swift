@@ -72,7 +72,9 @@ struct ReceiverStream {
     /// each answer to a HELLO repeats those that are durable, before its WELCOME, so a
     /// sender never learns a number is finished without its verdict. At most
     /// ``maxRetainedVerdicts``; beyond that the oldest are forgotten.
-    private var verdicts: [UInt64: WireFrame.OutcomeEntry] = [:]
+    /// In number order: they are settled almost always in order and let go of from the
+    /// front, and the answers to a HELLO list them in order.
+    private var verdicts = OrderedNumberMap<WireFrame.OutcomeEntry>()
     private var outcomesToSend: [WireFrame.OutcomeEntry] = []
     /// The outcomes of the last ``dueFrames(now:)``, until the caller says whether they went.
     private var outcomesInFlight: [WireFrame.OutcomeEntry] = []
@@ -99,9 +101,9 @@ struct ReceiverStream {
         let reserved = stored?.reservedUpTo ?? 0
         redeliverUpTo = taken.map { min(reserved, max($0, stored?.processedUpTo ?? 0)) } ?? reserved
         deliveredUpTo = processedUpTo
-        for (sequence, verdict) in storedVerdicts {
+        for (sequence, verdict) in storedVerdicts.sorted(by: { $0.key < $1.key }) {
             guard let code = WireFrame.OutcomeCode(rawValue: verdict.code) else { continue }
-            verdicts[sequence] = WireFrame.OutcomeEntry(sequence: sequence, code: code, reason: verdict.reason)
+            verdicts.record(WireFrame.OutcomeEntry(sequence: sequence, code: code, reason: verdict.reason), for: sequence)
         }
     }
 
@@ -118,7 +120,7 @@ struct ReceiverStream {
     mutating func hello(firstUnacknowledged: UInt64) -> HelloAction {
         let mark = firstUnacknowledged - 1
         senderAway = false
-        if !verdicts.isEmpty { verdicts = verdicts.filter { $0.key > mark } }  // the sender has them
+        verdicts.removeFirst(upTo: mark)  // the sender has them
         guard ready, processedUpTo >= mark else {
             welcomesOwed += 1
             advance(to: mark)
@@ -129,7 +131,7 @@ struct ReceiverStream {
 
     /// Whether a verdict at or below `mark` is still kept (a HELLO with that mark lets it go).
     func keepsVerdicts(upTo mark: UInt64) -> Bool {
-        !verdicts.isEmpty && verdicts.keys.contains { $0 <= mark }
+        verdicts.first.map { $0.number <= mark } ?? false
     }
 
     /// The stream's start is durable: the frames owed to the HELLOs that waited for it (one
@@ -146,8 +148,11 @@ struct ReceiverStream {
     /// If the answer cannot go, ``dueFramesNotSent(senderConnected:)`` puts them back.
     private mutating func retainedOutcomeFrames() -> [[UInt8]] {
         outcomesToSend.removeAll()
-        let durable = verdicts.values.filter { $0.sequence <= processedUpTo || processedAbove.contains($0.sequence) }
-        outcomesInFlight = durable.sorted { $0.sequence < $1.sequence }
+        var durable: [WireFrame.OutcomeEntry] = []
+        verdicts.forEach { sequence, verdict in
+            if sequence <= processedUpTo || processedAbove.contains(sequence) { durable.append(verdict) }
+        }
+        outcomesInFlight = durable
         return outcomeFrames(outcomesInFlight)
     }
 
@@ -250,7 +255,7 @@ struct ReceiverStream {
     mutating func settle(_ sequence: UInt64, verdict: WireFrame.OutcomeEntry?) -> Bool {
         guard sequence > processedUpTo, sequence <= deliveredUpTo + 1, !processedAbove.contains(sequence),
               settling.insert(sequence) else { return false }
-        if let verdict { verdicts[sequence] = verdict }
+        if let verdict { verdicts.record(verdict, for: sequence) }
         toMark.append(sequence)
         return true
     }
@@ -286,8 +291,9 @@ struct ReceiverStream {
         if verdicts.count > Self.maxRetainedVerdicts {
             // The oldest durable ones go (a sender that confirms, as Courier's do every
             // 200 ms, never lets it come to this); those still settling stay.
-            let oldest = verdicts.keys.filter { $0 <= processedUpTo }.sorted().prefix(verdicts.count - Self.maxRetainedVerdicts / 2)
-            for sequence in oldest { verdicts[sequence] = nil }
+            while verdicts.count > Self.maxRetainedVerdicts / 2, let oldest = verdicts.first, oldest.number <= processedUpTo {
+                verdicts.removeFirst()
+            }
         }
         unacknowledged += sequences.count
         if unacknowledged >= coalescing.count || !outcomesToSend.isEmpty {

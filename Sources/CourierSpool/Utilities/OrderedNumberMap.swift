@@ -17,6 +17,8 @@ package struct OrderedNumberMap<Value> {
     /// How many numbers are held.
     @inlinable package var count: Int { numbers.count - head }
 
+    @inlinable package var isEmpty: Bool { head == numbers.count }
+
     /// The smallest number held.
     @inlinable package var first: (number: UInt64, value: Value)? {
         head < numbers.count ? (numbers[head], values[head]) : nil
