@@ -5,8 +5,8 @@
 /// of the two arrays. Out-of-order numbers are inserted where they belong.
 ///
 /// Used by the dead letters' outcome index, and by the node for the outcomes and numbers
-/// that wait for their dead letters (hence `package`, and inlinable so that each use is
-/// specialised for its value).
+/// that wait for their dead letters and the verdicts a receiver retains (hence `package`,
+/// and inlinable so that each use is specialised for its value).
 package struct OrderedNumberMap<Value> {
     @usableFromInline package var numbers: [UInt64] = []
     @usableFromInline package var values: [Value] = []
