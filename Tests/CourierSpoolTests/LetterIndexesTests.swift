@@ -1,23 +1,12 @@
 import Testing
+import TestSupport
 @testable import CourierSpool
 
 @Suite("Dead-letter indexes")
 struct LetterIndexesTests {
-    /// A seeded generator, so that a failure names its case.
-    private struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test("the letter index answers as a dictionary would: consecutive ids, removals anywhere, ids older than any held, ids far from every other, and the front's holes dropped", arguments: [UInt64(1), 2, 3, 4])
     func letterIndexMatchesDictionary(seed: UInt64) {
-        var random = Generator(state: seed)
+        var random = SeededGenerator(seed: seed)
         var index = LetterIndex()
         var model: [UInt64: Int64] = [:]
         var nextID: UInt64 = 100
@@ -58,7 +47,7 @@ struct LetterIndexesTests {
 
     @Test("the outcome index answers as nested dictionaries would: in-order and out-of-order numbers, replaced outcomes, several streams, shared reasons", arguments: [UInt64(7), 8, 9])
     func outcomeIndexMatchesDictionary(seed: UInt64) {
-        var random = Generator(state: seed)
+        var random = SeededGenerator(seed: seed)
         var index = OutcomeIndex()
         var model: [UInt64: [UInt64: DeadLetterReason]] = [:]
         let reasons: [DeadLetterReason] = [.rejected("bad"), .rejected("worse"), .expired, .deadLettered("no acknowledgement after 5 attempts")]

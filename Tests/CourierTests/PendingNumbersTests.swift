@@ -1,15 +1,13 @@
 import Testing
+import TestSupport
 @testable import Courier
 
 @Suite("Pending numbers")
 struct PendingNumbersTests {
     @Test("the minimum and membership match a set's through in-order and out-of-order inserts, removals anywhere and up to a mark, and a number inserted again")
     func matchesSet() {
-        var state: UInt64 = 42
-        func next() -> UInt64 {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return state >> 33
-        }
+        var random = SeededGenerator(seed: 42)
+        func next() -> UInt64 { random.next() >> 33 }
         var pending = PendingNumbers()
         var model: Set<UInt64> = []
         var top: UInt64 = 1
@@ -27,7 +25,7 @@ struct PendingNumbersTests {
                 pending.removeAll(through: mark)
                 model = model.filter { $0 > mark }
             default:
-                let number = model.isEmpty ? top : (next() % 2 == 0 ? model.min()! : model.randomElement()!)
+                let number = model.isEmpty ? top : (next() % 2 == 0 ? model.min()! : model.randomElement(using: &random)!)
                 pending.remove(number)
                 model.remove(number)
             }

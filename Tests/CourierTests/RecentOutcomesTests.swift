@@ -1,16 +1,14 @@
 import CourierSpool
 import Testing
+import TestSupport
 @testable import Courier
 
 @Suite("Recent outcomes")
 struct RecentOutcomesTests {
     @Test("finds, replaces and takes off the front as a dictionary would, with numbers recorded in order, out of order and again")
     func matchesDictionary() {
-        var state: UInt64 = 7
-        func next() -> UInt64 {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return state >> 33
-        }
+        var random = SeededGenerator(seed: 7)
+        func next() -> UInt64 { random.next() >> 33 }
         var recent = RecentOutcomes()
         var model: [UInt64: Outcome] = [:]
         var top: UInt64 = 1
