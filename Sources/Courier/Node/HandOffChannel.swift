@@ -31,6 +31,18 @@ final class HandOffChannel<Element: Sendable>: Sendable {
             }
             return element
         }
+
+        /// Ends the channel (dropping what is kept, for a cancelled consumer) and takes the
+        /// waiting consumer, to be resumed with nil.
+        mutating func end(dropping: Bool) -> CheckedContinuation<Element?, Never>? {
+            finished = true
+            if dropping {
+                buffer.removeAll()
+                head = 0
+            }
+            defer { waiter = nil }
+            return waiter
+        }
     }
 
     private let state = Mutex(State())
@@ -60,12 +72,7 @@ final class HandOffChannel<Element: Sendable>: Sendable {
 
     /// Ends the channel: the consumer gets what is kept, then nil.
     func finish() {
-        let waiter = state.withLock { state -> CheckedContinuation<Element?, Never>? in
-            state.finished = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume(returning: nil)
+        state.withLock { $0.end(dropping: false) }?.resume(returning: nil)
     }
 
     /// The next element, waiting for one; nil once the channel has ended and nothing is
@@ -73,9 +80,10 @@ final class HandOffChannel<Element: Sendable>: Sendable {
     func next() async -> Element? {
         if let ready = state.withLock({ state -> Element?? in
             if let element = state.removeFirst() { return .some(element) }
-            return state.finished || Task.isCancelled ? .some(nil) : nil
+            // A consumer cancelled before it asked ends the channel too (no one waits yet).
+            if Task.isCancelled { _ = state.end(dropping: true) }
+            return state.finished ? .some(nil) : nil
         }) {
-            if ready == nil { cancelIfNeeded() }
             return ready
         }
         return await withTaskCancellationHandler {
@@ -89,29 +97,12 @@ final class HandOffChannel<Element: Sendable>: Sendable {
                 if let immediate { continuation.resume(returning: immediate) }
             }
         } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Element?, Never>? in
-                state.finished = true
-                state.buffer.removeAll()
-                state.head = 0
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume(returning: nil)
+            state.withLock { $0.end(dropping: true) }?.resume(returning: nil)
         }
     }
 
     /// The next element if one is kept, without waiting.
     func poll() -> Element? {
         state.withLock { $0.removeFirst() }
-    }
-
-    /// A consumer cancelled before it asked ends the channel too.
-    private func cancelIfNeeded() {
-        guard Task.isCancelled else { return }
-        state.withLock { state in
-            state.finished = true
-            state.buffer.removeAll()
-            state.head = 0
-        }
     }
 }

@@ -182,8 +182,8 @@ final class OutboundPeer {
 
     private func perform(_ action: SenderStream.Action, decided: inout [DeadLetterStore.Decision]) {
         switch action {
-        case .report(let processedUpTo, let individually):
-            publish((processedUpTo, individually))
+        case .report:
+            break  // merged by perform(_:), and published there
         case .countProcessed(let count):
             metrics.processed.increment(by: count)
         case .deadLetter(let sequence, _, let reason, let record):
