@@ -16,14 +16,14 @@ struct OutboundLogTests {
             streamID = log.streamID
             #expect(streamID != 0)
             for i in 1...100 {
-                let sequence = try await log.append(SpoolEntry(payload: payload(i), expiresAt: i % 2 == 0 ? 1_000 : nil, flags: UInt16(i), attempt: 0))
+                let sequence = try await log.append(SpoolEntry(payload: payload(i), expiresAt: i % 2 == 0 ? 1_000 : nil, flags: UInt16(i) << 1, attempt: 0))
                 #expect(sequence == UInt64(i))
             }
             let range = try await log.append(contentsOf: (101...110).map { SpoolEntry(payload: payload($0)) })
             #expect(range == 101...110)
             let records = try allPending(log)
             #expect(records.map(\.sequenceNumber) == Array(1...110))
-            #expect(records[1].expiresAt == 1_000 && records[0].expiresAt == nil && records[4].flags == 5)
+            #expect(records[1].expiresAt == 1_000 && records[0].expiresAt == nil && records[4].flags == 10)
             #expect(records.map(\.payload) == (1...110).map { payload($0) })
             #expect(try log.acknowledge(upTo: 50) == 50)
             let status = log.status

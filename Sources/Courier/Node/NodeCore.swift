@@ -63,7 +63,8 @@ final class NodeCore: Sendable {
         spool.maxPendingBytes = configuration.maxSpoolBytes
         spool.maxPendingMessages = configuration.maxSpoolMessages
         spool.whenFull = configuration.whenSpoolFull.behavior
-        spool.maxRecordSize = configuration.maxMessageSize + 4096
+        // A record: its header, at most 16 KiB of headers (with their length), the payload.
+        spool.maxRecordSize = configuration.maxMessageSize + HeaderBlock.maxBytes + 4096
         spool.segmentSize = max(configuration.spoolSegmentSize, spool.maxRecordSize + 4096)
         spool.spareSegments = configuration.spoolSpareFiles
         spool.logger = configuration.logger

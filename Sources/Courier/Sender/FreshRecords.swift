@@ -34,7 +34,7 @@ struct FreshRecords {
         var sequence = range.lowerBound
         for entry in entries {
             records.append(SpoolRecord(sequenceNumber: sequence, enqueuedAt: wallClock, expiresAt: entry.expiresAt,
-                                       attempt: entry.attempt, flags: entry.flags, payload: entry.payload))
+                                       attempt: entry.attempt, flags: entry.flags, headers: entry.headers, payload: entry.payload))
             sequence += 1
         }
         bytes += added

@@ -22,7 +22,8 @@ package struct DeadLetter: Sendable, Hashable {
 
     /// Writes the body of a dead-letter record (see docs/SPOOL-FORMAT.md, "deadletters.log")
     /// at the end of `writer`: `u64 original sequence, u64 stream id, i64 original enqueue
-    /// time, u8 reason kind, u16 reason length, reason (UTF-8), payload`.
+    /// time, u8 reason kind, u16 reason length, reason (UTF-8)`, then the message's body as a
+    /// message record holds it (its header block first when the record's flags say so).
     func encodeBody(into writer: inout ByteWriter) {
         writer.u64(record.sequenceNumber)
         writer.u64(streamID)
@@ -32,7 +33,7 @@ package struct DeadLetter: Sendable, Hashable {
         writer.u16(0)
         let length = writer.utf8(reason.text, limit: Int(UInt16.max))
         writer.patchU16(UInt16(length), at: lengthAt)
-        writer.append(record.payload)
+        MessageBody.write(headers: record.headers, payload: record.payload, into: &writer)
     }
 
     /// The stream, original sequence number and reason of a dead-letter record's body,
@@ -53,13 +54,16 @@ package struct DeadLetter: Sendable, Hashable {
             let textLength = Int(raw.u16(at: 25))
             guard raw.count >= 27 + textLength else { return nil }
             let text = String(decoding: raw[27..<(27 + textLength)], as: UTF8.self)
+            guard case .success(let (headers, payload)) = MessageBody.split(UnsafeRawBufferPointer(rebasing: raw[(27 + textLength)...]),
+                                                                         flags: header.flags) else { return nil }
             let record = SpoolRecord(
                 sequenceNumber: raw.u64(at: 0),
                 enqueuedAt: raw.i64(at: 16),
                 expiresAt: header.expiresAt == 0 ? nil : header.expiresAt,
                 attempt: header.attempt,
                 flags: header.flags,
-                payload: Array(raw[(27 + textLength)...])
+                headers: headers,
+                payload: payload
             )
             return DeadLetter(
                 id: header.sequenceNumber,

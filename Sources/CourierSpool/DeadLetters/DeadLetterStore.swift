@@ -116,7 +116,7 @@ package final class DeadLetterStore: Sendable {
     }
 
     private static func encode(_ record: SpoolRecord, streamID: UInt64, reason: DeadLetterReason, id: UInt64) -> (DeadLetter, [UInt8]) {
-        var writer = ByteWriter(capacity: 128 + record.payload.count)
+        var writer = ByteWriter(capacity: 128 + MessageBody.overhead(headers: record.headers) + record.payload.count)
         let letter = encode(record, streamID: streamID, reason: reason, id: id, into: &writer)
         return (letter, writer.bytes)
     }
@@ -127,7 +127,7 @@ package final class DeadLetterStore: Sendable {
         let letter = DeadLetter(id: id, record: record, streamID: streamID, reason: reason, deadLetteredAt: wallClockNanoseconds())
         RecordFormat.encode(
             into: &writer, type: .deadLetter, sequenceNumber: letter.id, enqueuedAt: letter.deadLetteredAt,
-            expiresAt: record.expiresAt, attempt: record.attempt, flags: record.flags
+            expiresAt: record.expiresAt, attempt: record.attempt, flags: MessageBody.flags(record.flags, headers: record.headers)
         ) { letter.encodeBody(into: &$0) }
         return letter
     }
@@ -313,7 +313,7 @@ package final class DeadLetterStore: Sendable {
     package func requeue(_ id: UInt64) throws(SpoolError) -> UInt64 {
         guard let log = owner else { throw SpoolError.closedError }
         let letter = try letter(id)
-        let sequence = try log.appendAndWait(SpoolEntry(payload: letter.record.payload, expiresAt: letter.record.expiresAt, flags: letter.record.flags, attempt: letter.record.attempt))
+        let sequence = try log.appendAndWait(SpoolEntry(payload: letter.record.payload, expiresAt: letter.record.expiresAt, flags: letter.record.flags, attempt: letter.record.attempt, headers: letter.record.headers))
         try remove(id)
         return sequence
     }
@@ -324,7 +324,7 @@ package final class DeadLetterStore: Sendable {
         let letter = try await withCheckedContinuation { (c: CheckedContinuation<Result<DeadLetter, SpoolError>, Never>) in
             run({ c.resume(returning: $0) }) { () throws(SpoolError) in try self.letter(id) }
         }.get()
-        let sequence = try await log.append(SpoolEntry(payload: letter.record.payload, expiresAt: letter.record.expiresAt, flags: letter.record.flags, attempt: letter.record.attempt))
+        let sequence = try await log.append(SpoolEntry(payload: letter.record.payload, expiresAt: letter.record.expiresAt, flags: letter.record.flags, attempt: letter.record.attempt, headers: letter.record.headers))
         try await withCheckedContinuation { (c: CheckedContinuation<Result<Void, SpoolError>, Never>) in
             run({ c.resume(returning: $0) }) { () throws(SpoolError) in try self.remove(id) }
         }.get()

@@ -83,10 +83,13 @@ package struct SpoolInspector: Sendable {
         _ = try scanSegments(directory, streamID: meta?.streamID, keepBodies: true) { header, location, body in
             guard records.count < limit, header.sequenceNumber >= sequenceNumber,
                   includeAcknowledged || header.sequenceNumber > acknowledged else { return }
+            // A body whose header block does not read is shown whole, as its payload, with
+            // no headers (`verify` reports the record).
+            let parts = location.body.withUnsafeBytes { try? MessageBody.split($0, flags: header.flags).get() }
             let record = SpoolRecord(
                 sequenceNumber: header.sequenceNumber, enqueuedAt: header.enqueuedAt,
                 expiresAt: header.expiresAt == 0 ? nil : header.expiresAt, attempt: header.attempt, flags: header.flags,
-                payload: location.body
+                headers: parts?.headers ?? [], payload: parts?.payload ?? location.body
             )
             records.append(InspectedRecord(record: record, acknowledged: header.sequenceNumber <= acknowledged, path: location.path, offset: location.offset))
             _ = body

@@ -85,14 +85,20 @@ extension OutboundLog {
                     let slice = UnsafeRawBufferPointer(rebasing: raw[relative..<max(relative, min(end, raw.count))])
                     switch RecordFormat.decode(slice, at: 0, maxLength: configuration.maxRecordSize) {
                     case .record(let header) where header.sequenceNumber == sequence && header.length == slice.count:
-                        records.append(SpoolRecord(
-                            sequenceNumber: sequence,
-                            enqueuedAt: header.enqueuedAt,
-                            expiresAt: header.expiresAt == 0 ? nil : header.expiresAt,
-                            attempt: header.attempt,
-                            flags: header.flags,
-                            payload: RecordFormat.body(slice, at: 0, length: header.length)
-                        ))
+                        switch MessageBody.split(UnsafeRawBufferPointer(rebasing: slice[RecordFormat.headerSize...]), flags: header.flags) {
+                        case .success(let (headers, payload)):
+                            records.append(SpoolRecord(
+                                sequenceNumber: sequence,
+                                enqueuedAt: header.enqueuedAt,
+                                expiresAt: header.expiresAt == 0 ? nil : header.expiresAt,
+                                attempt: header.attempt,
+                                flags: header.flags,
+                                headers: headers,
+                                payload: payload
+                            ))
+                        case .failure(let error):
+                            reportBadRead(sequence: sequence, path: plan.segment.path, offset: Int64(offset), reason: error.reason)
+                        }
                     case .record:
                         reportBadRead(sequence: sequence, path: plan.segment.path, offset: Int64(offset), reason: "record at this offset does not hold sequence \(sequence)")
                     case .incomplete:

@@ -318,7 +318,7 @@ extension OutboundLog {
                 offsets.append(UInt32(truncatingIfNeeded: base + Int64(buffer.bytes.count)))
                 RecordFormat.encode(
                     into: &buffer, type: .message, sequenceNumber: next, enqueuedAt: now,
-                    expiresAt: entry.expiresAt, attempt: entry.attempt, flags: entry.flags, body: entry.payload
+                    expiresAt: entry.expiresAt, attempt: entry.attempt, flags: entry.storedFlags, body: entry.writeBody(into:)
                 )
                 next += 1
             }
