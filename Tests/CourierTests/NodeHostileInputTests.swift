@@ -251,7 +251,7 @@ struct NodeHostileInputTests {
             let socket = try Socket(.dealer, context: context)
             try socket.set(.routingID, Array("future".utf8))
             try socket.connect(endpoint)
-            let future = seal(frameBody(version: 2, kind: 1, fields: [u64(1), u64(1), u64(1)]))
+            let future = seal(frameBody(version: 3, kind: 1, fields: [u64(1), u64(1), u64(1)]))
             for _ in 0..<5 { try socket.send(Message([future])) }
             let poller = try Poller()
             poller.register(socket)
@@ -265,10 +265,10 @@ struct NodeHostileInputTests {
             socket.close()
             return answers
         }
-        #expect(answers == [.versions(.init(supported: [1]))])  // five frames, one answer within the second
+        #expect(answers == [.versions(.init(supported: [1, 2]))])  // five frames, one answer within the second
         await receiver.shutdown()
 
-        // A receiver from the future: answers every frame with VERSIONS [2, 3].
+        // A receiver from the future: answers every frame with VERSIONS [3, 4].
         let futureEndpoint = freeLoopbackEndpoint()
         let stop = Locked(false)
         let fake = Task {
@@ -281,7 +281,7 @@ struct NodeHostileInputTests {
                 while !stop.withLock({ $0 }) {
                     _ = try poller.poll(timeout: .milliseconds(20))
                     while let message = try router.tryReceive() {
-                        _ = try router.trySend([message.frames[0], WireEncoder.encode(.versions(.init(supported: [2, 3])))])
+                        _ = try router.trySend([message.frames[0], WireEncoder.encode(.versions(.init(supported: [3, 4])))])
                     }
                 }
                 router.close()
@@ -296,7 +296,7 @@ struct NodeHostileInputTests {
             return ("", [])
         }
         #expect(reported.0 == "r")
-        #expect(reported.1 == [2, 3])
+        #expect(reported.1 == [3, 4])
         await sender.shutdown(timeout: .zero)
         stop.withLock { $0 = true }
         try await fake.value

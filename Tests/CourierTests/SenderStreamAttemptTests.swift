@@ -12,7 +12,8 @@ struct SenderStreamAttemptTests {
     let attemptDelay: Duration = .milliseconds(50)
 
     func machine(durableUpTo: UInt64, processedUpTo: UInt64 = 0, maxAttempts: Int? = nil, window: Int = 8) -> SenderStream {
-        var settings = SenderStream.Settings(window: window, inFlightBytes: 1 << 20, maxAttempts: maxAttempts, retransmission: RetransmissionPolicy())
+        var settings = SenderStream.Settings(window: window, inFlightBytes: 1 << 20, maxAttempts: maxAttempts, retransmission: RetransmissionPolicy(),
+                                             protocolVersion: 1)
         settings.attemptRecordDelay = attemptDelay
         return SenderStream(stream: stream, settings: settings, durableUpTo: durableUpTo, processedUpTo: processedUpTo, now: t0, seed: 0x5EED)
     }

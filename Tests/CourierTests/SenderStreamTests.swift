@@ -13,13 +13,16 @@ struct SenderStreamTests {
 
     // MARK: Helpers
 
-    func settings(window: Int = 8, inFlightBytes: Int = 1 << 20, maxAttempts: Int? = nil) -> SenderStream.Settings {
-        SenderStream.Settings(window: window, inFlightBytes: inFlightBytes, maxAttempts: maxAttempts, retransmission: RetransmissionPolicy())
+    /// Version 1 unless asked: these tests describe the counted WELCOMEs of version 1 (the
+    /// named answers of version 2 are SenderStreamVersionTests').
+    func settings(window: Int = 8, inFlightBytes: Int = 1 << 20, maxAttempts: Int? = nil, version: UInt8 = 1) -> SenderStream.Settings {
+        SenderStream.Settings(window: window, inFlightBytes: inFlightBytes, maxAttempts: maxAttempts, retransmission: RetransmissionPolicy(),
+                              protocolVersion: version)
     }
 
     func machine(durableUpTo: UInt64 = 0, processedUpTo: UInt64 = 0, window: Int = 8, inFlightBytes: Int = 1 << 20,
-                 maxAttempts: Int? = nil) -> SenderStream {
-        SenderStream(stream: stream, settings: settings(window: window, inFlightBytes: inFlightBytes, maxAttempts: maxAttempts),
+                 maxAttempts: Int? = nil, version: UInt8 = 1) -> SenderStream {
+        SenderStream(stream: stream, settings: settings(window: window, inFlightBytes: inFlightBytes, maxAttempts: maxAttempts, version: version),
                      durableUpTo: durableUpTo, processedUpTo: processedUpTo, now: t0, seed: Self.seed)
     }
 
@@ -505,10 +508,10 @@ struct SenderStreamTests {
     func versions() {
         var machine = machine()
         var actions: [SenderStream.Action] = []
-        machine.received(.versions(.init(supported: [2, 3])), now: at(1), into: &actions)
-        machine.received(.versions(.init(supported: [2, 3])), now: at(2), into: &actions)
+        machine.received(.versions(.init(supported: [3, 4])), now: at(1), into: &actions)
+        machine.received(.versions(.init(supported: [3, 4])), now: at(2), into: &actions)
         let reported = actions.compactMap { if case .unsupportedProtocol(let v, let first) = $0 { (v, first) } else { nil } }
-        #expect(reported.map(\.0) == [[2, 3], [2, 3]])
+        #expect(reported.map(\.0) == [[3, 4], [3, 4]])
         #expect(reported.map(\.1) == [true, false])
         #expect(!machine.link.isWelcomed, "HELLO keeps going with back-off")
     }

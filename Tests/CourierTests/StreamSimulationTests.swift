@@ -39,7 +39,7 @@ struct StreamSimulationTests {
     @Test("random interleavings keep order, no gap, no unflagged duplicate and right outcomes; everything finishes",
           arguments: seeds)
     func chaos(seed: UInt64) {
-        var simulation = StreamSimulation(seed: seed, faults: .chaos)
+        var simulation = StreamSimulation(seed: seed, faults: .chaos, version: 2)
         simulation.run(steps: Self.steps)
         simulation.finish()
         if ProcessInfo.processInfo.environment["STREAM_SIMULATION_VERBOSE"] != nil {
@@ -50,10 +50,20 @@ struct StreamSimulationTests {
     @Test("with the way back as ZeroMQ gives it (in order; lost only with the connection or to a full queue), every outcome is exact",
           arguments: Array(seeds.prefix(50)))
     func exact(seed: UInt64) {
-        var simulation = StreamSimulation(seed: seed, faults: .exact)
+        for version: UInt8 in [1, 2] {
+            var simulation = StreamSimulation(seed: seed, faults: .exact, version: version)
+            simulation.run(steps: Self.steps)
+            simulation.finish()
+            #expect(simulation.excused.total == 0, "seed \(seed), protocol version \(version): \(simulation.excused)")
+        }
+    }
+
+    @Test("protocol version 1 (WELCOMEs counted, not named) under the same random interleavings",
+          arguments: Array(seeds.prefix(50)))
+    func chaosVersion1(seed: UInt64) {
+        var simulation = StreamSimulation(seed: seed, faults: .chaos, version: 1)
         simulation.run(steps: Self.steps)
         simulation.finish()
-        #expect(simulation.excused.total == 0, "seed \(seed): \(simulation.excused)")
     }
 }
 
@@ -215,7 +225,7 @@ struct StreamSimulation {
     private let tracing: Bool
     private var drops = 0
 
-    init(seed: UInt64, faults: Faults) {
+    init(seed: UInt64, faults: Faults, version: UInt8) {
         self.seed = seed
         self.faults = faults
         tracing = ProcessInfo.processInfo.environment["STREAM_SIMULATION_TRACE"] == "\(seed)"
@@ -229,7 +239,8 @@ struct StreamSimulation {
         let window = [4, 8, 16].randomElement(using: &rng)!
         settings = SenderStream.Settings(window: window, inFlightBytes: [200, 1_000, 1 << 20].randomElement(using: &rng)!,
                                          maxAttempts: nil, retransmission: retransmission,
-                                         spoolAcknowledgementDelay: .milliseconds(Int.random(in: 0...50, using: &rng)))
+                                         spoolAcknowledgementDelay: .milliseconds(Int.random(in: 0...50, using: &rng)),
+                                         protocolVersion: version)
         receiverWindow = Bool.random(using: &rng) ? window : max(2, window / 2)
         var coalescing = AckCoalescing()
         coalescing.count = Int.random(in: 1...8, using: &rng)
@@ -473,9 +484,9 @@ struct StreamSimulation {
                 acknowledgeSpool(mark)
             case .refused(let reason, let label):
                 fail("the sender refused a frame: \(label) (\(reason))")
-            case .unsupportedProtocol:
+            case .unsupportedProtocol, .protocolVersion:
                 fail("the sender saw VERSIONS")
-            case .countProcessed, .connected, .disconnected, .timedOut, .askedProcessed, .roundTrip:
+            case .countProcessed, .connected, .disconnected, .timedOut, .askedProcessed, .roundTrip, .peerLimits:
                 break
             }
         }
@@ -723,10 +734,13 @@ struct StreamSimulation {
             if hello.nextSequence > appended + 1 {
                 fail("HELLO says next sequence \(hello.nextSequence) beyond the spool's \(appended + 1)")
             }
-            if receiver == nil { receiver = ReceiverStream(sender: "s", stream: stream, stored: durableState, verdicts: durableVerdicts) }
+            if receiver == nil {
+                receiver = ReceiverStream(sender: "s", stream: stream, stored: durableState, verdicts: durableVerdicts)
+                receiver!.limits = .init(window: UInt32(receiverWindow), maxMessageSize: 1 << 16)
+            }
             // As InboundSide does: the sender has heard every verdict below its mark.
             durableVerdicts = durableVerdicts.filter { $0.key >= hello.firstUnacknowledged }
-            switch receiver!.hello(firstUnacknowledged: hello.firstUnacknowledged) {
+            switch receiver!.hello(firstUnacknowledged: hello.firstUnacknowledged, nonce: hello.nonce) {
             case .answer(let frames): for bytes in frames { guard sendBack(bytes) else { break } }
             case .recordStart(let mark): storeWrites.append(.init(value: .begin(mark), dueStep: step + Int.random(in: 0...6, using: &rng)))
             }

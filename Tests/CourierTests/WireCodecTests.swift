@@ -67,7 +67,8 @@ struct WireCodecTests {
     }
 
     @Test("well-sealed frames with forbidden contents are refused", arguments: [
-        (frameBody(version: 2, kind: 1, fields: [u64(1), u64(1), u64(1)]), WireError.unsupportedVersion(2)),
+        (frameBody(version: 3, kind: 1, fields: [u64(1), u64(1), u64(1)]), WireError.unsupportedVersion(3)),
+        (frameBody(version: 0, kind: 1, fields: [u64(1), u64(1), u64(1)]), WireError.unsupportedVersion(0)),
         (frameBody(kind: 9, fields: [u64(1)]), .unknownKind(9)),
         (frameBody(kind: 1, fields: [u64(0), u64(1), u64(1)]), .invalidField("stream id 0")),
         (frameBody(kind: 1, fields: [u64(1), u64(0), u64(1)]), nil),

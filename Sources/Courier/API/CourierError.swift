@@ -14,8 +14,12 @@ public struct CourierError: Error, Sendable, CustomStringConvertible {
         public static let dataDirectoryLocked = Code("dataDirectoryLocked")
         /// No peer with that id is configured.
         public static let unknownPeer = Code("unknownPeer")
-        /// The payload is above ``NodeConfiguration/maxMessageSize``.
+        /// The payload is above ``NodeConfiguration/maxMessageSize``, or above the maximum
+        /// the peer announced (``PeerStatistics/peerMaxMessageSize``).
         public static let messageTooLarge = Code("messageTooLarge")
+        /// The message's headers break a limit of ``MessageHeaders`` (too many, a name empty,
+        /// too long or repeated, a value too long, too many bytes in all).
+        public static let invalidHeaders = Code("invalidHeaders")
         /// The node is shutting down or stopped.
         public static let shutDown = Code("shutDown")
         /// No message with that id was sent by this node: a number its stream to the peer
@@ -27,7 +31,7 @@ public struct CourierError: Error, Sendable, CustomStringConvertible {
         public static let cancelled = Code("cancelled")
         /// An endpoint could not be bound or connected.
         public static let network = Code("network")
-        /// A value could not be encoded into a payload (``Node/send(_:to:timeToLive:encoder:)``).
+        /// A value could not be encoded into a payload (``Node/send(_:to:headers:timeToLive:encoder:)``).
         public static let encoding = Code("encoding")
     }
 

@@ -1,6 +1,6 @@
 import CourierSpool
 
-/// When a message accepted by ``Node/send(_:to:timeToLive:)-([UInt8],_,_)`` counts as stored.
+/// When a message accepted by ``Node/send(_:to:headers:timeToLive:)-([UInt8],_,_,_)`` counts as stored.
 public struct Durability: Sendable, Hashable, CustomStringConvertible {
     let policy: DurabilityPolicy
 

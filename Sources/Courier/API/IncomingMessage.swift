@@ -15,6 +15,9 @@ public struct IncomingMessage: Sendable {
     public let redelivered: Bool
     /// The sender's transmission count for this copy (1 = first transmission).
     public let attempt: Int
+    /// The headers the sender gave the message (none from a sender that speaks protocol
+    /// version 1).
+    public let headers: MessageHeaders
     /// The application's bytes.
     public let payload: [UInt8]
     let core: NodeCore

@@ -23,25 +23,26 @@ extension JSONDecoder: PayloadDecoder {}
 extension Node {
     /// Sends any collection of bytes (an `ArraySlice`, a `ContiguousArray`, an
     /// `UnsafeRawBufferPointer`…), copied once into the spool record. Behaves as
-    /// ``send(_:to:timeToLive:)-([UInt8],_,_)``.
+    /// ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)``.
     @inlinable
-    public func send(_ payload: some Collection<UInt8>, to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
-        try await send(Array(payload), to: peer, timeToLive: timeToLive)
+    public func send(_ payload: some Collection<UInt8>, to peer: String, headers: MessageHeaders = [:],
+                     timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
+        try await send(Array(payload), to: peer, headers: headers, timeToLive: timeToLive)
     }
 
-    /// Sends `data`'s bytes. Behaves as ``send(_:to:timeToLive:)-([UInt8],_,_)``.
-    public func send(_ data: Data, to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
-        try await send(Array(data), to: peer, timeToLive: timeToLive)
+    /// Sends `data`'s bytes. Behaves as ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)``.
+    public func send(_ data: Data, to peer: String, headers: MessageHeaders = [:], timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
+        try await send(Array(data), to: peer, headers: headers, timeToLive: timeToLive)
     }
 
     /// Sends `text` as UTF-8 (the receiver reads it with ``IncomingMessage/string``).
-    /// Behaves as ``send(_:to:timeToLive:)-([UInt8],_,_)``.
-    public func send(_ text: String, to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
-        try await send(Array(text.utf8), to: peer, timeToLive: timeToLive)
+    /// Behaves as ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)``.
+    public func send(_ text: String, to peer: String, headers: MessageHeaders = [:], timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
+        try await send(Array(text.utf8), to: peer, headers: headers, timeToLive: timeToLive)
     }
 
     /// Encodes `value` (JSON by default) and sends the bytes; the receiver reads it with
-    /// ``IncomingMessage/decode(_:decoder:)``. Behaves as ``send(_:to:timeToLive:)-([UInt8],_,_)``.
+    /// ``IncomingMessage/decode(_:decoder:)``. Behaves as ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)``.
     ///
     /// ```swift
     /// struct Order: Codable { var id: Int; var amount: Decimal }
@@ -51,14 +52,15 @@ extension Node {
     /// - Parameters:
     ///   - value: what to send.
     ///   - peer: the receiving node's id.
+    ///   - headers: metadata for the receiver; none by default.
     ///   - timeToLive: after this long undelivered, the message expires; `nil` uses
     ///     ``NodeConfiguration/defaultTimeToLive``.
     ///   - encoder: turns `value` into bytes. Pass the same kind of decoder to
     ///     ``IncomingMessage/decode(_:decoder:)`` on the receiving side.
     /// - Throws: ``CourierError/Code/encoding`` when `value` cannot be encoded (nothing is
-    ///   stored), and what ``send(_:to:timeToLive:)-([UInt8],_,_)`` throws.
+    ///   stored), and what ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)`` throws.
     public func send(
-        _ value: some Encodable, to peer: String, timeToLive: Duration? = nil, encoder: some PayloadEncoder
+        _ value: some Encodable, to peer: String, headers: MessageHeaders = [:], timeToLive: Duration? = nil, encoder: some PayloadEncoder
     ) async throws(CourierError) -> Receipt {
         let bytes: [UInt8]
         do {
@@ -66,7 +68,7 @@ extension Node {
         } catch {
             throw CourierError(.encoding, "cannot encode a \(type(of: value)) for \(peer): \(error); nothing was stored")
         }
-        return try await send(bytes, to: peer, timeToLive: timeToLive)
+        return try await send(bytes, to: peer, headers: headers, timeToLive: timeToLive)
     }
 }
 
@@ -81,7 +83,7 @@ extension IncomingMessage {
         Data(payload)
     }
 
-    /// Decodes the payload, as sent with ``Node/send(_:to:timeToLive:encoder:)``.
+    /// Decodes the payload, as sent with ``Node/send(_:to:headers:timeToLive:encoder:)``.
     ///
     /// ```swift
     /// for await message in node.messages {

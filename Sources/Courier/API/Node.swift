@@ -2,7 +2,7 @@ public import ServiceLifecycle
 
 /// A Courier node: one process's endpoint for reliable messaging.
 ///
-/// Start one per process and data directory; send to peers with ``send(_:to:timeToLive:)-([UInt8],_,_)``;
+/// Start one per process and data directory; send to peers with ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)``;
 /// receive from ``messages``; watch ``events``. The node runs its own I/O thread (every
 /// ZeroMQ socket lives there) and its spool's sync thread, so nothing it does blocks Swift's
 /// cooperative thread pool.
@@ -54,32 +54,37 @@ public final class Node: Sendable, Service {
     /// Suspends while the peer's spool is full, or throws ``CourierError/Code/spoolFull`` if
     /// so configured. Throws ``CourierError/Code/storage`` when the disk fails (nothing
     /// already stored is lost), ``CourierError/Code/unknownPeer``,
-    /// ``CourierError/Code/messageTooLarge`` and ``CourierError/Code/shutDown``.
+    /// ``CourierError/Code/messageTooLarge``, ``CourierError/Code/invalidHeaders`` and
+    /// ``CourierError/Code/shutDown``.
     ///
     /// - Parameters:
-    ///   - payload: the message's bytes, at most ``NodeConfiguration/maxMessageSize``.
+    ///   - payload: the message's bytes, at most ``NodeConfiguration/maxMessageSize`` (and at
+    ///     most what the peer announced, ``PeerStatistics/peerMaxMessageSize``).
     ///   - peer: the receiving node's id, one of ``NodeConfiguration/peers`` or added with
     ///     ``addPeer(_:)``.
+    ///   - headers: metadata for the receiver (``IncomingMessage/headers``), stored with the
+    ///     message; none by default. See ``MessageHeaders`` for the limits.
     ///   - timeToLive: after this long undelivered, the message expires; `nil` uses
     ///     ``NodeConfiguration/defaultTimeToLive``.
     /// - Returns: the message's ``Receipt``, to await its ``Outcome``.
-    public func send(_ payload: [UInt8], to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
-        try await core.send([payload], to: peer, timeToLive: timeToLive)[0]
+    public func send(_ payload: [UInt8], to peer: String, headers: MessageHeaders = [:], timeToLive: Duration? = nil) async throws(CourierError) -> Receipt {
+        try await core.send([payload], to: peer, headers: headers, timeToLive: timeToLive)[0]
     }
 
     /// Stores several messages for `peer` in one spool write (and one sync), in order, and
-    /// returns once all are durable. Behaves as ``send(_:to:timeToLive:)-([UInt8],_,_)``
+    /// returns once all are durable. Behaves as ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)``
     /// otherwise.
     ///
     /// - Parameters:
     ///   - payloads: the messages' bytes, in the order the receiver gets them.
     ///   - peer: the receiving node's id.
+    ///   - headers: the headers of every message of the batch; none by default.
     ///   - timeToLive: after this long undelivered, a message expires; `nil` uses
     ///     ``NodeConfiguration/defaultTimeToLive``.
     /// - Returns: one ``Receipt`` per payload, in order (``Swift/Array/outcomes()`` awaits them all).
-    public func send(batch payloads: [[UInt8]], to peer: String, timeToLive: Duration? = nil) async throws(CourierError) -> [Receipt] {
+    public func send(batch payloads: [[UInt8]], to peer: String, headers: MessageHeaders = [:], timeToLive: Duration? = nil) async throws(CourierError) -> [Receipt] {
         guard !payloads.isEmpty else { return [] }
-        return try await core.send(payloads, to: peer, timeToLive: timeToLive)
+        return try await core.send(payloads, to: peer, headers: headers, timeToLive: timeToLive)
     }
 
     /// Messages delivered to this node, in order per stream. Iterate it from one task.
@@ -208,7 +213,7 @@ public final class Node: Sendable, Service {
     ///   throws, or when a graceful shutdown overruns its maximum duration) stops the node
     ///   without waiting for acknowledgements: it still flushes the spool and records the
     ///   application's last acknowledgements (about half a second at most), and `run()`
-    ///   returns. Nothing accepted by ``send(_:to:timeToLive:)-([UInt8],_,_)`` is lost; delivery resumes at
+    ///   returns. Nothing accepted by ``send(_:to:headers:timeToLive:)-([UInt8],_,_,_)`` is lost; delivery resumes at
     ///   the next start on the same data directory.
     /// - A node shut down by ``shutdown(timeout:)`` makes `run()` return as well.
     public func run() async throws {

@@ -55,6 +55,10 @@ public struct NodeConfiguration: Sendable {
     /// the same value: a receiver refuses (and counts) larger payloads, and they are then
     /// retried until they run out of attempts. Default: 1 MiB.
     public var maxMessageSize: Int = 1 << 20
+    /// The newest protocol version this node speaks (docs/PROTOCOL.md, "Versioning"): 2.
+    /// Package-level, for tests that need a node from before version 2 (1 makes this node
+    /// refuse version-2 frames and answer them with VERSIONS, as such a node does).
+    package var latestProtocolVersion: UInt8 = Wire.latestVersion
     /// Retransmission timing. Default: see ``RetransmissionPolicy``.
     public var retransmission = RetransmissionPolicy()
     /// Time-to-live of messages sent without one; `nil`: messages never expire. Default: nil.

@@ -63,4 +63,14 @@ public struct PeerStatistics: Sendable, Hashable {
     public var retransmitted: Int
     /// The smoothed round-trip time, once measured.
     public var roundTripTime: Duration?
+    /// The protocol version spoken with the peer while connected (2, or 1 for a peer from
+    /// before version 2); nil while not connected.
+    public var protocolVersion: Int?
+    /// The in-flight window the peer announced (protocol version 2): this node never sends
+    /// more than that beyond the peer's processed mark. Nil until the peer said.
+    public var peerWindow: Int?
+    /// The largest payload the peer announced it takes (protocol version 2): `send` refuses a
+    /// larger one with ``CourierError/Code/messageTooLarge``, and one already spooled is
+    /// dead-lettered instead of sent. Nil until the peer said.
+    public var peerMaxMessageSize: Int?
 }

@@ -4,7 +4,7 @@ import Synchronization
 /// Sends a stream of messages to one peer from a plain loop, without waiting for each
 /// message's sync: the way to send many messages from one task.
 ///
-/// ``send(_:)-([UInt8])`` returns as soon as the message is accepted, with a ``PendingReceipt``;
+/// ``send(_:headers:)-([UInt8],_)`` returns as soon as the message is accepted, with a ``PendingReceipt``;
 /// the publisher writes what was accepted while the previous write was syncing as one
 /// append, so a loop of single sends gets group commit's throughput. Nothing is promised
 /// until it is stored: await ``PendingReceipt/stored()`` for one message, or ``flush()``
@@ -20,26 +20,26 @@ import Synchronization
 /// ```
 ///
 /// Order and failures:
-/// - Messages are stored in the order of the ``send(_:)-([UInt8])`` calls that returned (send from
+/// - Messages are stored in the order of the ``send(_:headers:)-([UInt8],_)`` calls that returned (send from
 ///   one task, or order the calls yourself).
 /// - If a write fails (the disk is full or failing, the peer was removed, the node is
 ///   shutting down), that batch and every message accepted after it fail with the same
-///   error, and the publisher stays failed: ``send(_:)-([UInt8])`` and ``flush()`` throw it. What was
+///   error, and the publisher stays failed: ``send(_:headers:)-([UInt8],_)`` and ``flush()`` throw it. What was
 ///   stored is therefore always a prefix of what was accepted. Make a new publisher to go
 ///   on.
 ///
 /// Back-pressure: at most ``maxUnstoredMessages`` messages (and about ``maxUnstoredBytes``
-/// bytes) may be accepted and not yet stored; ``send(_:)-([UInt8])`` suspends beyond that. The peer's
-/// spool limits apply as for ``Node/send(_:to:timeToLive:)-([UInt8],_,_)``: when the spool
+/// bytes) may be accepted and not yet stored; ``send(_:headers:)-([UInt8],_)`` suspends beyond that. The peer's
+/// spool limits apply as for ``Node/send(_:to:headers:timeToLive:)-([UInt8],_,_,_)``: when the spool
 /// is full, writes wait for room (``NodeConfiguration/whenSpoolFull``), so the loop does too.
 ///
 /// A publisher is `Sendable`; several publishers to the same peer interleave their batches.
 public final class Publisher: Sendable {
     /// The receiving node's id.
     public let peer: String
-    /// The most messages accepted but not yet stored before ``send(_:)-([UInt8])`` suspends.
+    /// The most messages accepted but not yet stored before ``send(_:headers:)-([UInt8],_)`` suspends.
     public let maxUnstoredMessages: Int
-    /// The most payload bytes accepted but not yet stored before ``send(_:)-([UInt8])`` suspends (a
+    /// The most payload bytes accepted but not yet stored before ``send(_:headers:)-([UInt8],_)`` suspends (a
     /// single larger message is accepted when nothing else is unstored).
     public let maxUnstoredBytes: Int
     let timeToLive: Duration?
@@ -80,14 +80,17 @@ public final class Publisher: Sendable {
     /// The message is not yet durable when this returns: await the receipt's
     /// ``PendingReceipt/stored()``, or ``flush()``.
     ///
-    /// Throws ``CourierError/Code/messageTooLarge`` (nothing accepted; the publisher goes on),
+    /// `headers` go with the message (``IncomingMessage/headers``); see ``MessageHeaders``.
+    ///
+    /// Throws ``CourierError/Code/messageTooLarge`` or ``CourierError/Code/invalidHeaders``
+    /// (nothing accepted; the publisher goes on),
     /// the error that failed an earlier write (the publisher has failed; see the type's
     /// documentation), ``CourierError/Code/shutDown``, ``CourierError/Code/unknownPeer``, and
     /// ``CourierError/Code/cancelled`` if the task is cancelled while it waits for room.
     @discardableResult
-    public func send(_ payload: [UInt8]) async throws(CourierError) -> PendingReceipt {
-        try core.checkSize(of: [payload])
-        let entry = SpoolEntry(payload: payload, expiresAt: core.expiry(timeToLive))
+    public func send(_ payload: [UInt8], headers: MessageHeaders = [:]) async throws(CourierError) -> PendingReceipt {
+        try core.checkSize(of: [payload], to: peer)
+        let entry = SpoolEntry(payload: payload, expiresAt: core.expiry(timeToLive), headers: try headers.encoded())
         while true {
             let step = try state.withLock { state throws(CourierError) -> Step in
                 if let failure = state.failure { throw failure }
@@ -293,7 +296,7 @@ extension Node {
     ///   - timeToLive: after this long undelivered, a message expires; `nil` uses
     ///     ``NodeConfiguration/defaultTimeToLive``.
     ///   - maxUnstoredMessages: how many messages may wait to be stored before
-    ///     ``Publisher/send(_:)-([UInt8])`` suspends (at most the spool's ``NodeConfiguration/maxSpoolMessages``).
+    ///     ``Publisher/send(_:headers:)-([UInt8],_)`` suspends (at most the spool's ``NodeConfiguration/maxSpoolMessages``).
     ///   - maxUnstoredBytes: the same in payload bytes (at most ``NodeConfiguration/maxSpoolBytes``).
     public func publisher(to peer: String, timeToLive: Duration? = nil,
                           maxUnstoredMessages: Int = 16_384, maxUnstoredBytes: Int = 16 << 20) -> Publisher {

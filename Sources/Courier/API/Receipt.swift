@@ -1,4 +1,4 @@
-/// Proof that ``Node/send(_:to:timeToLive:)-([UInt8],_,_)`` stored a message, and the way to learn its
+/// Proof that ``Node/send(_:to:headers:timeToLive:)-([UInt8],_,_,_)`` stored a message, and the way to learn its
 /// outcome.
 public struct Receipt: Sendable, Hashable {
     /// The message's identity.
@@ -25,7 +25,7 @@ extension Array where Element == Receipt {
     /// Waits until every message has an outcome, and returns them in the receipts' order.
     ///
     /// The same as awaiting each receipt's ``Receipt/outcome()`` in turn, but cheaper for
-    /// the receipts of one ``Node/send(batch:to:timeToLive:)``: the outcomes already known
+    /// the receipts of one ``Node/send(batch:to:headers:timeToLive:)``: the outcomes already known
     /// are read together, and the wait is only for the first one that is not. Throws what
     /// ``Receipt/outcome()`` throws, for the first receipt that fails.
     public func outcomes() async throws(CourierError) -> [Outcome] {

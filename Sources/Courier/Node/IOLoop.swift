@@ -86,7 +86,7 @@ final class IOLoop {
         try router.set(.routerHandover, false)
         try router.set(.routerMandatory, true)
         try router.set(.handshakeInterval, configuration.handshakeTimeout)
-        try router.set(.maxMessageSize, Int64(configuration.maxMessageSize) * 2 + (64 << 10))
+        try router.set(.maxMessageSize, Int64(configuration.maxMessageSize) * 2 + Int64(64 << 10) + Int64(HeaderBlock.maxBytes))
         try router.set(.receiveHighWaterMark, 10_000)
         try router.set(.sendHighWaterMark, 10_000)
         try router.set(.heartbeatInterval, configuration.heartbeat.interval)

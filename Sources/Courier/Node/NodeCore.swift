@@ -44,7 +44,7 @@ final class NodeCore: Sendable {
         self.keys = keys
         self.logger = configuration.logger
         self.directory = directory
-        self.decoder = WireDecoder(maxPayloadSize: configuration.maxMessageSize)
+        self.decoder = WireDecoder(maxPayloadSize: configuration.maxMessageSize, latestVersion: configuration.latestProtocolVersion)
         self.incoming = IncomingMessages(channel: deliveries, tracker: tracker)
         self.events = events
         self.eventStream = NodeEvents(channel: events)
@@ -156,11 +156,12 @@ final class NodeCore: Sendable {
 
     // MARK: Sending
 
-    func send(_ payloads: [[UInt8]], to peer: String, timeToLive: Duration?) async throws(CourierError) -> [Receipt] {
+    func send(_ payloads: [[UInt8]], to peer: String, headers: MessageHeaders, timeToLive: Duration?) async throws(CourierError) -> [Receipt] {
         let log = try sendingLog(for: peer)
-        try checkSize(of: payloads)
+        try checkSize(of: payloads, to: peer)
         let expiry = expiry(timeToLive)
-        let entries = payloads.map { SpoolEntry(payload: $0, expiresAt: expiry) }
+        let block = try headers.encoded()
+        let entries = payloads.map { SpoolEntry(payload: $0, expiresAt: expiry, headers: block) }
         let result = await withCheckedContinuation { (done: CheckedContinuation<Result<ClosedRange<UInt64>, SpoolError>, Never>) in
             spool(entries, to: peer, log: log) { done.resume(returning: $0) }
         }
@@ -183,9 +184,15 @@ final class NodeCore: Sendable {
         }
     }
 
-    func checkSize(of payloads: [[UInt8]]) throws(CourierError) {
-        if let large = payloads.first(where: { $0.count > configuration.maxMessageSize }) {
-            throw CourierError(.messageTooLarge, "a payload of \(large.count) bytes is above the maximum message size of \(configuration.maxMessageSize) bytes")
+    /// Refuses a payload above this node's maximum message size, or above the one `peer`
+    /// announced (it would drop it).
+    func checkSize(of payloads: [[UInt8]], to peer: String) throws(CourierError) {
+        let largest = payloads.lazy.map(\.count).max() ?? 0
+        if largest > configuration.maxMessageSize {
+            throw CourierError(.messageTooLarge, "a payload of \(largest) bytes is above the maximum message size of \(configuration.maxMessageSize) bytes")
+        }
+        if let limit = outcomes.statistics(for: peer)?.peerMaxMessageSize, largest > limit {
+            throw CourierError(.messageTooLarge, "a payload of \(largest) bytes is above the maximum message size of \(limit) bytes that \(peer) announced; send smaller messages or raise its maxMessageSize")
         }
     }
 

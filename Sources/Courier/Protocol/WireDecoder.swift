@@ -1,4 +1,5 @@
 import CourierChecksum
+import CourierSpool
 
 /// Decodes and validates frames from the network.
 ///
@@ -9,12 +10,15 @@ import CourierChecksum
 struct WireDecoder {
     /// The largest payload accepted in a data record.
     var maxPayloadSize: Int
+    /// The newest protocol version accepted; frames of versions 1 through it are read.
+    var latestVersion: UInt8 = Wire.latestVersion
 
     func decode(_ frame: [UInt8]) throws(WireError) -> WireFrame {
         let minimum = Wire.headerSize + Wire.trailerSize
         guard frame.count >= minimum else { throw .truncated(needed: minimum, available: frame.count) }
         guard frame[0] == Wire.magic.0, frame[1] == Wire.magic.1 else { throw .badMagic }
-        guard frame[2] == Wire.version else { throw .unsupportedVersion(frame[2]) }
+        let version = frame[2]
+        guard version >= 1, version <= latestVersion else { throw .unsupportedVersion(version) }
         guard let kind = WireFrame.Kind(rawValue: frame[3]) else { throw .unknownKind(frame[3]) }
 
         let bodyEnd = frame.count - Wire.trailerSize
@@ -24,6 +28,7 @@ struct WireDecoder {
 
         var reader = WireReader(frame, start: Wire.headerSize, end: bodyEnd)
         if kind == .versions {
+            guard version == 1 else { throw .invalidField("versions frame in version \(version); it is always version 1") }
             // The one frame without a stream id: the versions a receiver speaks.
             let count = Int(try reader.u8())
             guard count >= 1 else { throw .invalidField("versions frame with no version") }
@@ -47,7 +52,8 @@ struct WireDecoder {
             guard first >= 1, next >= first else {
                 throw .invalidField("hello needs 1 ≤ first unacknowledged (\(first)) ≤ next sequence (\(next))")
             }
-            decoded = .hello(.init(stream: stream, firstUnacknowledged: first, nextSequence: next))
+            let nonce = version >= 2 ? try reader.u64() : nil
+            decoded = .hello(.init(stream: stream, firstUnacknowledged: first, nextSequence: next, nonce: nonce))
         case .welcome:
             let processed = try reader.u64()
             let received = try reader.u64()
@@ -55,9 +61,18 @@ struct WireDecoder {
             guard received >= processed else {
                 throw .invalidField("welcome received-up-to \(received) below processed-up-to \(processed)")
             }
-            decoded = .welcome(.init(stream: stream, processedUpTo: processed, receivedUpTo: received))
+            var answer: WireFrame.Answer?
+            if version >= 2 {
+                let nonce = try reader.u64()
+                let window = try reader.u32()
+                let maxMessageSize = try reader.u32()
+                guard window >= 1, window <= Wire.maxWindow else { throw .invalidField("welcome window \(window) outside 1…\(Wire.maxWindow)") }
+                guard maxMessageSize >= 1 else { throw .invalidField("welcome maximum message size 0") }
+                answer = .init(nonce: nonce, window: window, maxMessageSize: maxMessageSize)
+            }
+            decoded = .welcome(.init(stream: stream, processedUpTo: processed, receivedUpTo: received, answer: answer))
         case .data:
-            decoded = .data(try decodeData(stream: stream, &reader))
+            decoded = .data(try decodeData(stream: stream, version: version, &reader))
         case .ack:
             decoded = .ack(try decodeAck(stream: stream, &reader))
         case .outcomes:
@@ -69,13 +84,14 @@ struct WireDecoder {
         return decoded
     }
 
-    private func decodeData(stream: UInt64, _ reader: inout WireReader) throws(WireError) -> WireFrame.DataBatch {
+    private func decodeData(stream: UInt64, version: UInt8, _ reader: inout WireReader) throws(WireError) -> WireFrame.DataBatch {
         let count = Int(try reader.u16())
         guard count >= 1 else { throw .invalidField("data frame with no records") }
         guard count <= Wire.maxRecordsPerFrame else { throw .tooManyItems("records", count) }
         // Each record needs at least its header: refuse impossible counts before reserving.
-        guard count * Wire.recordHeaderSize <= reader.remaining else {
-            throw .truncated(needed: count * Wire.recordHeaderSize, available: reader.remaining)
+        let recordHeaderSize = Wire.recordHeaderSize(version: version)
+        guard count * recordHeaderSize <= reader.remaining else {
+            throw .truncated(needed: count * recordHeaderSize, available: reader.remaining)
         }
         var records: [WireFrame.DataRecord] = []
         records.reserveCapacity(count)
@@ -85,6 +101,7 @@ struct WireDecoder {
             let attempt = try reader.u32()
             let flags = try reader.u8()
             let expiry = Int64(bitPattern: try reader.u64())
+            let headerLength = version >= 2 ? Int(try reader.u16()) : 0
             let length = Int(try reader.u32())
             guard sequence > previous else { throw .invalidField("sequence \(sequence) not above \(previous)") }
             try checkMark(sequence, "data sequence")
@@ -92,11 +109,16 @@ struct WireDecoder {
             guard flags & ~Wire.tombstoneFlag == 0 else { throw .invalidField("unknown record flags \(flags)") }
             guard expiry >= 0 else { throw .invalidField("negative expiry") }
             let isTombstone = flags & Wire.tombstoneFlag != 0
-            guard !isTombstone || length == 0 else { throw .invalidField("tombstone with a payload") }
+            guard !isTombstone || (length == 0 && headerLength == 0) else { throw .invalidField("tombstone with a payload or headers") }
             guard length <= maxPayloadSize else { throw .payloadTooLarge(length, limit: maxPayloadSize) }
+            guard headerLength <= HeaderBlock.maxBytes else { throw .tooManyItems("header bytes", headerLength) }
+            let headers = try reader.slice(headerLength)
+            if !headers.isEmpty, let problem = headers.withUnsafeBytes({ HeaderBlock.validate($0) }) {
+                throw .invalidField("headers of sequence \(sequence): \(problem)")
+            }
             let payload = try reader.slice(length)
             records.append(.init(sequence: sequence, attempt: attempt, isTombstone: isTombstone,
-                                 expiry: expiry, payload: payload))
+                                 expiry: expiry, payload: payload, headers: headers))
             previous = sequence
         }
         return .init(stream: stream, records: records)

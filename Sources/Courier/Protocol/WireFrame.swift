@@ -1,4 +1,5 @@
-/// The frames of Courier's wire protocol, version 1 (docs/PROTOCOL.md describes each byte).
+/// The frames of Courier's wire protocol, versions 1 and 2 (docs/PROTOCOL.md describes each
+/// byte). A frame's fields are those of version 2; what version 1 lacks is nil or empty.
 ///
 /// Every frame travels as the single body frame of a ZeroMQ message between a sender's
 /// DEALER and a receiver's ROUTER; the ROUTER's routing-id frame names the sender.
@@ -24,6 +25,8 @@ enum WireFrame: Equatable, Sendable {
         var firstUnacknowledged: UInt64
         /// The next sequence number the sender will assign (> every number it has used).
         var nextSequence: UInt64
+        /// Version 2: the question's number, which its WELCOME echoes. Nil: a version-1 HELLO.
+        var nonce: UInt64? = nil
     }
 
     struct Welcome: Equatable, Sendable {
@@ -32,6 +35,19 @@ enum WireFrame: Equatable, Sendable {
         var processedUpTo: UInt64
         /// Every sequence number up to this one has arrived and is held by the receiver.
         var receivedUpTo: UInt64
+        /// Version 2: the HELLO answered and the receiver's limits. Nil: a version-1 WELCOME.
+        var answer: Answer? = nil
+    }
+
+    /// What a version-2 WELCOME adds: which HELLO it answers, and the limits the sender must
+    /// keep to.
+    struct Answer: Equatable, Sendable {
+        /// The nonce of the HELLO answered.
+        var nonce: UInt64
+        /// The receiver's in-flight window: numbers beyond processed-up-to plus this are dropped.
+        var window: UInt32
+        /// The largest payload the receiver takes; a larger record is dropped.
+        var maxMessageSize: UInt32
     }
 
     struct DataBatch: Equatable, Sendable {
@@ -50,6 +66,8 @@ enum WireFrame: Equatable, Sendable {
         var expiry: Int64
         /// The application's bytes; a slice of the received frame, not a copy.
         var payload: ArraySlice<UInt8>
+        /// Version 2: the message's headers, a validated header block (empty: none).
+        var headers: ArraySlice<UInt8> = []
     }
 
     struct Ack: Equatable, Sendable {
@@ -90,16 +108,18 @@ enum WireFrame: Equatable, Sendable {
     }
 }
 
-/// Fixed facts of protocol version 1.
+/// Fixed facts of the protocol.
 enum Wire {
     static let magic: (UInt8, UInt8) = (0x43, 0x52)  // "CR"
-    static let version: UInt8 = 1
+    /// The newest version this node speaks, and the one it starts every stream with.
+    static let latestVersion: UInt8 = 2
     /// magic (2) + version (1) + kind (1).
     static let headerSize = 4
     /// CRC-32C trailer.
     static let trailerSize = 4
-    /// sequence (8) + attempt (4) + flags (1) + expiry (8) + length (4).
-    static let recordHeaderSize = 25
+    /// Version 1: sequence (8) + attempt (4) + flags (1) + expiry (8) + length (4); version 2
+    /// adds the header block's length (2).
+    static func recordHeaderSize(version: UInt8) -> Int { version >= 2 ? 27 : 25 }
     static let maxRecordsPerFrame = 4096
     /// Payload bytes a sender packs into one DATA frame (a larger record goes alone). Small
     /// enough that frames come from the allocator's reused memory rather than fresh pages
@@ -123,8 +143,8 @@ enum Wire {
     /// The largest frame a receiver sends back (outcomes with long reasons).
     static let maxControlFrameSize = 2 << 20
     static let tombstoneFlag: UInt8 = 0x01
-    /// The versions this node speaks, for VERSIONS answers.
-    static let supportedVersions: [UInt8] = [version]
+    /// The versions a node speaks up to `latest`, for VERSIONS answers.
+    static func versions(upTo latest: UInt8) -> [UInt8] { Array(1...max(1, latest)) }
     /// The highest sequence number, and the highest mark (processed-up-to, received-up-to,
     /// first-unacknowledged, next sequence), a frame may carry: 2^62. A decoder refuses
     /// anything above it, so that a mark plus a window (at most ``maxWindow``) never

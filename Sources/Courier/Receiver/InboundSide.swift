@@ -87,9 +87,11 @@ final class InboundSide {
             guard admit(key) else { return }
             let storeKey = InboundStreamKey(sender: sender, streamID: hello.stream)
             let (stored, verdicts) = store.stateAndVerdicts(sender: sender, streamID: hello.stream)
-            slot = Slot(ReceiverStream(sender: sender, stream: hello.stream, stored: stored, verdicts: verdicts,
-                                       taken: store.takenMarks?.found[storeKey]),
-                        taken: store.takenMarks?.slot(for: storeKey))
+            var machine = ReceiverStream(sender: sender, stream: hello.stream, stored: stored, verdicts: verdicts,
+                                         taken: store.takenMarks?.found[storeKey])
+            let configuration = core.configuration
+            machine.limits = .init(window: UInt32(configuration.inFlightWindow), maxMessageSize: UInt32(clamping: configuration.maxMessageSize))
+            slot = Slot(machine, taken: store.takenMarks?.slot(for: storeKey))
             streams[key] = slot
             streamsOf[sender, default: []].insert(hello.stream)
         }
@@ -106,7 +108,7 @@ final class InboundSide {
         if slot.machine.keepsVerdicts(upTo: hello.firstUnacknowledged - 1) {
             store.forgetVerdicts(sender: sender, streamID: hello.stream, upTo: hello.firstUnacknowledged - 1)
         }
-        switch slot.machine.hello(firstUnacknowledged: hello.firstUnacknowledged) {
+        switch slot.machine.hello(firstUnacknowledged: hello.firstUnacknowledged, nonce: hello.nonce) {
         case .answer(let frames):
             sendInOrder(frames, to: sender, of: slot)
         case .recordStart(let mark):
@@ -129,7 +131,7 @@ final class InboundSide {
         if let last = versionsAnswered[sender], now - last < .seconds(1) { return }
         if versionsAnswered.count >= 1024 { versionsAnswered.removeAll() }
         versionsAnswered[sender] = now
-        send(WireEncoder.encode(.versions(.init(supported: Wire.supportedVersions))), to: sender)
+        send(WireEncoder.encode(.versions(.init(supported: Wire.versions(upTo: core.configuration.latestProtocolVersion))), version: 1), to: sender)
     }
 
     /// Makes room for a new stream: retires the sender's least recently greeted stream when
@@ -322,7 +324,7 @@ final class InboundSide {
         return slot.machine.handOut(window: core.configuration.inFlightWindow) { delivery in
             batch.messages.append(IncomingMessage(
                 sender: key.sender, stream: key.stream, sequence: delivery.sequence, redelivered: delivery.redelivered,
-                attempt: Int(delivery.attempt), payload: delivery.payload, core: core))
+                attempt: Int(delivery.attempt), headers: MessageHeaders(block: delivery.headers), payload: delivery.payload, core: core))
         }
     }
 

@@ -12,7 +12,7 @@ import CourierSpool
 /// sender only for numbers whose processed mark is durable.
 struct ReceiverStream {
     enum Arrival {
-        case message(payload: [UInt8], attempt: UInt32)
+        case message(payload: [UInt8], headers: [UInt8], attempt: UInt32)
         case tombstone
         case expired
     }
@@ -21,6 +21,8 @@ struct ReceiverStream {
     struct Delivery {
         var sequence: UInt64
         var payload: [UInt8]
+        /// The message's header block (validated by the decoder; empty: none).
+        var headers: [UInt8]
         var attempt: UInt32
         /// Possibly seen before a restart (at or below the reservation found at load).
         var redelivered: Bool
@@ -43,12 +45,25 @@ struct ReceiverStream {
         var beyondWindow = 0
     }
 
+    /// What this receiver announces in a version-2 WELCOME.
+    struct Limits: Equatable {
+        var window: UInt32
+        var maxMessageSize: UInt32
+    }
+
     let sender: String
     let stream: UInt64
+    /// The limits this receiver keeps to (its window, its maximum message size).
+    var limits = Limits(window: 8192, maxMessageSize: 1 << 20)
+    /// The protocol version of the sender's last HELLO: every frame back is written in it.
+    private(set) var version: UInt8 = 1
+    /// The nonce of the sender's last HELLO (version 2), echoed by the WELCOME.
+    private var helloNonce: UInt64 = 0
     /// Whether the store holds a record of this stream (WELCOME may be sent).
     private(set) var ready: Bool
-    /// HELLOs waiting for the stream's record to be durable: each gets its WELCOME (the
-    /// sender counts answers, docs/PROTOCOL.md "Sender behaviour").
+    /// HELLOs waiting for the stream's record to be durable: each gets its WELCOME (a
+    /// version-1 sender counts answers, docs/PROTOCOL.md "Sender behaviour"; a version-2
+    /// sender needs only the answer to its last).
     private var welcomesOwed = 0
 
     /// Durable: every number up to here is processed.
@@ -116,8 +131,11 @@ struct ReceiverStream {
 
     // MARK: HELLO
 
-    /// A HELLO: the sender finished every number below `firstUnacknowledged`.
-    mutating func hello(firstUnacknowledged: UInt64) -> HelloAction {
+    /// A HELLO: the sender finished every number below `firstUnacknowledged`. `nonce`: the
+    /// HELLO's (version 2), nil for a version-1 HELLO; the answers are written in its version.
+    mutating func hello(firstUnacknowledged: UInt64, nonce: UInt64? = nil) -> HelloAction {
+        version = nonce == nil ? 1 : 2
+        helloNonce = nonce ?? 0
         let mark = firstUnacknowledged - 1
         senderAway = false
         verdicts.removeFirst(upTo: mark)  // the sender has them
@@ -140,7 +158,7 @@ struct ReceiverStream {
         ready = true
         defer { welcomesOwed = 0 }
         guard welcomesOwed > 0 else { return [] }
-        return retainedOutcomeFrames() + Array(repeating: welcomeFrame(), count: welcomesOwed)
+        return retainedOutcomeFrames() + Array(repeating: welcomeFrame(), count: version >= 2 ? 1 : welcomesOwed)
     }
 
     /// OUTCOMES frames with every retained verdict whose processed mark is durable; what was
@@ -159,7 +177,7 @@ struct ReceiverStream {
     private func outcomeFrames(_ entries: [WireFrame.OutcomeEntry]) -> [[UInt8]] {
         stride(from: 0, to: entries.count, by: Wire.maxOutcomesPerFrame).map { chunk in
             let part = Array(entries[chunk..<min(chunk + Wire.maxOutcomesPerFrame, entries.count)])
-            return WireEncoder.encode(.outcomes(.init(stream: stream, entries: part)))
+            return WireEncoder.encode(.outcomes(.init(stream: stream, entries: part)), version: version)
         }
     }
 
@@ -201,7 +219,7 @@ struct ReceiverStream {
             } else if record.expiry != 0 && record.expiry < wall {
                 buffer[sequence] = .expired
             } else {
-                buffer[sequence] = .message(payload: Array(record.payload), attempt: record.attempt)
+                buffer[sequence] = .message(payload: Array(record.payload), headers: Array(record.headers), attempt: record.attempt)
             }
         }
         return counts
@@ -224,7 +242,7 @@ struct ReceiverStream {
                 settle(sequence, verdict: nil)
             case .expired:
                 settle(sequence, verdict: .init(sequence: sequence, code: .expired, reason: "expired on arrival"))
-            case .message(let payload, let attempt):
+            case .message(let payload, let headers, let attempt):
                 guard sequence <= reservedUpTo else {
                     // Reserve exactly what is ready to go out now, so that after a crash only
                     // messages that really may have been seen come back flagged.
@@ -234,7 +252,8 @@ struct ReceiverStream {
                     reservationRequested = target
                     return target
                 }
-                deliver(Delivery(sequence: sequence, payload: payload, attempt: attempt, redelivered: sequence <= redeliverUpTo))
+                deliver(Delivery(sequence: sequence, payload: payload, headers: headers, attempt: attempt,
+                                 redelivered: sequence <= redeliverUpTo))
             }
             buffer[sequence] = nil
             deliveredUpTo = sequence
@@ -373,7 +392,9 @@ struct ReceiverStream {
     }
 
     private func welcomeFrame() -> [UInt8] {
-        WireEncoder.encode(.welcome(.init(stream: stream, processedUpTo: processedUpTo, receivedUpTo: max(receivedUpTo, processedUpTo))))
+        let answer = WireFrame.Answer(nonce: helloNonce, window: limits.window, maxMessageSize: limits.maxMessageSize)
+        return WireEncoder.encode(.welcome(.init(stream: stream, processedUpTo: processedUpTo, receivedUpTo: max(receivedUpTo, processedUpTo),
+                                                 answer: version >= 2 ? answer : nil)), version: version)
     }
 
     private func ackFrame() -> [UInt8] {
@@ -387,6 +408,6 @@ struct ReceiverStream {
             }
         }
         return WireEncoder.encode(.ack(.init(stream: stream, processedUpTo: processedUpTo,
-                                             receivedUpTo: max(receivedUpTo, processedUpTo), processedRanges: ranges)))
+                                             receivedUpTo: max(receivedUpTo, processedUpTo), processedRanges: ranges)), version: version)
     }
 }

@@ -8,10 +8,10 @@ extension OutboundPeer {
     /// into DATA frames. Stops early when the socket's queue is full.
     func pump(now: ContinuousClock.Instant) {
         if machine.helloDue(now: now) {
-            let hello = WireEncoder.encode(.hello(machine.hello(nextSequence: log.nextSequenceNumber)))
+            let hello = machine.helloFrame(nextSequence: log.nextSequenceNumber)
             machine.helloSent((try? dealer.trySend([hello])) == true, now: now)
         } else if machine.confirmationDue(now: now) {
-            let hello = WireEncoder.encode(.hello(machine.hello(nextSequence: log.nextSequenceNumber)))
+            let hello = machine.helloFrame(nextSequence: log.nextSequenceNumber)
             machine.confirmationSent((try? dealer.trySend([hello])) == true, now: now)
         }
         var actions: [SenderStream.Action] = []
@@ -87,6 +87,7 @@ extension OutboundPeer {
         let status = log.status
         copyCounts()
         statistics.connected = machine.link.isWelcomed
+        statistics.protocolVersion = machine.link.isWelcomed ? Int(machine.version) : nil
         statistics.since = machine.connectedSince
         statistics.pending = status.pendingCount
         statistics.pendingBytes = status.pendingBytes

@@ -58,14 +58,16 @@ final class OutboundPeer {
         machine = SenderStream(
             stream: log.streamID,
             settings: .init(window: settings.inFlightWindow, inFlightBytes: settings.inFlightBytes,
-                            maxAttempts: settings.maxAttempts, retransmission: settings.retransmission),
+                            maxAttempts: settings.maxAttempts, retransmission: settings.retransmission,
+                            protocolVersion: settings.latestProtocolVersion),
             durableUpTo: log.nextSequenceNumber - 1, processedUpTo: log.acknowledgedUpTo,
             now: now, seed: UInt64.random(in: .min ... .max))
         // At most a window's worth: what goes out next when the window opens.
         fresh = FreshRecords(maxCount: settings.inFlightWindow, maxBytes: max(settings.inFlightBytes / 2, 1 << 20))
         statistics = PeerStatistics(
             peer: id, connected: false, since: now, stream: log.streamID, pending: 0, pendingBytes: 0,
-            inFlight: 0, processed: 0, rejected: 0, expired: 0, deadLettered: 0, retransmitted: 0, roundTripTime: nil)
+            inFlight: 0, processed: 0, rejected: 0, expired: 0, deadLettered: 0, retransmitted: 0, roundTripTime: nil,
+            protocolVersion: nil, peerWindow: nil, peerMaxMessageSize: nil)
         // Numbers decided by earlier runs keep their outcomes: the dead letters say which.
         let earlier = log.deadLetters.outcomes(streamID: log.streamID).mapValues(Outcome.init(deadLetter:))
         machine.restore(decided: earlier)
@@ -204,13 +206,27 @@ final class OutboundPeer {
             core.nodeMetrics.refused("peer_version")
             core.emit(.unsupportedProtocol(peer: id, peerVersions: versions.map(Int.init)))
             if firstReport {
-                logger.error("peer does not speak this node's protocol version; nothing is delivered to it until one side is changed", metadata: [
-                    "peer": "\(id)", "peer-versions": "\(versions)", "own-version": "\(Wire.version)"])
+                logger.error("peer speaks no protocol version this node does; nothing is delivered to it until one side is changed", metadata: [
+                    "peer": "\(id)", "peer-versions": "\(versions)", "own-versions": "\(Wire.versions(upTo: core.configuration.latestProtocolVersion))"])
+            }
+        case .protocolVersion(let version, let versions):
+            logger.notice("peer does not speak the newest protocol version; this connection speaks an older one", metadata: [
+                "peer": "\(id)", "version": "\(version)", "peer-versions": "\(versions)"])
+        case .peerLimits(let window, let maxMessageSize):
+            statistics.peerWindow = window
+            statistics.peerMaxMessageSize = maxMessageSize
+            core.outcomes.publish(statistics)  // send() refuses what the peer would not take
+            publishedStatistics = statistics
+            if window < core.configuration.inFlightWindow || maxMessageSize < core.configuration.maxMessageSize {
+                logger.notice("peer announced smaller limits than this node's; sending keeps to them", metadata: [
+                    "peer": "\(id)", "peer-window": "\(window)", "peer-max-message-size": "\(maxMessageSize)"])
             }
         case .connected(let resumeAt):
+            publishStatistics()  // connected, and in which version, before anyone hears of it
             core.emit(.peerConnected(peer: id))
-            logger.info("peer connected", metadata: ["peer": "\(id)", "resume-at": "\(resumeAt)"])
+            logger.info("peer connected", metadata: ["peer": "\(id)", "resume-at": "\(resumeAt)", "protocol-version": "\(machine.version)"])
         case .disconnected:
+            publishStatistics()
             core.emit(.peerDisconnected(peer: id))
         case .timedOut(let receivedUpTo, let timeout):
             logger.debug("retransmission timeout", metadata: ["peer": "\(id)", "received-up-to": "\(receivedUpTo)", "rto": "\(timeout)"])

@@ -22,6 +22,9 @@ struct SenderStream {
         /// How long a higher sent-up-to mark may wait before it is recorded for the next run
         /// (at once when a number went again: those counts are what a restart needs most).
         var attemptRecordDelay: Duration = .milliseconds(50)
+        /// The newest protocol version to speak; each new connection starts with it and falls
+        /// back to what the peer's VERSIONS answer offers.
+        var protocolVersion: UInt8 = Wire.latestVersion
     }
 
     /// Where the connection stands.
@@ -71,8 +74,12 @@ struct SenderStream {
         case acknowledgeSpool(upTo: UInt64)
         /// A frame from the peer was refused (count and log it).
         case refused(reason: String, label: String)
-        /// The peer does not speak this protocol version; `firstReport`: log it.
+        /// The peer speaks no version this node does; `firstReport`: log it.
         case unsupportedProtocol(peerVersions: [UInt8], firstReport: Bool)
+        /// The peer does not speak the version tried: the stream speaks `version` now.
+        case protocolVersion(UInt8, peerVersions: [UInt8])
+        /// The receiver announced limits other than the last ones known (version 2 WELCOME).
+        case peerLimits(window: Int, maxMessageSize: Int)
         case connected(resumeAt: UInt64)
         case disconnected
         case timedOut(receivedUpTo: UInt64, timeout: Duration)
@@ -100,6 +107,18 @@ struct SenderStream {
     /// so a lost answer makes the count too high for one question at most.
     private var hellosUnanswered = 0
     private var lateWelcomes = 0
+    /// The protocol version this stream speaks on the current connection.
+    private(set) var version: UInt8
+    /// Version 2: the nonce of the last HELLO sent (each HELLO takes the next), the first
+    /// nonce of the current question (a WELCOME echoing it or a later one answers it; no DATA
+    /// goes while a question is open), and, after an unreadable frame, the first nonce whose
+    /// answer restores trust in acknowledgements.
+    private var nonce: UInt64
+    private var questionNonce: UInt64
+    private var trustNonce: UInt64 = 0
+    /// The limits the receiver announced in its last version-2 WELCOME (nil: none heard).
+    private(set) var peerWindow: Int?
+    private(set) var peerMaxMessageSize: Int?
     private(set) var connectedSince: ContinuousClock.Instant
     private var reportedVersions = false
 
@@ -162,6 +181,10 @@ struct SenderStream {
         self.spoolAcknowledgedAt = now
         self.lastConfirmationAt = now
         self.random = SplitMix64(seed: seed)
+        self.version = settings.protocolVersion
+        // Nonces start at a random point so that no answer from an earlier run matches.
+        self.nonce = random.next() >> 2
+        self.questionNonce = nonce &+ 1
     }
 
     /// Numbers in flight: sent, and not known to be processed.
@@ -234,7 +257,15 @@ struct SenderStream {
     mutating func unreadableFrame(now: ContinuousClock.Instant) {
         unreadableSinceHello = true
         distrustsAcknowledgements = true
-        if link == .open { link = .asking(helloDue: now) }
+        trustNonce = nonce &+ 1
+        if link == .open { ask(.asking(helloDue: now)) }
+    }
+
+    /// A new question: the link is `link` (connecting or asking), and only answers to HELLOs
+    /// sent from now on answer it.
+    private mutating func ask(_ link: Link) {
+        self.link = link
+        questionNonce = nonce &+ 1
     }
 
     // MARK: Events: the connection
@@ -245,7 +276,9 @@ struct SenderStream {
             connectedSince = now
             if change == .disconnected { actions.append(.disconnected) }
         }
-        link = .connecting(helloDue: now)
+        // Every new connection tries the newest version again: the peer may have been upgraded.
+        if change == .handshakeSucceeded { version = settings.protocolVersion }
+        ask(.connecting(helloDue: now))
         (hellosUnanswered, lateWelcomes) = (0, 0)
     }
 
@@ -256,13 +289,28 @@ struct SenderStream {
         case .ack(let ack) where ack.stream == stream: acknowledged(ack, now: now, into: &actions)
         case .outcomes(let outcomes) where outcomes.stream == stream: verdicts(outcomes, into: &actions)
         case .versions(let versions):
-            actions.append(.unsupportedProtocol(peerVersions: versions.supported, firstReport: !reportedVersions))
-            reportedVersions = true
+            versionsHeard(versions.supported, now: now, into: &actions)
         case .welcome, .ack, .outcomes:
             actions.append(.refused(reason: "answer for another stream", label: "wrong_stream"))
         case .hello, .data:
             actions.append(.refused(reason: "a sender's frame sent to a sender", label: "wrong_direction"))
         }
+    }
+
+    /// A VERSIONS answer: the peer did not speak the version of a frame sent to it. The stream
+    /// goes on in the newest version both speak, asking afresh; with none, the peer is reported.
+    private mutating func versionsHeard(_ peerVersions: [UInt8], now: ContinuousClock.Instant, into actions: inout [Action]) {
+        // About a frame of this version (a damaged version byte), or of an earlier connection.
+        guard !peerVersions.contains(version), !link.isWelcomed else { return }
+        guard let common = peerVersions.filter({ $0 <= settings.protocolVersion }).max() else {
+            actions.append(.unsupportedProtocol(peerVersions: peerVersions, firstReport: !reportedVersions))
+            reportedVersions = true
+            return
+        }
+        version = common
+        ask(.connecting(helloDue: now))
+        (hellosUnanswered, lateWelcomes) = (0, 0)
+        actions.append(.protocolVersion(common, peerVersions: peerVersions))
     }
 
     private mutating func welcomed(_ welcome: WireFrame.Welcome, now: ContinuousClock.Instant, into actions: inout [Action]) {
@@ -271,22 +319,32 @@ struct SenderStream {
             return
         }
         let holds = max(welcome.receivedUpTo, welcome.processedUpTo)
-        if distrustsAcknowledgements {
-            guard !unreadableSinceHello else {
-                // A frame before this answer could not be read either: ask again.
-                rtt.timedOut()
-                let due = now + rtt.jitteredTimeout(using: &random)
-                link = link.isWelcomed ? .asking(helloDue: due) : .connecting(helloDue: due)
-                return
+        let late: Bool
+        if let answer = welcome.answer {
+            late = !answerTaken(answer, now: now, into: &actions)
+            guard !late || (link.isWelcomed && !distrustsAcknowledgements) else { return }
+        } else {
+            // Version 1: WELCOME names no HELLO; the sender counts them.
+            if distrustsAcknowledgements {
+                guard !unreadableSinceHello else {
+                    askAgain(now: now)
+                    return
+                }
+                distrustsAcknowledgements = false
+                lateWelcomes = 0
             }
-            distrustsAcknowledgements = false
-            lateWelcomes = 0
+            late = lateWelcomes > 0 || link == .open
+            if late {
+                lateWelcomes = max(0, lateWelcomes - 1)
+                hellosUnanswered = max(0, hellosUnanswered - 1)
+            } else {
+                lateWelcomes = max(0, hellosUnanswered - 1)
+                hellosUnanswered = 0
+            }
         }
-        if lateWelcomes > 0 || link == .open {
+        if late {
             // A late answer to a HELLO sent before the answer taken: it may predate DATA
             // sent since, so it only moves marks forward.
-            lateWelcomes = max(0, lateWelcomes - 1)
-            hellosUnanswered = max(0, hellosUnanswered - 1)
             received(upTo: holds, now: now, sampling: false, into: &actions)
             advanceProcessed(to: welcome.processedUpTo, ranges: [], into: &actions)
             if case .asking = link, receivedUpTo >= highestSent {
@@ -300,8 +358,6 @@ struct SenderStream {
         // it says now) or the answer to a timeout's HELLO (on one connection what a receiver
         // holds only grows, so an answer taken for the wrong HELLO cannot move it back).
         let wasWelcomed = link.isWelcomed
-        lateWelcomes = max(0, hellosUnanswered - 1)
-        hellosUnanswered = 0
         if wasWelcomed { rtt.progressed() }  // the peer answers: end the timeouts' back-off
         // Taken as it is, even below what an earlier frame said: only a receiver that lost
         // state (it restarted; or that frame was stale, from a connection since replaced)
@@ -318,6 +374,34 @@ struct SenderStream {
             connectedSince = now
             actions.append(.connected(resumeAt: nextToSend))
         }
+    }
+
+    /// Version 2: whether `answer` answers the open question (it echoes the nonce of a HELLO
+    /// sent since the question began: no DATA went since, so it covers everything sent). Takes
+    /// the receiver's limits from it, and, after an unreadable frame, trusts acknowledgements
+    /// again only once an answer to a HELLO sent after that frame comes.
+    private mutating func answerTaken(_ answer: WireFrame.Answer, now: ContinuousClock.Instant, into actions: inout [Action]) -> Bool {
+        let window = Int(answer.window), maxMessageSize = Int(answer.maxMessageSize)
+        if window != peerWindow || maxMessageSize != peerMaxMessageSize {
+            (peerWindow, peerMaxMessageSize) = (window, maxMessageSize)
+            actions.append(.peerLimits(window: window, maxMessageSize: maxMessageSize))
+        }
+        let answers = link != .open && answer.nonce >= questionNonce && answer.nonce <= nonce
+        if distrustsAcknowledgements {
+            guard answer.nonce >= trustNonce, answer.nonce <= nonce else {
+                if answers { askAgain(now: now) }  // asked before the unreadable frame: again
+                return false
+            }
+            distrustsAcknowledgements = false
+        }
+        return answers
+    }
+
+    /// The answer came from before a frame that could not be read: ask again, backing off.
+    private mutating func askAgain(now: ContinuousClock.Instant) {
+        rtt.timedOut()
+        let due = now + rtt.jitteredTimeout(using: &random)
+        ask(link.isWelcomed ? .asking(helloDue: due) : .connecting(helloDue: due))
     }
 
     private mutating func acknowledged(_ ack: WireFrame.Ack, now: ContinuousClock.Instant, into actions: inout [Action]) {
@@ -441,13 +525,20 @@ struct SenderStream {
     /// dead letter being stored): the receiver forgets verdicts below it, and after a crash
     /// this sender could learn that number's outcome from no one else.
     func hello(nextSequence: UInt64) -> WireFrame.Hello {
-        WireFrame.Hello(stream: stream, firstUnacknowledged: acknowledgeableUpTo + 1, nextSequence: max(nextSequence, processedUpTo + 1))
+        WireFrame.Hello(stream: stream, firstUnacknowledged: acknowledgeableUpTo + 1, nextSequence: max(nextSequence, processedUpTo + 1),
+                        nonce: version >= 2 ? nonce &+ 1 : nil)
+    }
+
+    /// The HELLO of ``hello(nextSequence:)`` in this stream's version.
+    func helloFrame(nextSequence: UInt64) -> [UInt8] {
+        WireEncoder.encode(.hello(hello(nextSequence: nextSequence)), version: version)
     }
 
     /// The HELLO that was due went on the wire (`sent`), or the socket's queue was full.
     mutating func helloSent(_ sent: Bool, now: ContinuousClock.Instant) {
         if sent {
             hellosUnanswered += 1
+            nonce &+= 1
             unreadableSinceHello = false
             if lowestUnconfirmedVerdict != nil { forgetConfirmedVerdicts() }
         }
@@ -474,7 +565,9 @@ struct SenderStream {
     /// Where the next DATA frame may start and end, when one may go now.
     func sendWindow() -> SendWindow? {
         guard link == .open, nextToSend <= durableUpTo else { return nil }
-        let limit = min(durableUpTo, processedUpTo + UInt64(max(1, settings.window)))
+        // The receiver drops numbers beyond its own window: keep to the smaller.
+        let window = min(settings.window, peerWindow ?? settings.window)
+        let limit = min(durableUpTo, processedUpTo + UInt64(max(1, window)))
         guard nextToSend <= limit else { return nil }
         return SendWindow(from: nextToSend, limit: limit, count: Int(min(limit - nextToSend + 1, UInt64(Wire.maxRecordsPerFrame / 2))))
     }
@@ -496,7 +589,9 @@ struct SenderStream {
     mutating func frame(for window: SendWindow, records: some Collection<SpoolRecord>, wall: Int64,
                         into actions: inout [Action]) -> Frame {
         precondition(window.from == nextToSend, "SenderStream: a frame was built for \(window.from) while the next number to send is \(nextToSend)")
-        var encoder = WireEncoder.data(stream: stream, capacity: 1024 + records.reduce(0) { $0 + $1.payload.count + 25 })
+        let recordHeaderSize = Wire.recordHeaderSize(version: version)
+        var encoder = WireEncoder.data(stream: stream, version: version,
+                                       capacity: 1024 + records.reduce(0) { $0 + $1.headers.count + $1.payload.count + recordHeaderSize })
         var batch: [(sequence: UInt64, attempt: UInt32, bytes: Int)] = []
         var bytesAllowed = settings.inFlightBytes - ledger.bytesInFlight
         var expected = window.from
@@ -505,7 +600,8 @@ struct SenderStream {
 
         func tombstone(_ sequence: UInt64) {
             let attempt = ledger.attempts(of: sequence) + 1
-            encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: true, expiry: 0, payload: EmptyCollection())
+            encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: true, expiry: 0,
+                                 headers: EmptyCollection(), payload: EmptyCollection())
             batch.append((sequence, attempt, 0))
         }
         /// Numbers the spool no longer has (quarantined, or reserved and never used).
@@ -525,7 +621,8 @@ struct SenderStream {
         }
         for record in records {
             let sequence = record.sequenceNumber
-            guard sequence <= limit, encoder.recordCount < full else { break }
+            // A frame stops at the frame budget (headers count too); one record always goes.
+            guard sequence <= limit, encoder.recordCount < full, batch.isEmpty || encoder.byteCount < Wire.frameBudget else { break }
             skipMissing(before: sequence)
             guard expected == sequence else { break }
             let attempt = ledger.attempts(of: sequence) + 1
@@ -551,15 +648,32 @@ struct SenderStream {
                 let reason = "no acknowledgement after \(maximum) attempts"
                 decide(sequence, .deadLettered(reason: reason), .deadLettered(reason), record: record, into: &actions)
                 break
+            } else if let reason = undeliverable(record) {
+                decide(sequence, .deadLettered(reason: reason), .deadLettered(reason), record: record, into: &actions)
+                break
             } else {
                 encoder.appendRecord(sequence: sequence, attempt: attempt, isTombstone: false,
-                                     expiry: record.expiresAt ?? 0, payload: record.payload)
+                                     expiry: record.expiresAt ?? 0, headers: record.headers, payload: record.payload)
                 batch.append((sequence, attempt, record.payload.count))
             }
             expected = sequence + 1
         }
         if batch.isEmpty { return Frame(bytes: [], batch: [], next: expected) }
         return Frame(bytes: encoder.finish(), batch: batch, next: expected)
+    }
+
+    /// Why the receiver, as it announced itself, cannot take `record` (nil: it can): a payload
+    /// above its maximum message size, or headers in a stream spoken in version 1, which cannot
+    /// carry them. Such a record is dead-lettered at once rather than sent until its attempts
+    /// run out.
+    private func undeliverable(_ record: SpoolRecord) -> String? {
+        if let limit = peerMaxMessageSize, record.payload.count > limit {
+            return "a payload of \(record.payload.count) bytes is above the receiver's maximum message size of \(limit) bytes"
+        }
+        if version < 2, !record.headers.isEmpty {
+            return "the receiver speaks protocol version 1, which cannot carry headers; requeue this dead letter once it is upgraded"
+        }
+        return nil
     }
 
     /// Nothing is to be sent below `next` (held back, or finished meanwhile).
@@ -602,7 +716,7 @@ struct SenderStream {
                 // (receivers acknowledge receipt within AckCoalescing.receiptDelay), and its
                 // WELCOME says from where to resume, so only what is really missing goes again.
                 rtt.timedOut()
-                link = .asking(helloDue: now)
+                ask(.asking(helloDue: now))
                 actions.append(.timedOut(receivedUpTo: receivedUpTo, timeout: rtt.timeout))
                 retransmitDue = now + rtt.jitteredTimeout(using: &random)
             } else {
@@ -617,7 +731,7 @@ struct SenderStream {
         if link == .open, receivedUpTo >= highestSent, highestSent > processedUpTo {
             if let due = probeDue {
                 if now >= due {
-                    link = .asking(helloDue: now)
+                    ask(.asking(helloDue: now))
                     probeDue = nil
                     probeBackoff = min(probeBackoff + 1, 5)
                     actions.append(.askedProcessed(processedUpTo: processedUpTo))
@@ -676,6 +790,7 @@ struct SenderStream {
     mutating func confirmationSent(_ sent: Bool, now: ContinuousClock.Instant) {
         guard sent else { return }
         hellosUnanswered += 1
+        nonce &+= 1
         forgetConfirmedVerdicts()
         lastConfirmationAt = now
     }
