@@ -55,3 +55,15 @@ struct ReceiverStreamVersionTests {
         #expect(delivered.map(\.headers) == [block, []])
     }
 }
+
+extension ReceiverStreamVersionTests {
+    @Test("a version-2 WELCOME lists what arrived beyond the first gap; a version-1 WELCOME cannot")
+    func heldRanges() throws {
+        var machine = base.ready()
+        _ = machine.hello(firstUnacknowledged: 1, nonce: 5)
+        _ = machine.receive([1, 2, 4, 5, 7].map { base.message($0) }, window: 16, wall: 0, now: base.at(0), coalescing: base.coalescing())
+        guard case .answer(let frames) = machine.hello(firstUnacknowledged: 1, nonce: 6) else { Issue.record("no answer"); return }
+        guard case .welcome(let welcome) = try base.decode(frames).last else { Issue.record("no WELCOME"); return }
+        #expect(welcome.receivedUpTo == 2 && welcome.answer?.receivedRanges == [4...5, 7...7])
+    }
+}

@@ -127,3 +127,25 @@ struct SenderStreamVersionTests {
         #expect(machine.version == 2)
     }
 }
+
+extension SenderStreamVersionTests {
+    @Test("a resend after a timeout leaves out what the answer says the receiver holds beyond its gap")
+    func selectiveResend() throws {
+        var machine = base.machine(durableUpTo: 8, version: 2)
+        var actions: [SenderStream.Action] = []
+        let first = try sayHello(&machine, now: at(0))
+        machine.received(answer(first), now: at(1), into: &actions)
+        _ = base.sendNext(&machine, records: base.records(1...8), now: at(2), actions: &actions)
+        _ = machine.tick(now: at(2) + .seconds(2), nextSequence: 9, into: &actions)
+        let question = try sayHello(&machine, now: at(2) + .seconds(2))
+        // The receiver lost 3 and 6 (say, dropped them), and holds the rest.
+        let held: WireFrame = .welcome(.init(stream: stream, processedUpTo: 0, receivedUpTo: 2,
+                                             answer: .init(nonce: question, window: 8192, maxMessageSize: 1 << 20,
+                                                           receivedRanges: [4...5, 7...8])))
+        machine.received(held, now: at(2_100), into: &actions)
+        let frame = try #require(base.sendNext(&machine, records: base.records(1...8), now: at(2_200), actions: &actions))
+        #expect(try base.dataRecords(frame).map(\.sequence) == [3, 6])
+        #expect(try base.dataRecords(frame).map(\.attempt) == [2, 2])
+        #expect(machine.sendWindow() == nil, "nothing more to send")
+    }
+}

@@ -12,6 +12,8 @@ struct WireCodecV2Tests {
     static let samples: [WireFrame] = [
         .hello(.init(stream: 0xDEAD_BEEF, firstUnacknowledged: 5, nextSequence: 9, nonce: 0x0123_4567_89AB_CDEF)),
         .welcome(.init(stream: 42, processedUpTo: 3, receivedUpTo: 7, answer: .init(nonce: 77, window: 8192, maxMessageSize: 1 << 20))),
+        .welcome(.init(stream: 42, processedUpTo: 3, receivedUpTo: 7,
+                       answer: .init(nonce: 78, window: 16, maxMessageSize: 100, receivedRanges: [9...9, 11...14]))),
         .data(.init(stream: 42, records: [
             .init(sequence: 1, attempt: 1, isTombstone: false, expiry: 0, payload: ArraySlice("hello".utf8), headers: block[...]),
             .init(sequence: 2, attempt: 3, isTombstone: true, expiry: 1_700_000_000_000_000_000, payload: []),
@@ -31,7 +33,10 @@ struct WireCodecV2Tests {
         #expect(hello == seal(frameBody(version: 2, kind: 1, fields: [u64(1), u64(2), u64(3), u64(4)])))
         let welcome = WireEncoder.encode(.welcome(.init(stream: 1, processedUpTo: 2, receivedUpTo: 3,
                                                         answer: .init(nonce: 4, window: 5, maxMessageSize: 6))), version: 2)
-        #expect(welcome == seal(frameBody(version: 2, kind: 2, fields: [u64(1), u64(2), u64(3), u64(4), u32(5), u32(6)])))
+        #expect(welcome == seal(frameBody(version: 2, kind: 2, fields: [u64(1), u64(2), u64(3), u64(4), u32(5), u32(6), u16(0)])))
+        let ranged = WireEncoder.encode(.welcome(.init(stream: 1, processedUpTo: 2, receivedUpTo: 3,
+                                                       answer: .init(nonce: 4, window: 5, maxMessageSize: 6, receivedRanges: [5...6]))), version: 2)
+        #expect(ranged == seal(frameBody(version: 2, kind: 2, fields: [u64(1), u64(2), u64(3), u64(4), u32(5), u32(6), u16(1), u64(5), u64(6)])))
         let block: [UInt8] = [1, 1, 0x6B, 1, 0, 0x76]  // one header, k = v
         let data = WireEncoder.encode(.data(.init(stream: 1, records: [
             .init(sequence: 7, attempt: 2, isTombstone: false, expiry: 9, payload: [0xAA], headers: block[...]),
@@ -67,11 +72,23 @@ struct WireCodecV2Tests {
         // HELLO and WELCOME of version-1 length under version byte 2 (the new fields missing)
         frameBody(version: 2, kind: 1, fields: [u64(1), u64(1), u64(1)]),
         frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0)]),
-        // WELCOME: window 0, window above 2^20, maximum message size 0, a byte too many
-        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(0), u32(1)]),
-        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32((1 << 20) + 1), u32(1)]),
-        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(8), u32(0)]),
-        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(8), u32(8), [0]]),
+        // WELCOME: window 0, window above 2^20, maximum message size 0, a byte too many, no
+        // range count
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(0), u32(1), u16(0)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32((1 << 20) + 1), u32(1), u16(0)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(8), u32(0), u16(0)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(8), u32(8), u16(0), [0]]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(8), u32(8)]),
+        // WELCOME ranges: touching received-up-to, overlapping, touching each other, reversed,
+        // above 2^62, more than 256, a count past the frame
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(3), u64(1), u32(8), u32(8), u16(1), u64(4), u64(5)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(3), u64(1), u32(8), u32(8), u16(2), u64(5), u64(7), u64(7), u64(9)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(3), u64(1), u32(8), u32(8), u16(2), u64(5), u64(7), u64(8), u64(9)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(3), u64(1), u32(8), u32(8), u16(1), u64(9), u64(5)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(3), u64(1), u32(8), u32(8), u16(1), u64(5), u64((1 << 62) + 1)]),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(8), u32(8), u16(257)]
+                  + (0..<257).map { u64(UInt64($0) * 3 + 2) + u64(UInt64($0) * 3 + 2) }),
+        frameBody(version: 2, kind: 2, fields: [u64(1), u64(0), u64(0), u64(1), u32(8), u32(8), u16(2), u64(5), u64(6)]),
         // DATA: a header length past the frame, above 16 KiB, a malformed block, headers on a
         // tombstone, a version-1 record under version byte 2
         frameBody(version: 2, kind: 3, fields: [u64(1), u16(1), u64(1), u32(1), [0], u64(0), u16(9), u32(0), [1, 1, 0x6B, 1, 0, 0x76]]),

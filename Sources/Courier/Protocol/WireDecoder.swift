@@ -68,7 +68,8 @@ struct WireDecoder {
                 let maxMessageSize = try reader.u32()
                 guard window >= 1, window <= Wire.maxWindow else { throw .invalidField("welcome window \(window) outside 1…\(Wire.maxWindow)") }
                 guard maxMessageSize >= 1 else { throw .invalidField("welcome maximum message size 0") }
-                answer = .init(nonce: nonce, window: window, maxMessageSize: maxMessageSize)
+                let ranges = try decodeRanges(after: received, "received range", &reader)
+                answer = .init(nonce: nonce, window: window, maxMessageSize: maxMessageSize, receivedRanges: ranges)
             }
             decoded = .welcome(.init(stream: stream, processedUpTo: processed, receivedUpTo: received, answer: answer))
         case .data:
@@ -131,25 +132,31 @@ struct WireDecoder {
         guard received >= processed else {
             throw .invalidField("ack received-up-to \(received) below processed-up-to \(processed)")
         }
+        let ranges = try decodeRanges(after: processed, "selective range", &reader)
+        return .init(stream: stream, processedUpTo: processed, receivedUpTo: received, processedRanges: ranges)
+    }
+
+    /// A u16 count and that many closed ranges (first, last), ascending, each leaving a gap
+    /// after `mark` or the range before it: a number just above either would have been
+    /// covered by it.
+    private func decodeRanges(after mark: UInt64, _ what: String, _ reader: inout WireReader) throws(WireError) -> [ClosedRange<UInt64>] {
         let count = Int(try reader.u16())
         guard count <= Wire.maxRanges else { throw .tooManyItems("ranges", count) }
         guard count * 16 <= reader.remaining else { throw .truncated(needed: count * 16, available: reader.remaining) }
         var ranges: [ClosedRange<UInt64>] = []
         ranges.reserveCapacity(count)
-        // Each range must leave a gap after the cumulative mark or the previous range:
-        // a number just above either would have been covered by it.
-        var gap = processed + 1
+        var gap = mark + 1
         for _ in 0..<count {
             let low = try reader.u64()
             let high = try reader.u64()
             guard low > gap, high >= low else {
-                throw .invalidField("selective range \(low)...\(high) out of order")
+                throw .invalidField("\(what) \(low)...\(high) out of order")
             }
-            try checkMark(high, "selective range end")
+            try checkMark(high, "\(what) end")
             ranges.append(low...high)
             gap = high + 1
         }
-        return .init(stream: stream, processedUpTo: processed, receivedUpTo: received, processedRanges: ranges)
+        return ranges
     }
 
     private func decodeOutcomes(stream: UInt64, _ reader: inout WireReader) throws(WireError) -> WireFrame.Outcomes {

@@ -105,6 +105,12 @@ struct WireEncoder {
                 encoder.u64(welcome.answer?.nonce ?? 0)
                 encoder.u32(welcome.answer?.window ?? 0)
                 encoder.u32(welcome.answer?.maxMessageSize ?? 0)
+                let ranges = welcome.answer?.receivedRanges ?? []
+                encoder.u16(UInt16(truncatingIfNeeded: ranges.count))
+                for range in ranges {
+                    encoder.u64(range.lowerBound)
+                    encoder.u64(range.upperBound)
+                }
             }
             return encoder.finish()
         case .data(let batch):

@@ -48,6 +48,9 @@ enum WireFrame: Equatable, Sendable {
         var window: UInt32
         /// The largest payload the receiver takes; a larger record is dropped.
         var maxMessageSize: UInt32
+        /// Numbers above received-up-to the receiver holds too (arrived beyond a gap), as
+        /// closed ranges, ascending, each leaving a gap before it: a resend skips them.
+        var receivedRanges: [ClosedRange<UInt64>] = []
     }
 
     struct DataBatch: Equatable, Sendable {

@@ -392,9 +392,28 @@ struct ReceiverStream {
     }
 
     private func welcomeFrame() -> [UInt8] {
-        let answer = WireFrame.Answer(nonce: helloNonce, window: limits.window, maxMessageSize: limits.maxMessageSize)
-        return WireEncoder.encode(.welcome(.init(stream: stream, processedUpTo: processedUpTo, receivedUpTo: max(receivedUpTo, processedUpTo),
-                                                 answer: version >= 2 ? answer : nil)), version: version)
+        let received = max(receivedUpTo, processedUpTo)
+        let answer = version >= 2
+            ? WireFrame.Answer(nonce: helloNonce, window: limits.window, maxMessageSize: limits.maxMessageSize, receivedRanges: heldRanges(above: received))
+            : nil
+        return WireEncoder.encode(.welcome(.init(stream: stream, processedUpTo: processedUpTo, receivedUpTo: received, answer: answer)),
+                                  version: version)
+    }
+
+    /// What arrived beyond the first gap above `mark`, as ranges (at most ``Wire/maxRanges``,
+    /// the lowest first): a version-2 sender resends only what they leave out.
+    private func heldRanges(above mark: UInt64) -> [ClosedRange<UInt64>] {
+        guard !buffer.isEmpty else { return [] }
+        var ranges: [ClosedRange<UInt64>] = []
+        for sequence in buffer.sortedKeys() where sequence > mark + 1 {
+            if let last = ranges.last, last.upperBound + 1 == sequence {
+                ranges[ranges.count - 1] = last.lowerBound...sequence
+            } else {
+                guard ranges.count < Wire.maxRanges else { break }
+                ranges.append(sequence...sequence)
+            }
+        }
+        return ranges
     }
 
     private func ackFrame() -> [UInt8] {

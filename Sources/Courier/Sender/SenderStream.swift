@@ -116,6 +116,9 @@ struct SenderStream {
     private var nonce: UInt64
     private var questionNonce: UInt64
     private var trustNonce: UInt64 = 0
+    /// Numbers above ``receivedUpTo`` the receiver said it holds in the answer taken last
+    /// (version 2): a resend leaves them out. Ascending, disjoint.
+    private(set) var receivedRanges: [ClosedRange<UInt64>] = []
     /// The limits the receiver announced in its last version-2 WELCOME (nil: none heard).
     private(set) var peerWindow: Int?
     private(set) var peerMaxMessageSize: Int?
@@ -278,6 +281,7 @@ struct SenderStream {
         }
         // Every new connection tries the newest version again: the peer may have been upgraded.
         if change == .handshakeSucceeded { version = settings.protocolVersion }
+        receivedRanges = []
         ask(.connecting(helloDue: now))
         (hellosUnanswered, lateWelcomes) = (0, 0)
     }
@@ -364,6 +368,7 @@ struct SenderStream {
         // holds less, and then what it lacks must go again. An answer taken for the wrong
         // question at worst makes numbers go twice (the receiver drops the copies).
         receivedUpTo = holds
+        receivedRanges = (welcome.answer?.receivedRanges ?? []).filter { $0.upperBound <= durableUpTo }
         ledger.forgetSendTimes()
         advanceProcessed(to: welcome.processedUpTo, ranges: [], into: &actions)
         nextToSend = max(receivedUpTo, processedUpTo) + 1
@@ -635,6 +640,10 @@ struct SenderStream {
                 expected = sequence + 1
                 continue
             }
+            if !receivedRanges.isEmpty, receivedHolds(sequence) {
+                expected = sequence + 1  // the receiver holds it: only what it lacks goes again
+                continue
+            }
             // A decided number goes as a tombstone, and only once its dead letter is stored:
             // the receiver takes a tombstone as finished, and after a crash only the dead
             // letter tells this sender the number's outcome.
@@ -660,6 +669,13 @@ struct SenderStream {
         }
         if batch.isEmpty { return Frame(bytes: [], batch: [], next: expected) }
         return Frame(bytes: encoder.finish(), batch: batch, next: expected)
+    }
+
+    /// Whether the last answer said the receiver holds `sequence` beyond its first gap. The
+    /// ranges are passed in order, so those below `sequence` are let go of.
+    private mutating func receivedHolds(_ sequence: UInt64) -> Bool {
+        while let first = receivedRanges.first, first.upperBound < sequence { receivedRanges.removeFirst() }
+        return receivedRanges.first?.contains(sequence) ?? false
     }
 
     /// Why the receiver, as it announced itself, cannot take `record` (nil: it can): a payload
