@@ -118,6 +118,7 @@ enum JSONLine {
         line.append(contentsOf: message.redelivered ? #","redelivered":true"#.utf8 : #","redelivered":false"#.utf8)
         line.append(contentsOf: #","attempt":"#.utf8)
         appendNumber(UInt64(message.attempt), radix: 10, to: &line)
+        appendHeaders(message.headers, to: &line)
         if isUTF8(message.payload) {
             line.append(contentsOf: #","payload":"#.utf8)
             appendString(message.payload, to: &line)
@@ -128,6 +129,23 @@ enum JSONLine {
         }
         if rejected { line.append(contentsOf: #","rejected":true"#.utf8) }
         line.append(contentsOf: "}\n".utf8)
+    }
+
+    /// Appends `,"headers":{…}`: the message's headers as an object, name to value, in the
+    /// message's order (`{}` when it has none, so that every line has the key).
+    private static func appendHeaders(_ headers: MessageHeaders, to line: inout [UInt8]) {
+        guard !headers.isEmpty else {
+            line.append(contentsOf: #","headers":{}"#.utf8)
+            return
+        }
+        line.append(contentsOf: #","headers":{"#.utf8)
+        for (index, header) in headers.enumerated() {
+            if index > 0 { line.append(UInt8(ascii: ",")) }
+            appendString(header.name.utf8, to: &line)
+            line.append(UInt8(ascii: ":"))
+            appendString(header.value.utf8, to: &line)
+        }
+        line.append(UInt8(ascii: "}"))
     }
 
     private static func isUTF8(_ bytes: [UInt8]) -> Bool {

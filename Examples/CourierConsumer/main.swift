@@ -10,12 +10,14 @@ struct Consumer: AsyncParsableCommand {
         abstract: "Receive Courier messages and write each one to standard output as a JSON line.",
         discussion: """
             Each delivered message becomes one line of JSON with the keys from (the sender's \
-            id), stream (the sender's stream id, hexadecimal), seq, redelivered, attempt and \
-            payload (or payload_base64 when the payload is not UTF-8). The line is written and \
-            flushed before the message is acknowledged (messages that arrived together are \
-            written with one write, then acknowledged), so a message is never acknowledged \
-            without having been printed; after a crash it may be printed again, then with \
-            "redelivered": true. SIGTERM or SIGINT stop the program gracefully (exit 0).
+            id), stream (the sender's stream id, hexadecimal), seq, redelivered, attempt, \
+            headers (an object of the message's headers, name to value, in the sender's \
+            order; {} when it has none) and payload (or payload_base64 when the payload is \
+            not UTF-8). The line is written and flushed before the message is acknowledged \
+            (messages that arrived together are written with one write, then acknowledged), \
+            so a message is never acknowledged without having been printed; after a crash it \
+            may be printed again, then with "redelivered": true. SIGTERM or SIGINT stop the \
+            program gracefully (exit 0).
 
             Exit status: 0 on success, 1 on a failure (such as a data directory held by \
             another process), 2 on a bad command line.

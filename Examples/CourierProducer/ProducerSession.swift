@@ -6,11 +6,14 @@ import CourierExampleSupport
 struct ProducerSession {
     let node: Node
     let options: Producer
+    /// The headers every message carries (`--header`).
+    let headers: MessageHeaders
     private let program = "courier-producer"
 
-    init(node: Node, options: Producer) {
+    init(node: Node, options: Producer, headers: MessageHeaders) {
         self.node = node
         self.options = options
+        self.headers = headers
     }
 
     /// Runs to the end and returns the exit code.
@@ -101,7 +104,7 @@ struct ProducerSession {
         var receipts: [PendingReceipt] = []
         receipts.reserveCapacity(payloads.count)
         do {
-            for payload in payloads { receipts.append(try await publisher.send(payload)) }
+            for payload in payloads { receipts.append(try await publisher.send(payload, headers: headers)) }
         } catch {
             // Those accepted before the failure may have been stored: they are reported.
             reporter.add(Array(payloads.prefix(receipts.count)), receipts: receipts)

@@ -30,6 +30,9 @@ struct Producer: AsyncParsableCommand {
               # 1000 generated 100-byte messages, 200 a second, echoed once spooled:
               courier-producer --id P --data-dir /tmp/p --peer C=tcp://127.0.0.1:7001 \\
                   --count 1000 --size 100 --rate 200 --print-spooled
+              # every message with two headers:
+              courier-producer --id P --data-dir /tmp/p --peer C=tcp://127.0.0.1:7001 \\
+                  --header content-type=text/plain --header trace=abc
               # deliver what earlier runs spooled and report the outcomes:
               courier-producer --id P --data-dir /tmp/p --peer C=tcp://127.0.0.1:7001 \\
                   --wait < /dev/null
@@ -64,6 +67,11 @@ struct Producer: AsyncParsableCommand {
         "Send at most this many messages per second (generated or read). Example: --rate 500",
         valueName: "PER_SECOND"))
     var rate: Double?
+
+    @Option(name: .customLong("header"), help: ArgumentHelp(
+        "A header every message of this run carries, as NAME=VALUE (split at the first '='; the name not empty; repeat for several, each name once; at most \(MessageHeaders.maxCount)). The receiver gets them in this order (courier-consumer prints them under \"headers\"). Example: --header content-type=text/plain",
+        valueName: "NAME=VALUE"))
+    var header: [String] = []
 
     @Flag(name: .customLong("print-spooled"), help: ArgumentHelp(
         "Write each message's payload to standard output, one line each, once send has returned for it (the message is then durable)."))
@@ -132,6 +140,7 @@ struct Producer: AsyncParsableCommand {
             guard (0...(1 << 20)).contains(size) else { throw ValidationError("--size must be from 0 to 1048576 bytes") }
         }
         if let rate, !(rate > 0 && rate.isFinite) { throw ValidationError("--rate must be a positive number of messages per second") }
+        _ = try HeaderArguments.parse(header)
         if let ttl, duration(seconds: ttl) == nil { throw ValidationError("--ttl must be a number of seconds, such as --ttl 30") }
         guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be from 1 to 100000") }
         if let maxSpoolMessages, maxSpoolMessages < 1 { throw ValidationError("--max-spool-messages must be 1 or more") }
@@ -156,7 +165,8 @@ struct Producer: AsyncParsableCommand {
         case .success(let started): node = started
         case .failure(let failure): throw ExitCode(failure.status)
         }
-        let session = ProducerSession(node: node, options: self)
+        // Validated with the command line (validate()), so this does not throw.
+        let session = ProducerSession(node: node, options: self, headers: try HeaderArguments.parse(header))
         throw ExitCode(await session.run())
     }
 }

@@ -22,7 +22,8 @@ struct DumpAndDeadLetterTests {
             #expect(fields[0] == String(seq))
             #expect(fields[1].hasSuffix("Z") && fields[1].count == 24)
             #expect(fields[2] == "-")
-            #expect(fields.suffix(3) == ["30", "B", String(decoding: payload(seq), as: UTF8.self)])
+            // SIZE (two fields), HEADERS ("-": none), PREVIEW.
+            #expect(fields.suffix(4) == ["30", "B", "-", String(decoding: payload(seq), as: UTF8.self)])
         }
         // The whole pending range by default; acknowledged records are not pending.
         let all = tool(["dump", path.string, "--peer", "C", "--from", "1"])

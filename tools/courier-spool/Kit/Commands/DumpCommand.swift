@@ -5,13 +5,15 @@ import SystemPackage
 struct DumpCommand: ToolCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump",
-        abstract: "List a peer's pending messages: sequence number, times, size and a preview.",
+        abstract: "List a peer's pending messages: sequence number, times, size, headers and a preview.",
         discussion: """
             Shows the messages appended for PEER and not yet acknowledged, oldest first: \
             sequence number, enqueue time and expiry (ISO 8601, UTC), the attempt count \
-            stored with it, its size and the start of its payload (control characters and \
-            bytes that are not UTF-8 escaped, as \\n or \\xFF). --raw writes the payloads \
-            alone, one per line, for piping. Takes no lock and never writes.
+            stored with it, its size, its headers (name: value pairs in the message's \
+            order, or - when it has none) and the start of its payload (control characters \
+            and bytes that are not UTF-8 escaped, as \\n or \\xFF). --json has them in \
+            full: headers as an object, name to value ({} for none). --raw writes the \
+            payloads alone, one per line, for piping. Takes no lock and never writes.
 
             Examples:
               courier-spool dump /var/lib/courier/p --peer C --limit 20
@@ -30,7 +32,7 @@ struct DumpCommand: ToolCommand {
     @Option(help: ArgumentHelp("List at most N messages. Example: --limit 20", valueName: "N"))
     var limit: Int?
 
-    @Flag(help: "Write JSON: the payload as a string when it is UTF-8, else base64 under payload_base64.")
+    @Flag(help: "Write JSON: the headers as an object (name to value, {} for none); the payload as a string when it is UTF-8, else base64 under payload_base64.")
     var json = false
 
     @Flag(help: "Write the payloads alone, each followed by a newline.")
@@ -53,7 +55,7 @@ struct DumpCommand: ToolCommand {
         var next = from
         var records: [InspectedRecord] = []
         var table = Table([
-            ("SEQ", .right), ("ENQUEUED", .left), ("EXPIRES", .left), ("ATTEMPT", .right), ("SIZE", .right), ("PREVIEW", .left),
+            ("SEQ", .right), ("ENQUEUED", .left), ("EXPIRES", .left), ("ATTEMPT", .right), ("SIZE", .right), ("HEADERS", .left), ("PREVIEW", .left),
         ])
         var listed = 0
         while remaining > 0 {
@@ -71,7 +73,7 @@ struct DumpCommand: ToolCommand {
                     table.add([
                         String(record.sequenceNumber), Units.iso8601(nanoseconds: record.enqueuedAt),
                         record.expiresAt.map { Units.iso8601(nanoseconds: $0) } ?? "-", String(record.attempt),
-                        Units.bytes(Int64(record.payload.count)), Preview.of(record.payload),
+                        Units.bytes(Int64(record.payload.count)), HeaderOutput.preview(record.headers), Preview.of(record.payload),
                     ])
                 }
             }
@@ -109,6 +111,7 @@ struct DumpCommand: ToolCommand {
             ("size", .int(record.payload.count)),
             ("file", .string(inspected.path.string)),
             ("offset", .int(inspected.offset)),
+            HeaderOutput.member(record.headers),
             JSON.payloadMember(record.payload),
         ])
     }
