@@ -70,7 +70,7 @@ struct DumpAndDeadLetterTests {
         #expect(lines[0] == "Peer C: 2 dead letters")
         #expect(lines[1].hasPrefix("ID   SEQ  STREAM"))
         #expect(lines[2].hasPrefix(" 1  1001  \(String(stream, radix: 16))  rejected: matched ^world$  "))
-        #expect(lines[2].hasSuffix("  2   5 B  world"))
+        #expect(lines[2].hasSuffix("  2   5 B  -        world"), "no headers: -, then the preview")
         #expect(lines[3].contains("  expired  ") && lines[3].hasSuffix("\\xFF\\x00A\\x0A"))
 
         let run = tool(["dead-letters", path.string, "--peer", "C", "--json"])

@@ -81,3 +81,31 @@ struct DumpHeaderTests {
         #expect(records.first?["headers"] as? [String: String] == ["traceparent": value])
     }
 }
+
+@Suite("dead-letters shows headers")
+struct DeadLetterHeaderTests {
+    @Test("a dead letter keeps its message's headers: a headers object in --json ({} for none), a HEADERS column in the table")
+    func deadLetters() throws {
+        let temp = TemporaryDirectory("dead-letter-headers")
+        let path = temp.sub("p")
+        do {
+            let directory = try DataDirectory(path: path)
+            defer { directory.close() }
+            let log = try directory.outboundLog(for: "C")
+            _ = try log.appendAndWait(SpoolEntry(payload: Array("tagged".utf8), headers: HeaderBlock.encode([("k", "v")])))
+            _ = try log.appendAndWait(SpoolEntry(payload: Array("plain".utf8)))
+            for record in try log.readPending(from: 1, limit: 2) {
+                _ = try log.deadLetters.add(record, streamID: log.streamID, reason: .rejected("no"))
+            }
+        }
+        let run = tool(["dead-letters", path.string, "--peer", "C", "--json"])
+        #expect(run.status == 0, "\(run.standardError)")
+        let letters = try #require(try run.json()["dead_letters"] as? [[String: Any]])
+        try #require(letters.count == 2)
+        #expect(letters[0]["headers"] as? [String: String] == ["k": "v"])
+        #expect((letters[1]["headers"] as? [String: Any])?.isEmpty == true)
+        let table = tool(["dead-letters", path.string, "--peer", "C"])
+        let lines = table.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4 && lines[1].contains("HEADERS") && lines[2].contains("k: v") && lines[3].contains("  -  "), "\(table.standardOutput)")
+    }
+}

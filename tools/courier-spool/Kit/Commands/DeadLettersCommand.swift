@@ -8,9 +8,9 @@ struct DeadLettersCommand: ToolCommand {
         discussion: """
             Each dead letter has an id in the peer's store, the sequence number and stream \
             it was sent with, the reason (rejected by the receiving application, expired, or \
-            dead-lettered after its attempts ran out), when it was given up on, and its \
-            payload (a preview here; in full with --json, as a string when it is UTF-8, else \
-            base64 under payload_base64). Send them again with requeue. Takes no lock and \
+            dead-lettered after its attempts ran out), when it was given up on, its headers, \
+            and its payload (a preview here; in full with --json, as a string when it is \
+            UTF-8, else base64 under payload_base64). Send them again with requeue. Takes no lock and \
             never writes.
 
             Examples:
@@ -43,13 +43,14 @@ struct DeadLettersCommand: ToolCommand {
         context.standardOutput.write("Peer \(peer): \(letters.count) dead letter\(letters.count == 1 ? "" : "s")\n")
         var table = Table([
             ("ID", .right), ("SEQ", .right), ("STREAM", .left), ("REASON", .left), ("DEAD-LETTERED", .left),
-            ("ATTEMPT", .right), ("SIZE", .right), ("PREVIEW", .left),
+            ("ATTEMPT", .right), ("SIZE", .right), ("HEADERS", .left), ("PREVIEW", .left),
         ])
         for letter in letters {
             table.add([
                 String(letter.id), String(letter.record.sequenceNumber), hex(letter.streamID), Self.reason(letter.reason),
                 Units.iso8601(nanoseconds: letter.deadLetteredAt), String(letter.record.attempt),
-                Units.bytes(Int64(letter.record.payload.count)), Preview.of(letter.record.payload),
+                Units.bytes(Int64(letter.record.payload.count)), HeaderOutput.preview(letter.record.headers),
+                Preview.of(letter.record.payload),
             ])
         }
         context.standardOutput.write(table.rendered())
@@ -73,6 +74,7 @@ struct DeadLettersCommand: ToolCommand {
             ("expires_at", letter.record.expiresAt.map { .string(Units.iso8601(nanoseconds: $0)) } ?? .null),
             ("attempt", .unsigned(UInt64(letter.record.attempt))),
             ("size", .int(letter.record.payload.count)),
+            HeaderOutput.member(letter.record.headers),
             JSON.payloadMember(letter.record.payload),
         ])
     }
