@@ -1,9 +1,10 @@
 // libFuzzer harness for the wire-frame decoder (Sources/Courier/Protocol/WireDecoder.swift).
 //
 // tools/fuzz compiles this file together with copies of WireDecoder.swift, WireFrame.swift,
-// WireError.swift, WireEncoder.swift and CRC32C.swift (their `import CourierChecksum` removed:
-// one module, so their `internal` and `package` declarations are visible here) and
-// crc32c.c, with `-sanitize=fuzzer,address`.
+// WireError.swift, WireEncoder.swift, CRC32C.swift, and the spool's HeaderBlock.swift and
+// Bytes.swift (their `import CourierChecksum` and `import CourierSpool` removed: one module,
+// so their `internal` and `package` declarations are visible here) and crc32c.c, with
+// `-sanitize=fuzzer,address`.
 //
 // Every input is decoded as it is. When the decoder refuses it only for its checksum, the
 // input is decoded a second time with a correct CRC-32C trailer in place of its last four
@@ -94,7 +95,9 @@ private func decodeAndCheck(_ bytes: [UInt8]) -> Result<WireFrame, WireError> {
 private func checkInvariants(_ frame: WireFrame, _ bytes: [UInt8]) {
     // 1. The encoding is canonical: encoding the decoded frame gives back the very bytes,
     //    and decoding those gives an equal frame.
-    let encoded = WireEncoder.encode(frame)
+    let version = bytes[2]  // an accepted frame's version byte is one the decoder speaks
+    check(version == 1 || version == 2, "accepted version \(version)", bytes)
+    let encoded = WireEncoder.encode(frame, version: version)
     guard encoded == bytes else { fail("re-encoding gives other bytes: \(hex(encoded))", bytes) }
     let again: WireFrame
     do { again = try decoder.decode(encoded) } catch { fail("the re-encoded frame is refused: \(error)", bytes) }
@@ -109,10 +112,23 @@ private func checkInvariants(_ frame: WireFrame, _ bytes: [UInt8]) {
         check(hello.firstUnacknowledged >= 1, "hello first unacknowledged 0", bytes)
         check(hello.firstUnacknowledged <= hello.nextSequence, "hello first above next", bytes)
         check(hello.nextSequence <= max, "hello next sequence above 2^62", bytes)
+        check((hello.nonce != nil) == (version == 2), "hello nonce present in version 2 only", bytes)
     } else if case .welcome(let welcome) = frame {
         check(welcome.stream != 0, "welcome stream 0", bytes)
         check(welcome.processedUpTo <= welcome.receivedUpTo, "welcome processed above received", bytes)
         check(welcome.receivedUpTo <= max, "welcome received-up-to above 2^62", bytes)
+        check((welcome.answer != nil) == (version == 2), "welcome answer present in version 2 only", bytes)
+        if let answer = welcome.answer {
+            check((1...UInt32(Wire.maxWindow)).contains(answer.window), "welcome window outside 1…2^20", bytes)
+            check(answer.maxMessageSize >= 1, "welcome maximum message size 0", bytes)
+            check(answer.receivedRanges.count <= Wire.maxRanges, "welcome range count", bytes)
+            var lastCovered = welcome.receivedUpTo
+            for range in answer.receivedRanges {
+                check(range.lowerBound > lastCovered + 1, "welcome range not ascending, disjoint and gapped", bytes)
+                check(range.upperBound <= max, "welcome range end above 2^62", bytes)
+                lastCovered = range.upperBound
+            }
+        }
     } else if case .data(let batch) = frame {
         check(batch.stream != 0, "data stream 0", bytes)
         check((1...Wire.maxRecordsPerFrame).contains(batch.records.count), "data record count", bytes)
@@ -124,11 +140,18 @@ private func checkInvariants(_ frame: WireFrame, _ bytes: [UInt8]) {
             check(record.attempt >= 1, "data attempt 0", bytes)
             check(record.expiry >= 0, "data negative expiry", bytes)
             check(!record.isTombstone || record.payload.isEmpty, "tombstone with a payload", bytes)
+            check(!record.isTombstone || record.headers.isEmpty, "tombstone with headers", bytes)
+            check(version == 2 || record.headers.isEmpty, "headers in a version-1 record", bytes)
+            check(record.headers.count <= HeaderBlock.maxBytes, "header block above 16 KiB", bytes)
+            check(record.headers.isEmpty || HeaderBlock.decode(record.headers) != nil, "an accepted header block does not decode", bytes)
             check(record.payload.count <= maxPayload, "payload above the limit", bytes)
             // The payload is a slice of the received frame, after the previous one and
             // before the trailer.
+            // The header block comes right before the payload.
             let payload = record.payload
-            check(payload.startIndex >= payloadEnd + Wire.recordHeaderSize, "payload slice overlaps what precedes it", bytes)
+            check(record.headers.isEmpty || record.headers.endIndex == payload.startIndex, "headers not just before the payload", bytes)
+            check(payload.startIndex - record.headers.count >= payloadEnd + Wire.recordHeaderSize(version: version),
+                  "record slices overlap what precedes them", bytes)
             check(payload.endIndex <= bytes.count - Wire.trailerSize, "payload slice runs into the trailer", bytes)
             check(payload.elementsEqual(bytes[payload.startIndex..<payload.endIndex]), "payload differs from the frame's bytes", bytes)
             payloadEnd = payload.endIndex

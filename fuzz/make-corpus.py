@@ -42,9 +42,9 @@ def crc32c(data: bytes) -> int:
 assert crc32c(b"123456789") == 0xE3069283  # the check value (CRC32C.swift)
 
 
-def frame(kind: int, body: bytes) -> bytes:
-    """magic "CR", version 1, kind, body, CRC-32C of everything before the trailer."""
-    head = b"CR" + bytes([1, kind]) + body
+def frame(kind: int, body: bytes, version: int = 1) -> bytes:
+    """magic "CR", the version, kind, body, CRC-32C of everything before the trailer."""
+    head = b"CR" + bytes([version, kind]) + body
     return head + struct.pack("<I", crc32c(head))
 
 
@@ -69,6 +69,37 @@ def record(sequence, attempt=1, tombstone=False, expiry=0, payload=b""):
 
 def data(stream, records):
     return frame(DATA, u64(stream) + u16(len(records)) + b"".join(records))
+
+
+def hello2(stream, first, next_, nonce):
+    return frame(HELLO, u64(stream) + u64(first) + u64(next_) + u64(nonce), version=2)
+
+
+def welcome2(stream, processed, received, nonce, window, max_size, ranges=()):
+    body = u64(stream) + u64(processed) + u64(received) + u64(nonce) + u32(window) + u32(max_size) + u16(len(ranges))
+    for low, high in ranges:
+        body += u64(low) + u64(high)
+    return frame(WELCOME, body, version=2)
+
+
+def header_block(pairs):
+    """docs/PROTOCOL.md, "Header block": u8 count; per header u8 name length, name, u16 value
+    length, value."""
+    out = bytes([len(pairs)])
+    for name, value in pairs:
+        n = name.encode("utf-8") if isinstance(name, str) else name
+        v = value.encode("utf-8") if isinstance(value, str) else value
+        out += bytes([len(n)]) + n + u16(len(v)) + v
+    return out
+
+
+def record2(sequence, attempt=1, tombstone=False, expiry=0, headers=b"", payload=b""):
+    return (u64(sequence) + u32(attempt) + bytes([1 if tombstone else 0]) + i64(expiry)
+            + u16(len(headers)) + u32(len(payload)) + headers + payload)
+
+
+def data2(stream, records):
+    return frame(DATA, u64(stream) + u16(len(records)) + b"".join(records), version=2)
 
 
 def ack(stream, processed, received, ranges=()):
@@ -116,7 +147,28 @@ def seeds():
                                                record(m, tombstone=True)])
     yield "valid-edge-ack-max", ack(STREAM, m - 4, m, [(m - 2, m)])
     yield "valid-edge-outcomes-max", outcomes(STREAM, [(m, EXPIRED, "x")])
+    # Version 2.
+    block = header_block([("content-type", "text/plain"), ("grüße", "naïve ✓")])
+    yield "valid-v2-hello", hello2(STREAM, 1, 1, 0xFEDCBA9876543210)
+    yield "valid-v2-welcome", welcome2(STREAM, 3, 7, 42, 8192, 1 << 20)
+    yield "valid-v2-welcome-ranges", welcome2(STREAM, 3, 7, 43, 16, 100, [(9, 9), (11, 14)])
+    yield "valid-v2-data-headers", data2(STREAM, [
+        record2(1, headers=block, payload=b"with headers"),
+        record2(2, attempt=2, tombstone=True),
+        record2(3, payload=b"without"),
+        record2(4, headers=header_block([("k", "")])),
+    ])
+    yield "valid-v2-ack", frame(ACK, u64(STREAM) + u64(1) + u64(2) + u16(0), version=2)
     # Frames the decoder must refuse: each one field or byte off an accepted frame.
+    yield "refused-v2-hello-v1-length", frame(HELLO, u64(STREAM) + u64(1) + u64(1), version=2)
+    yield "refused-v2-welcome-window-0", welcome2(STREAM, 3, 7, 1, 0, 100)
+    yield "refused-v2-welcome-range-touching", welcome2(STREAM, 3, 7, 1, 16, 100, [(8, 9)])
+    yield "refused-v2-data-repeated-name", data2(STREAM, [record2(1, headers=header_block([("a", "1"), ("a", "2")]))])
+    yield "refused-v2-data-tombstone-headers", data2(STREAM, [record2(1, tombstone=True, headers=header_block([("a", "1")]))])
+    yield "refused-v2-data-block-past-end", frame(DATA, u64(STREAM) + u16(1) + u64(1) + u32(1) + bytes([0]) + i64(0)
+                                                  + u16(9) + u32(0) + header_block([("k", "v")]), version=2)
+    yield "refused-version-3", frame(HELLO, u64(STREAM) + u64(1) + u64(1) + u64(1), version=3)
+    yield "refused-versions-in-v2", frame(6, bytes([2, 1, 2]), version=2)
     yield "refused-empty", b""
     yield "refused-header-only", frame(HELLO, b"")
     yield "refused-hello-above-max", hello(STREAM, 1, m + 1)
