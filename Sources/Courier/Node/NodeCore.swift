@@ -12,6 +12,8 @@ final class NodeCore: Sendable {
     let logger: Logger
     let mailbox = Mailbox()
     let outcomes = OutcomeBook()
+    /// The maximum message sizes peers announced below this node's own (send refuses above them).
+    let announcedLimits = AnnouncedLimits()
     /// The durable cursors of ``Node/outcomes(for:extent:)``.
     let outcomeCursors = OutcomeCursors()
     let nodeMetrics = NodeMetrics()
@@ -187,11 +189,12 @@ final class NodeCore: Sendable {
     /// Refuses a payload above this node's maximum message size, or above the one `peer`
     /// announced (it would drop it).
     func checkSize(of payloads: [[UInt8]], to peer: String) throws(CourierError) {
-        let largest = payloads.lazy.map(\.count).max() ?? 0
+        var largest = 0
+        for payload in payloads where payload.count > largest { largest = payload.count }
         if largest > configuration.maxMessageSize {
             throw CourierError(.messageTooLarge, "a payload of \(largest) bytes is above the maximum message size of \(configuration.maxMessageSize) bytes")
         }
-        if let limit = outcomes.statistics(for: peer)?.peerMaxMessageSize, largest > limit {
+        if let limit = announcedLimits.maxMessageSize(for: peer), largest > limit {
             throw CourierError(.messageTooLarge, "a payload of \(largest) bytes is above the maximum message size of \(limit) bytes that \(peer) announced; send smaller messages or raise its maxMessageSize")
         }
     }

@@ -113,7 +113,9 @@ struct WireDecoder {
             guard !isTombstone || (length == 0 && headerLength == 0) else { throw .invalidField("tombstone with a payload or headers") }
             guard length <= maxPayloadSize else { throw .payloadTooLarge(length, limit: maxPayloadSize) }
             guard headerLength <= HeaderBlock.maxBytes else { throw .tooManyItems("header bytes", headerLength) }
-            let headers = try reader.slice(headerLength)
+            // No headers (the usual case): an empty slice of nothing, not of the frame (which
+            // would retain the frame's buffer once more per record).
+            let headers = headerLength == 0 ? [] : try reader.slice(headerLength)
             if !headers.isEmpty, let problem = headers.withUnsafeBytes({ HeaderBlock.validate($0) }) {
                 throw .invalidField("headers of sequence \(sequence): \(problem)")
             }

@@ -50,7 +50,7 @@ struct WireEncoder {
         // the sender's I/O thread).
         let start = bytes.count
         let length = UInt32(truncatingIfNeeded: isTombstone ? 0 : payload.count)
-        let withHeaders = version >= 2 && !isTombstone
+        let withHeaders = version >= 2 && !isTombstone && !headers.isEmpty
         bytes.append(contentsOf: version >= 2 ? Self.zeroRecordHeader2 : Self.zeroRecordHeader1)
         bytes.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: sequence.littleEndian, toByteOffset: start, as: UInt64.self)

@@ -219,7 +219,8 @@ struct ReceiverStream {
             } else if record.expiry != 0 && record.expiry < wall {
                 buffer[sequence] = .expired
             } else {
-                buffer[sequence] = .message(payload: Array(record.payload), headers: Array(record.headers), attempt: record.attempt)
+                buffer[sequence] = .message(payload: Array(record.payload), headers: record.headers.isEmpty ? [] : Array(record.headers),
+                                            attempt: record.attempt)
             }
         }
         return counts

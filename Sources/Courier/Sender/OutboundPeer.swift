@@ -215,8 +215,10 @@ final class OutboundPeer {
         case .peerLimits(let window, let maxMessageSize):
             statistics.peerWindow = window
             statistics.peerMaxMessageSize = maxMessageSize
-            core.outcomes.publish(statistics)  // send() refuses what the peer would not take
+            core.outcomes.publish(statistics)
             publishedStatistics = statistics
+            // send() refuses what the peer would not take.
+            core.announcedLimits.record(peer: id, maxMessageSize: maxMessageSize, own: core.configuration.maxMessageSize)
             if window < core.configuration.inFlightWindow || maxMessageSize < core.configuration.maxMessageSize {
                 logger.notice("peer announced smaller limits than this node's; sending keeps to them", metadata: [
                     "peer": "\(id)", "peer-window": "\(window)", "peer-max-message-size": "\(maxMessageSize)"])

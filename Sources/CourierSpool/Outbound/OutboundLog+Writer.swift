@@ -318,8 +318,8 @@ extension OutboundLog {
                 offsets.append(UInt32(truncatingIfNeeded: base + Int64(buffer.bytes.count)))
                 RecordFormat.encode(
                     into: &buffer, type: .message, sequenceNumber: next, enqueuedAt: now,
-                    expiresAt: entry.expiresAt, attempt: entry.attempt, flags: entry.storedFlags, body: entry.writeBody(into:)
-                )
+                    expiresAt: entry.expiresAt, attempt: entry.attempt, flags: entry.storedFlags
+                ) { entry.writeBody(into: &$0) }
                 next += 1
             }
             pending.append((request, first...(next - 1)))
