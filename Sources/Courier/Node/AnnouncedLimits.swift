@@ -16,6 +16,14 @@ final class AnnouncedLimits: Sendable {
         }
     }
 
+    /// `peer` was removed.
+    func forget(peer: String) {
+        smaller.withLock { smaller in
+            smaller[peer] = nil
+            anySmaller.store(!smaller.isEmpty, ordering: .releasing)
+        }
+    }
+
     /// The maximum `peer` announced, when it is below this node's own.
     func maxMessageSize(for peer: String) -> Int? {
         guard anySmaller.load(ordering: .acquiring) else { return nil }

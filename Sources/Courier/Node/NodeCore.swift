@@ -284,6 +284,7 @@ final class NodeCore: Sendable {
             mailbox.post(.removePeer(id, done: { done.resume() }))
         }
         outcomes.remove(peer: id)
+        announcedLimits.forget(peer: id)  // a peer added again under this id announces afresh
     }
 
     func statistics(for peer: String) -> PeerStatistics? { outcomes.statistics(for: peer) }
