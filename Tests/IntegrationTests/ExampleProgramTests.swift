@@ -178,6 +178,9 @@ struct EarlierOutcomesProgramTests {
         let consumer = try Child("courier-consumer", ["--id", "C", "--data-dir", work.file("c"), "--listen", "tcp://127.0.0.1:\(port)",
                                                       "--reject-matching", "^P-2[.]"],
                                  stdout: work.file("c.out"), stderr: work.file("c.err"))
+        // The run below lasts about two seconds and must deliver while it runs: a consumer
+        // that a loaded machine took longer to start would see nothing from it.
+        try await poll(within: .seconds(20), "the consumer to listen") { isListening(port) }
         let slow = try Child("courier-producer", peer + ["--count", "4", "--size", "10", "--rate", "2"],
                              stdout: work.file("p2.out"), stderr: work.file("p2.err"))
         #expect(try await slow.exitCode(within: .seconds(30)) == 0, "producer: \(work.read("p2.err"))")
