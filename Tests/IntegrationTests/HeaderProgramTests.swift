@@ -25,7 +25,9 @@ struct HeaderProgramTests {
         let plainCode = try await plain.exitCode(within: .seconds(60))
         #expect(plainCode == 0, "producer: \(work.read("p2.err"))")
         consumer.signal(SIGTERM)
-        #expect(try await consumer.exitCode(within: .seconds(15)) == 0, "consumer: \(work.read("c.err"))")
+        // A bound, not a wait: the consumer exits in well under a second, but the suite runs
+        // beside the chaos suite on two cores, where one CI run saw it take longer than 15 s.
+        #expect(try await consumer.exitCode(within: .seconds(45)) == 0, "consumer: \(work.read("c.err"))")
 
         let lines = completeLines(work.read("c.out"))
         try #require(lines.count == 21, "consumer output: \(work.read("c.out").prefix(2000))")
